@@ -1,0 +1,168 @@
+/*
+ * internal.h -- types and interfaces shared between the library's modules. Never installed.
+ *
+ * Data flows one way (docs/design.md §2):
+ *     os -> backing -> move -> view -> heap -> collect,   with track beside view.
+ * Nothing below view.c knows about objects; nothing above view.c calls mmap.
+ * Each module owns its state; struct arena only holds them together.
+ */
+#ifndef ARENA_INTERNAL_H
+#define ARENA_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "os.h"
+
+#define ARENA__GRANULE 16u                 /* allocation granule and alignment */
+#define ARENA__NO_PAGE32 UINT32_MAX        /* slot table entry: the slot shows nothing */
+#define ARENA__2M ((size_t)2 << 20)
+#define ARENA__DEFAULT_RESERVE ((size_t)64 << 30)
+
+/* ---------------------------------------------------------------- backing.c ---- */
+/* The backing file: one memfd (or O_TMPFILE file), a page allocator over it.
+ * Every page handed out is fallocate()d first, so a write to it can never SIGBUS;
+ * every page given back is punched, so its memory returns to the system at once. */
+struct arena__backing {
+    int fd;
+    int kind;              /* ARENA_BACKING_MEMFD or ARENA_BACKING_TMPFILE */
+    size_t page_size;      /* arena page */
+    size_t file_pages;     /* current file size in pages */
+    size_t max_pages;      /* cap from cfg.max_file; 0 = none */
+    uint64_t *used;        /* bit per file page: handed out */
+    size_t used_cap;       /* capacity of used[] in pages */
+    size_t used_count;
+    size_t hint;           /* first page worth searching from */
+};
+
+int arena__backing_open(struct arena__backing *b, const arena_config_t *cfg, size_t page_size);
+void arena__backing_close(struct arena__backing *b);
+/* npages consecutive free file pages, reserved and zero; *first gets the first. */
+int arena__backing_alloc(struct arena__backing *b, size_t npages, size_t *first);
+/* Punch and free. */
+int arena__backing_free(struct arena__backing *b, size_t first, size_t npages);
+/* Punch only (contents become zero, the pages stay handed out). */
+int arena__backing_punch(struct arena__backing *b, size_t first, size_t npages);
+bool arena__backing_is_used(const struct arena__backing *b, size_t page);
+/* Blocks allocated to the file, in bytes (fstat st_blocks * 512). */
+size_t arena__backing_bytes(const struct arena__backing *b);
+
+/* ------------------------------------------------------------------- move.c ---- */
+/* The primitives that change what a virtual range shows. Each works on whole arena
+ * pages and leaves the range as it was on failure where the kernel allows it; the
+ * callers (view.c) restore the rest. */
+struct arena__move_ctx {
+    int fd;               /* the backing file */
+    size_t page_size;
+    int map_flags;        /* MAP_SHARED or MAP_PRIVATE */
+};
+
+/* [addr, addr+npages) shows file pages file_page.. with prot (PROT_* values).
+ * mover: REMAP_FILE_PAGES needs the range to be a shared file mapping already (the
+ * caller checks); MMAP_FIXED works always. */
+int arena__move_map(const struct arena__move_ctx *c, char *addr, size_t file_page, size_t npages,
+                    int prot, int mover);
+/* The range shows nothing again (PROT_NONE reservation). */
+int arena__move_unmap(const struct arena__move_ctx *c, char *addr, size_t npages);
+/* mremap(MREMAP_FIXED|MREMAP_DONTUNMAP) src -> dst (must not overlap), then src goes back to
+ * the reservation. Page tables move along: no refault. */
+int arena__move_mremap(const struct arena__move_ctx *c, char *dst, char *src, size_t npages);
+/* True when the kernel supports MREMAP_DONTUNMAP on shared mappings (probed once). */
+bool arena__move_have_dontunmap(void);
+/* Count of 4 KiB mappings the calling process holds (see os). */
+
+/* ------------------------------------------------------------------- view.c ---- */
+struct arena__track;
+
+struct arena_view {
+    arena_t *arena;
+    char *base;            /* slot 0; 2 MiB aligned */
+    size_t nslots;
+    int layout;            /* enum arena_view_layout */
+    int prot;              /* ARENA_PROT_* of the view */
+    int flags;             /* ARENA_VIEW_PRIVATE */
+    int mover;             /* enum arena_mover */
+    bool closed;
+    bool is_heap;
+    uint32_t *slot_page;   /* file page per slot, ARENA__NO_PAGE32 = nothing; lazily committed */
+    size_t vmas;           /* mappings accounted: maximal runs of slots showing consecutive file
+                              pages, plus runs of empty slots */
+    struct arena__track *track;   /* NULL when not tracking */
+    struct arena_view *next;      /* in arena->views */
+};
+
+/* Internal entry points used by heap/collect/track (the public API wraps them with
+ * argument checks and the arena lock; these assume both were done). */
+int arena__view_create(arena_t *a, int layout, size_t nslots, int prot, int flags, bool is_heap,
+                       arena_view_t **out);
+void arena__view_destroy(arena_view_t *v);
+/* Set slots to show file pages (or ARENA_NO_PAGE) with a given mover; checks the budget
+ * first, restores the old contents on failure. */
+int arena__view_set(arena_view_t *v, size_t slot, const size_t *file_pages, size_t n, int mover);
+int arena__view_set_run(arena_view_t *v, size_t slot, size_t file_page, size_t n, int mover);
+int arena__view_move_run(arena_view_t *v, size_t dst, size_t src, size_t n, int mover);
+/* The mapping count the view would have if slots [slot, slot+n) showed file pages
+ * (file_pages[i], or file_page+i when file_pages is NULL; ARENA_NO_PAGE for nothing). */
+size_t arena__view_vmas_if(const arena_view_t *v, size_t slot, const size_t *file_pages,
+                           size_t file_page, size_t n);
+static inline char *arena__view_slot_addr(const arena_view_t *v, size_t slot)
+{
+    return v->base + slot * v->arena->page_size;
+}
+/* The view (of any arena) containing addr, or NULL; *slot gets the slot. Lock-free:
+ * usable from a signal handler (reads a published array of views). */
+arena_view_t *arena__view_find(const arena_t *a, const void *addr, size_t *slot);
+
+/* ------------------------------------------------------------------- heap.c ---- */
+struct arena__heap;    /* private to heap.c and collect.c: see heap.h */
+int arena__heap_init(arena_t *a);
+void arena__heap_fini(arena_t *a);
+
+/* ---------------------------------------------------------------- collect.c ---- */
+struct arena__gc;      /* forwarding tables of the last collection: private to collect.c */
+void arena__gc_fini(arena_t *a);
+
+/* ------------------------------------------------------------------ track.c ---- */
+void arena__track_view_closing(arena_view_t *v);  /* stop tracking before unmapping */
+void arena__track_arena_destroy(arena_t *a);      /* unregister all areas of the arena */
+/* A collection is about to move slots / has moved them: dirty bits follow the pages. */
+void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n);
+
+/* ------------------------------------------------------------------ arena.c ---- */
+struct arena {
+    uint64_t id;                 /* process-unique, never reused (thread caches key on it) */
+    arena_config_t cfg;          /* as given, defaults filled in */
+    size_t page_size;
+    size_t page_shift;
+    size_t vma_budget;
+    pthread_mutex_t lock;        /* views, file pages, slow-path allocation */
+    struct arena__backing backing;
+    arena_view_t *heap_view;     /* the primary view: the heap */
+    arena_view_t *views;         /* every open view, heap_view included */
+    struct arena__heap *heap;
+    struct arena__gc *gc;
+    /* statistics that outlive a collection */
+    size_t collections;
+    uint64_t bytes_remapped, bytes_copied, pages_released;
+    _Atomic uint64_t track_faults;
+};
+
+/* Sum of the mappings accounted by every view of the arena (plus tracking splits). */
+size_t arena__vmas(const arena_t *a);
+/* 0 when adding `extra` mappings keeps the arena within its budget, else ARENA_EVMA. */
+int arena__vma_check(const arena_t *a, size_t extra);
+/* The copy/remap break-even in pages (cfg.copy_below, or calibrated once). */
+size_t arena__copy_below(arena_t *a);
+
+/* Convert ARENA_PROT_* to PROT_*. */
+int arena__prot_os(int prot);
+
+#endif /* ARENA_INTERNAL_H */

@@ -1,0 +1,339 @@
+/*
+ * arena.h -- a garbage-collected heap whose memory lives in one backing file.
+ *
+ * Every heap page is a page of one memfd (or unlinked temp file) mapped MAP_SHARED.
+ * That lets the heap compact by remapping file pages instead of copying bytes, show
+ * the same file page at several addresses (views), return dead pages exactly (hole
+ * punching), and track touched pages (libsigsegv or userfaultfd).
+ *
+ * Conventions (every function below follows them unless it says otherwise):
+ *  - Functions returning int return 0 on success or an error code: a positive errno
+ *    value when the kernel refused something (ENOMEM, ENOSPC, EPERM, ...), or one of
+ *    the negative ARENA_E* codes below when the library refused the call itself.
+ *    arena_strerror() describes either kind. On error nothing was changed.
+ *  - The library never prints, never aborts, never exits, and leaks no descriptor.
+ *  - "page" means an arena page (arena_config_t.page_size, a multiple of the OS page);
+ *    "slot" is a page-sized position in a view; "file page" is a page of the backing file.
+ *  - Thread safety: arena_alloc, arena_object, arena_object_size and arena_forward may be
+ *    called from any thread at any time outside a collection. View and tracking calls
+ *    take the arena's lock and may be called from any thread. arena_mark, arena_pin and
+ *    arena_collect are stop-the-world: the runtime guarantees no other thread touches
+ *    the arena while they run. arena_destroy must be the last call on an arena.
+ */
+#ifndef ARENA_H
+#define ARENA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(ARENA_SHARED_BUILD)
+#define ARENA_API __attribute__((visibility("default")))
+#else
+#define ARENA_API
+#endif
+
+#define ARENA_VERSION_MAJOR 0
+#define ARENA_VERSION_MINOR 1
+#define ARENA_VERSION_PATCH 0
+
+typedef struct arena arena_t;           /* opaque: one heap over one backing file */
+typedef struct arena_view arena_view_t; /* opaque: a virtual range showing file pages */
+
+/* ---------------------------------------------------------------------------------
+ * Error codes. Negative so they never collide with errno values.
+ * ------------------------------------------------------------------------------- */
+enum arena_error {
+    ARENA_OK = 0,
+    ARENA_ENULL = -1001,     /* a required pointer argument is NULL */
+    ARENA_ERANGE = -1002,    /* a slot, file page or count is out of range */
+    ARENA_EALIGN = -1003,    /* an address, size or offset is not page aligned */
+    ARENA_ESIZE = -1004,     /* a size of 0, or larger than the reservation allows */
+    ARENA_ECLOSED = -1005,   /* the view was closed */
+    ARENA_EFOREIGN = -1006,  /* the pointer is not inside this arena */
+    ARENA_ENOTOBJ = -1007,   /* inside the arena, but not inside a live object */
+    ARENA_EVMA = -1008,      /* the operation would cross the arena's VMA budget */
+    ARENA_EPRIVATE = -1009,  /* remap_file_pages asked of a MAP_PRIVATE (copy-on-write) view */
+    ARENA_EBUSY = -1010,     /* already in that state (tracking started twice, ...) */
+    ARENA_ENOTSUP = -1011,   /* the kernel or the build lacks what this needs */
+    ARENA_EHEAP = -1012,     /* the heap's own view cannot be remapped or closed by hand */
+    ARENA_ECONFIG = -1013,   /* a configuration field has an invalid value */
+    ARENA_ESTATE = -1014,    /* the call is not valid in the current state */
+    ARENA_EPROT = -1015,     /* an invalid protection (e.g. write + execute together) */
+};
+
+/* A static string describing err (an ARENA_E* code or an errno value). Never NULL. */
+ARENA_API const char *arena_strerror(int err);
+
+/* ---------------------------------------------------------------------------------
+ * Configuration
+ * ------------------------------------------------------------------------------- */
+enum arena_backing {
+    ARENA_BACKING_AUTO = 0,  /* memfd where the kernel has it, else an O_TMPFILE file */
+    ARENA_BACKING_MEMFD,     /* memfd_create only */
+    ARENA_BACKING_TMPFILE,   /* an unlinked O_TMPFILE file in cfg.dir (never visible by name) */
+};
+
+enum arena_mover {
+    ARENA_MOVE_AUTO = 0,          /* per run: copy short runs, mremap long ones (2 MiB-aligned when possible) */
+    ARENA_MOVE_REMAP_FILE_PAGES,  /* remap_file_pages(2) on an existing shared mapping */
+    ARENA_MOVE_MMAP_FIXED,        /* mmap(MAP_FIXED) of the file run at the target */
+    ARENA_MOVE_MREMAP,            /* mremap(MREMAP_FIXED|MREMAP_DONTUNMAP): page tables move along */
+    ARENA_MOVE_COPY,              /* copy into fresh file pages (no remapping of the target) */
+};
+
+enum arena_tracker {
+    ARENA_TRACKER_AUTO = 0,  /* userfaultfd WP_ASYNC + PAGEMAP_SCAN where allowed, else libsigsegv */
+    ARENA_TRACKER_SIGSEGV,   /* mprotect + a SIGSEGV handler through libsigsegv */
+    ARENA_TRACKER_UFFD,      /* userfaultfd write protection; ARENA_ENOTSUP where unavailable */
+};
+
+typedef struct arena_config {
+    size_t reserve;          /* virtual bytes reserved for the heap; 0 = 64 GiB */
+    size_t page_size;        /* arena page; a power-of-two multiple of the OS page; 0 = OS page */
+    int backing;             /* enum arena_backing; default AUTO */
+    const char *dir;         /* directory for ARENA_BACKING_TMPFILE; NULL = $TMPDIR, else /tmp */
+    int mover;               /* enum arena_mover; default AUTO */
+    size_t vma_budget;       /* most mappings the arena may add; 0 = a safe share of vm.max_map_count */
+    int tracker;             /* enum arena_tracker; default AUTO */
+    size_t copy_below;       /* runs shorter than this many pages are copied, not remapped;
+                                0 = calibrated once per process */
+    unsigned sparse_percent; /* pages less than this % live are evacuated object by object; 0 = 25 */
+    size_t max_file;         /* cap on the backing file in bytes (exhaustion -> ENOSPC); 0 = none */
+} arena_config_t;
+
+/* Fill *cfg with the defaults (all zero means default, so this is a memset plus documentation). */
+ARENA_API void arena_config_init(arena_config_t *cfg);
+
+/* ---------------------------------------------------------------------------------
+ * Life cycle
+ * ------------------------------------------------------------------------------- */
+
+/* Create an arena. cfg may be NULL for the defaults. On success *out is the arena.
+ * Errors: ARENA_ENULL, ARENA_ECONFIG, ENOMEM, EMFILE, ENOSYS, and what memfd_create,
+ * open(O_TMPFILE) or mmap report. */
+ARENA_API int arena_create(arena_t **out, const arena_config_t *cfg);
+
+/* Unmap every view, close the backing file, free everything. NULL is ignored. */
+ARENA_API void arena_destroy(arena_t *a);
+
+/* The arena page size in bytes. */
+ARENA_API size_t arena_page_size(const arena_t *a);
+
+/* ---------------------------------------------------------------------------------
+ * The heap
+ * ------------------------------------------------------------------------------- */
+
+/* A zeroed object of size bytes, 16-byte aligned. An object no larger than a page
+ * never straddles a page boundary; larger ones get their own run of pages.
+ * Returns NULL with errno = EINVAL (a NULL arena, size 0 or beyond the reservation),
+ * ENOMEM (reservation, memory or VMA budget exhausted) or ENOSPC (backing file full). */
+ARENA_API void *arena_alloc(arena_t *a, size_t size);
+
+/* The start of the live object containing p (p may be an interior pointer), or NULL
+ * when p is not inside a live object of this arena. Cheap enough for conservative
+ * stack scanning. */
+ARENA_API void *arena_object(const arena_t *a, const void *p);
+
+/* The usable size of the object starting at obj (its requested size rounded up to
+ * 16), or 0 when obj is not the start of a live object. */
+ARENA_API size_t arena_object_size(const arena_t *a, const void *obj);
+
+/* Nonzero when p points into the arena's heap reservation (live object or not). */
+ARENA_API int arena_contains(const arena_t *a, const void *p);
+
+/* Mark the object containing p (an interior pointer is fine) live for the next
+ * collection. Errors: ARENA_ENULL, ARENA_EFOREIGN, ARENA_ENOTOBJ. Idempotent. */
+ARENA_API int arena_mark(arena_t *a, const void *p);
+
+/* Mark the object containing p live and pinned: it survives the next collection at
+ * the same address and is never evacuated. Same errors as arena_mark. */
+ARENA_API int arena_pin(arena_t *a, const void *p);
+
+/* Statistics of one collection. */
+typedef struct arena_collect_stats {
+    size_t objects_live;      /* marked objects */
+    size_t bytes_live;        /* their bytes */
+    size_t objects_freed;     /* unmarked objects */
+    size_t pages_before;      /* heap pages in use before */
+    size_t pages_after;       /* after */
+    size_t pages_released;    /* dead pages whose file page was punched */
+    size_t pages_pinned;      /* pages that stayed because of pins */
+    size_t pages_in_place;    /* live pages that did not need to move */
+    size_t runs_remapped;     /* runs moved by remapping (any primitive) */
+    size_t pages_remapped;
+    size_t runs_mremap_2m;    /* of those, runs moved as 2 MiB-aligned mremaps */
+    size_t runs_copied;       /* runs moved by copying into fresh file pages */
+    size_t pages_copied;
+    size_t objects_evacuated; /* objects copied out of sparse pages */
+    size_t bytes_evacuated;
+    size_t vmas_before;       /* the arena's mapping count before and after */
+    size_t vmas_after;
+    uint64_t pause_ns;        /* wall time of the collection */
+} arena_collect_stats_t;
+
+/* Free every object that was not marked or pinned since the previous collection,
+ * punch the file pages of dead pages, evacuate sparse pages, slide live pages toward
+ * the low end of the heap by remapping (copying short runs), and clear the marks.
+ * Mirror views follow. st may be NULL. After it returns, use arena_forward() to
+ * update every pointer the runtime holds. On error (a syscall refused mid-way) the
+ * collection is finished by copying or rolled back: no object is lost, and
+ * arena_forward stays valid for whatever did move. Stop-the-world. */
+ARENA_API int arena_collect(arena_t *a, arena_collect_stats_t *st);
+
+/* Where the object that contained old (an address valid before the last collection)
+ * is now: the new address of the same byte. Returns old itself for objects that did
+ * not move and for pointers outside the heap; NULL for a pointer into an object that
+ * died in the last collection. */
+ARENA_API void *arena_forward(const arena_t *a, const void *old);
+
+/* ---------------------------------------------------------------------------------
+ * The backing file, for views that are not the heap
+ * ------------------------------------------------------------------------------- */
+
+/* Reserve npages consecutive file pages (zeroed, allocated with fallocate so a write
+ * can never SIGBUS) that the heap will not use; *first receives the first file page.
+ * Errors: ARENA_ENULL, ARENA_ESIZE, ENOSPC, ENOMEM. */
+ARENA_API int arena_file_alloc(arena_t *a, size_t npages, size_t *first);
+
+/* Give back file pages from arena_file_alloc: their memory is punched out of the file.
+ * Every view must have stopped showing them. Errors: ARENA_ERANGE. */
+ARENA_API int arena_file_free(arena_t *a, size_t first, size_t npages);
+
+/* ---------------------------------------------------------------------------------
+ * Views
+ * ------------------------------------------------------------------------------- */
+enum arena_view_layout {
+    ARENA_VIEW_EMPTY = 0,  /* every slot shows nothing (PROT_NONE reservation) */
+    ARENA_VIEW_LINEAR,     /* slot i shows file page first + i (first = 0 for arena_view_open) */
+    ARENA_VIEW_MIRROR,     /* the heap's layout at another base, kept in step by collections */
+};
+
+#define ARENA_PROT_NONE 0
+#define ARENA_PROT_READ 1
+#define ARENA_PROT_WRITE 2
+#define ARENA_PROT_EXEC 4
+
+#define ARENA_VIEW_PRIVATE 1  /* view flag: MAP_PRIVATE, writes are copy-on-write and seen by no one else */
+
+#define ARENA_NO_PAGE ((size_t)-1) /* in a slot table: the slot shows nothing */
+
+/* Open a view of nslots slots (for MIRROR, 0 = the heap's whole reservation).
+ * prot is the view's protection: READ, READ|WRITE or READ|EXEC (WRITE|EXEC is refused
+ * with ARENA_EPROT so W^X pairs stay honest). flags: 0 or ARENA_VIEW_PRIVATE.
+ * LINEAR shows file pages 0..nslots-1, which must exist (arena_file_alloc).
+ * Errors: ARENA_ENULL, ARENA_ESIZE, ARENA_EPROT, ARENA_ERANGE, ARENA_EVMA, ENOMEM. */
+ARENA_API int arena_view_open(arena_t *a, int layout, size_t nslots, int prot, int flags,
+                              arena_view_t **out);
+
+/* Close a view: its range is unmapped. Closing the heap view is refused (ARENA_EHEAP). */
+ARENA_API int arena_view_close(arena_view_t *v);
+
+/* The heap's own view (slot i = the i-th page of the heap reservation). It can be
+ * read, tracked and inspected, but not remapped, protected or closed by hand. */
+ARENA_API arena_view_t *arena_heap_view(arena_t *a);
+
+ARENA_API void *arena_view_base(const arena_view_t *v);   /* address of slot 0 */
+ARENA_API size_t arena_view_slots(const arena_view_t *v); /* number of slots */
+ARENA_API int arena_view_prot(const arena_view_t *v);     /* the view's protection */
+
+/* The file page that slot shows, or ARENA_NO_PAGE. */
+ARENA_API size_t arena_view_file_page(const arena_view_t *v, size_t slot);
+
+/* For a MIRROR view: the address in v of the heap byte heap_ptr, or NULL. */
+ARENA_API void *arena_view_addr(const arena_view_t *v, const void *heap_ptr);
+
+/* Choose the primitive this view uses (default: the arena's). REMAP_FILE_PAGES on a
+ * private view: ARENA_EPRIVATE. MREMAP where the kernel lacks MREMAP_DONTUNMAP for
+ * shared mappings: ARENA_ENOTSUP. */
+ARENA_API int arena_view_set_mover(arena_view_t *v, int mover);
+
+/* Slots slot..slot+npages-1 show file pages file_page..file_page+npages-1 (the same
+ * file page may be shown at any number of slots, in any number of views). Uses the
+ * view's mover when it is REMAP_FILE_PAGES or MMAP_FIXED; the moving primitives
+ * (MREMAP, COPY) have nothing to move here and establish the mapping with MMAP_FIXED.
+ * Errors: ARENA_ENULL, ARENA_ECLOSED, ARENA_EHEAP, ARENA_ESIZE (npages 0),
+ * ARENA_ERANGE (slot or file page out of range), ARENA_EVMA, and the kernel's errno. */
+ARENA_API int arena_view_map(arena_view_t *v, size_t slot, size_t file_page, size_t npages);
+
+/* Slots slot..slot+npages-1 show nothing. Same errors as arena_view_map. */
+ARENA_API int arena_view_unmap(arena_view_t *v, size_t slot, size_t npages);
+
+/* Apply a whole table: slot first+i shows file_pages[i] (or nothing for ARENA_NO_PAGE),
+ * for i < n. One system call per maximal run of slots that show consecutive file
+ * pages and change. The VMA budget is checked for the final layout before anything
+ * changes; on a kernel error mid-way the slots already changed are put back. */
+ARENA_API int arena_view_apply(arena_view_t *v, size_t first, const size_t *file_pages, size_t n);
+
+/* Move: slots dst.. show what slots src.. showed, and src.. show nothing (where the
+ * ranges do not overlap). Uses the view's mover: MREMAP carries page tables (no
+ * refault), COPY copies into fresh file pages. Errors as arena_view_map. */
+ARENA_API int arena_view_move(arena_view_t *v, size_t dst, size_t src, size_t npages);
+
+/* Change the protection of slots slot..slot+npages-1 (ARENA_PROT_* bits, W+X refused).
+ * Each protection run may cost a mapping: ARENA_EVMA past the budget. */
+ARENA_API int arena_view_protect(arena_view_t *v, size_t slot, size_t npages, int prot);
+
+/* The number of mappings (VMAs) this view is accounted for. */
+ARENA_API size_t arena_view_vmas(const arena_view_t *v);
+
+/* ---------------------------------------------------------------------------------
+ * Tracking touched pages (write barrier, remembered set, snapshots, hot/cold maps)
+ * ------------------------------------------------------------------------------- */
+#define ARENA_TRACK_WRITES 1  /* report pages written */
+#define ARENA_TRACK_ACCESS 2  /* report pages read or written (libsigsegv only) */
+
+/* Start tracking the view (use arena_heap_view(a) for the heap). Every page starts
+ * clean. Errors: ARENA_EBUSY (already tracking), ARENA_ENOTSUP, ARENA_EVMA, errno. */
+ARENA_API int arena_track_start(arena_view_t *v, int what);
+
+/* Store up to max addresses of pages touched since start or the last take, re-arm
+ * them, and set *count. Pages left over stay pending for the next take. Under VMA
+ * pressure tracking coarsens to blocks of pages and reports every page of a touched
+ * block (conservative, never a missed page). */
+ARENA_API int arena_track_take(arena_view_t *v, void **pages, size_t max, size_t *count);
+
+/* Stop tracking: every page becomes accessible again. */
+ARENA_API int arena_track_stop(arena_view_t *v);
+
+/* Before a system call writes into [addr, addr+len) (read(2), recv(2), ...): mark the
+ * pages touched and unprotect them, so the kernel does not return EFAULT. */
+ARENA_API int arena_track_prepare_io(arena_t *a, void *addr, size_t len);
+
+/* Which backend tracks the view: ARENA_TRACKER_SIGSEGV or _UFFD, or -1 when none. */
+ARENA_API int arena_track_backend(const arena_view_t *v);
+
+/* ---------------------------------------------------------------------------------
+ * Statistics
+ * ------------------------------------------------------------------------------- */
+typedef struct arena_stats {
+    size_t page_size;
+    size_t reserve;           /* heap reservation in bytes */
+    size_t heap_pages;        /* heap slots holding objects (or reserved for them) */
+    size_t allocated_bytes;   /* bytes handed out by arena_alloc since the last collection plus live */
+    size_t live_bytes;        /* live bytes after the last collection */
+    size_t resident_bytes;    /* heap memory resident now (mincore) */
+    size_t file_bytes;        /* blocks allocated to the backing file */
+    size_t file_size;         /* logical size of the backing file */
+    size_t vmas;              /* mappings the arena accounts for, all views */
+    size_t vma_budget;
+    size_t views;             /* open views, the heap's included */
+    size_t collections;
+    uint64_t bytes_remapped;  /* totals over every collection */
+    uint64_t bytes_copied;
+    uint64_t pages_released;
+    uint64_t track_faults;    /* faults taken by the libsigsegv tracker */
+    size_t copy_below;        /* the copy/remap break-even in pages in force */
+    int backing;              /* ARENA_BACKING_MEMFD or _TMPFILE, as chosen */
+    int mover;                /* the arena's mover as configured */
+} arena_stats_t;
+
+ARENA_API int arena_stats(const arena_t *a, arena_stats_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ARENA_H */
