@@ -153,6 +153,10 @@ struct arena {
     size_t collections;
     uint64_t bytes_remapped, bytes_copied, pages_released;
     _Atomic uint64_t track_faults;
+    /* fork.c: 0, or the error a forked child's re-backing left (R9.3): every public call on
+     * the arena then fails with it. Only ever set in a child, before it runs user code. */
+    int fork_error;
+    arena_t *fork_next;          /* fork.c's registry of live arenas */
 };
 
 /* Sum of the mappings accounted by every view of the arena (plus tracking splits). */
@@ -161,6 +165,28 @@ size_t arena__vmas(const arena_t *a);
 int arena__vma_check(const arena_t *a, size_t extra);
 /* The copy/remap break-even in pages (cfg.copy_below, or calibrated once). */
 size_t arena__copy_below(arena_t *a);
+
+/* ------------------------------------------------------------------- fork.c ---- */
+/* fork() (docs/design.md §9). arena_create calls arena__fork_register once the arena is
+ * complete (the first call installs the pthread_atfork handlers); arena_destroy calls
+ * arena__fork_unregister first. In a forked child every registered arena is re-backed by a
+ * private copy of its file, so parent and child no longer share heap memory. */
+int arena__fork_register(arena_t *a);
+void arena__fork_unregister(arena_t *a);
+/* The error a failed re-backing left in a forked child, or 0. Public entry points check it
+ * first and fail with it (arena_alloc: NULL and errno set to it). */
+static inline int arena__broken(const arena_t *a)
+{
+    return a->fork_error;
+}
+/* Hooks fork.c calls in the child, with the arena lock held and only the forking thread alive.
+ * heap.c: forget per-thread allocation state (the threads owning it do not exist here: bump the
+ * epoch). track.c: runs after the views were re-mapped onto the child's file with the view's
+ * protection; kernel tracking state inherited from the parent (a userfaultfd context acts on the
+ * parent's mm, so no ioctl on it) must be dropped, then tracking re-armed with every page
+ * reported touched at the next take (conservative) or stopped. */
+void arena__heap_forked(arena_t *a);
+void arena__track_forked(arena_t *a);
 
 /* Convert ARENA_PROT_* to PROT_*. */
 int arena__prot_os(int prot);
