@@ -113,10 +113,6 @@ int arena__view_move_run(arena_view_t *v, size_t dst, size_t src, size_t n, int 
  * (file_pages[i], or file_page+i when file_pages is NULL; ARENA_NO_PAGE for nothing). */
 size_t arena__view_vmas_if(const arena_view_t *v, size_t slot, const size_t *file_pages,
                            size_t file_page, size_t n);
-static inline char *arena__view_slot_addr(const arena_view_t *v, size_t slot)
-{
-    return v->base + slot * v->arena->page_size;
-}
 /* The view (of any arena) containing addr, or NULL; *slot gets the slot. Lock-free:
  * usable from a signal handler (reads a published array of views). */
 arena_view_t *arena__view_find(const arena_t *a, const void *addr, size_t *slot);
@@ -158,6 +154,12 @@ struct arena {
     int fork_error;
     arena_t *fork_next;          /* fork.c's registry of live arenas */
 };
+
+/* Needs struct arena complete, hence here rather than with the other view entries. */
+static inline char *arena__view_slot_addr(const arena_view_t *v, size_t slot)
+{
+    return v->base + slot * v->arena->page_size;
+}
 
 /* Sum of the mappings accounted by every view of the arena (plus tracking splits). */
 size_t arena__vmas(const arena_t *a);
