@@ -49,8 +49,12 @@ void arena__backing_close(struct arena__backing *b);
 int arena__backing_alloc(struct arena__backing *b, size_t npages, size_t *first);
 /* Punch and free. */
 int arena__backing_free(struct arena__backing *b, size_t first, size_t npages);
-/* Punch only (contents become zero, the pages stay handed out). */
+/* Punch only: the memory goes back to the system, contents read as zero, the pages stay
+ * handed out. A punched page is no longer reserved: call arena__backing_reserve before
+ * writing to it again, or a write under memory pressure could SIGBUS (R4.4). */
 int arena__backing_punch(struct arena__backing *b, size_t first, size_t npages);
+/* fallocate handed-out pages again (after a punch): ENOSPC / ENOMEM instead of SIGBUS. */
+int arena__backing_reserve(struct arena__backing *b, size_t first, size_t npages);
 bool arena__backing_is_used(const struct arena__backing *b, size_t page);
 /* Blocks allocated to the file, in bytes (fstat st_blocks * 512). */
 size_t arena__backing_bytes(const struct arena__backing *b);
@@ -77,7 +81,6 @@ int arena__move_unmap(const struct arena__move_ctx *c, char *addr, size_t npages
 int arena__move_mremap(const struct arena__move_ctx *c, char *dst, char *src, size_t npages);
 /* True when the kernel supports MREMAP_DONTUNMAP on shared mappings (probed once). */
 bool arena__move_have_dontunmap(void);
-/* Count of 4 KiB mappings the calling process holds (see os). */
 
 /* ------------------------------------------------------------------- view.c ---- */
 struct arena__track;
@@ -92,9 +95,18 @@ struct arena_view {
     int mover;             /* enum arena_mover */
     bool closed;
     bool is_heap;
-    uint32_t *slot_page;   /* file page per slot, ARENA__NO_PAGE32 = nothing; lazily committed */
+    /* Slot table, lazily committed anonymous memory (untouched = zero), so it is stored
+     * complemented: slot_enc[i] == ~file_page, 0 = the slot shows nothing. Read it with
+     * arena__view_page(); only view.c writes it. */
+    uint32_t *slot_enc;
+    /* Per-slot protection, NULL until arena_view_protect first differs from the view's:
+     * slot_prot[i] ^ prot is the slot's ARENA_PROT_*. Read with arena__view_slot_prot(). */
+    uint8_t *slot_prot;
     size_t vmas;           /* mappings accounted: maximal runs of slots showing consecutive file
-                              pages, plus runs of empty slots */
+                              pages with equal protection, plus runs of empty slots */
+    size_t shown;          /* slots showing a file page */
+    size_t high;           /* 1 + the highest slot that ever showed a file page */
+    int registry;          /* index in the process-wide table of views (view.c), -1 = none */
     struct arena__track *track;   /* NULL when not tracking */
     struct arena_view *next;      /* in arena->views */
 };
@@ -117,9 +129,22 @@ static inline char *arena__view_slot_addr(const arena_view_t *v, size_t slot)
 {
     return v->base + slot * v->arena->page_size;
 }
-/* The view (of any arena) containing addr, or NULL; *slot gets the slot. Lock-free:
- * usable from a signal handler (reads a published array of views). */
+/* The file page slot shows, or ARENA_NO_PAGE. */
+static inline size_t arena__view_page(const arena_view_t *v, size_t slot)
+{
+    uint32_t e = v->slot_enc[slot];
+    return e ? (size_t)~e : ARENA_NO_PAGE;
+}
+/* The slot's ARENA_PROT_* (the view's unless arena_view_protect changed it). */
+static inline int arena__view_slot_prot(const arena_view_t *v, size_t slot)
+{
+    return v->slot_prot ? (v->slot_prot[slot] ^ v->prot) : v->prot;
+}
+/* The view of arena a containing addr, or NULL; *slot gets the slot. Lock-free and
+ * async-signal-safe: it reads a process-wide published table of view ranges. */
 arena_view_t *arena__view_find(const arena_t *a, const void *addr, size_t *slot);
+/* The same across every arena of the process (for the SIGSEGV tracker). */
+arena_view_t *arena__view_find_any(const void *addr, size_t *slot);
 
 /* ------------------------------------------------------------------- heap.c ---- */
 struct arena__heap;    /* private to heap.c and collect.c: see heap.h */
@@ -149,7 +174,11 @@ struct arena {
     arena_view_t *views;         /* every open view, heap_view included */
     struct arena__heap *heap;
     struct arena__gc *gc;
+    /* mappings added by tracking (protection splits): track.c keeps it, arena__vmas adds it */
+    _Atomic size_t track_vmas;
     /* statistics that outlive a collection */
+    _Atomic uint64_t allocated_bytes;   /* heap.c: bytes handed out since the last collection */
+    size_t live_bytes;                  /* collect.c: live bytes after the last collection */
     size_t collections;
     uint64_t bytes_remapped, bytes_copied, pages_released;
     _Atomic uint64_t track_faults;
