@@ -228,12 +228,9 @@ int arena_stats(const arena_t *a, arena_stats_t *s)
     pthread_mutex_lock(&m->lock);
     s->page_size = a->page_size;
     s->reserve = a->cfg.reserve;
-    if (a->heap_view) {
-        s->heap_pages = a->heap_view->shown;
+    if (a->heap_view)
         s->resident_bytes = resident_bytes(a->heap_view, a->page_size);
-    }
-    s->allocated_bytes = (size_t)atomic_load(&m->allocated_bytes);
-    s->live_bytes = a->live_bytes;
+    arena__heap_stats(a, s);
     s->file_bytes = arena__backing_bytes(&a->backing);
     s->file_size = a->backing.file_pages * a->page_size;
     s->vmas = arena__vmas(a);

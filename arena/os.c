@@ -280,3 +280,17 @@ size_t arena__os_file_bytes(int fd)
         return 0;
     return (size_t)st.st_blocks * 512;
 }
+
+int arena__os_pipe(int fds[2])
+{
+    return pipe2(fds, O_CLOEXEC);
+}
+
+ssize_t arena__os_read(int fd, void *buf, size_t len)
+{
+    ssize_t r;
+    do
+        r = read(fd, buf, len);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
