@@ -76,11 +76,14 @@ int arena__move_map(const struct arena__move_ctx *c, char *addr, size_t file_pag
                     int prot, int mover);
 /* The range shows nothing again (PROT_NONE reservation). */
 int arena__move_unmap(const struct arena__move_ctx *c, char *addr, size_t npages);
-/* mremap(MREMAP_FIXED|MREMAP_DONTUNMAP) src -> dst (must not overlap), then src goes back to
- * the reservation. Page tables move along: no refault. */
+/* mremap(MREMAP_FIXED|MREMAP_DONTUNMAP) src -> dst, then src (where dst does not cover it)
+ * goes back to the reservation. Overlapping ranges go through a scratch reservation.
+ * Page tables move along: no refault. The source range must be one mapping. */
 int arena__move_mremap(const struct arena__move_ctx *c, char *dst, char *src, size_t npages);
 /* True when the kernel supports MREMAP_DONTUNMAP on shared mappings (probed once). */
 bool arena__move_have_dontunmap(void);
+/* Copy the contents of file pages from.. to to.. through temporary mappings. */
+int arena__move_copy_file(const struct arena__move_ctx *c, size_t to, size_t from, size_t npages);
 
 /* ------------------------------------------------------------------- view.c ---- */
 struct arena__track;
@@ -120,7 +123,14 @@ void arena__view_destroy(arena_view_t *v);
  * first, restores the old contents on failure. */
 int arena__view_set(arena_view_t *v, size_t slot, const size_t *file_pages, size_t n, int mover);
 int arena__view_set_run(arena_view_t *v, size_t slot, size_t file_page, size_t n, int mover);
+/* Slots dst.. show what src.. showed, src.. (outside dst..) nothing; all-or-nothing.
+ * MREMAP carries page tables; COPY shows fresh file pages from the backing holding a copy
+ * (the old pages stay allocated: their owner frees them); MMAP_FIXED / REMAP_FILE_PAGES
+ * map the same file pages at dst. AUTO = the view's mover. Calls arena__track_moved on
+ * success, so callers must not. */
 int arena__view_move_run(arena_view_t *v, size_t dst, size_t src, size_t n, int mover);
+/* Slots [slot, slot+n) get protection prot (ARENA_PROT_*): budget first, all-or-nothing. */
+int arena__view_protect(arena_view_t *v, size_t slot, size_t n, int prot);
 /* The mapping count the view would have if slots [slot, slot+n) showed file pages
  * (file_pages[i], or file_page+i when file_pages is NULL; ARENA_NO_PAGE for nothing). */
 size_t arena__view_vmas_if(const arena_view_t *v, size_t slot, const size_t *file_pages,
