@@ -113,10 +113,6 @@ int arena__view_move_run(arena_view_t *v, size_t dst, size_t src, size_t n, int 
  * (file_pages[i], or file_page+i when file_pages is NULL; ARENA_NO_PAGE for nothing). */
 size_t arena__view_vmas_if(const arena_view_t *v, size_t slot, const size_t *file_pages,
                            size_t file_page, size_t n);
-static inline char *arena__view_slot_addr(const arena_view_t *v, size_t slot)
-{
-    return v->base + slot * v->arena->page_size;
-}
 /* The view (of any arena) containing addr, or NULL; *slot gets the slot. Lock-free:
  * usable from a signal handler (reads a published array of views). */
 arena_view_t *arena__view_find(const arena_t *a, const void *addr, size_t *slot);
@@ -124,7 +120,9 @@ arena_view_t *arena__view_find(const arena_t *a, const void *addr, size_t *slot)
 /* ------------------------------------------------------------------- heap.c ---- */
 struct arena__heap;    /* private to heap.c and collect.c: see heap.h */
 int arena__heap_init(arena_t *a);
-void arena__heap_fini(arena_t *a);
+void arena__heap_fini(arena_t *a);   /* frees the heap's tables; the heap view dies with the views */
+/* arena_stats' heap fields: heap_pages, live_bytes, allocated_bytes (a->lock held). */
+void arena__heap_stats(const arena_t *a, arena_stats_t *s);
 
 /* ---------------------------------------------------------------- collect.c ---- */
 struct arena__gc;      /* forwarding tables of the last collection: private to collect.c */
@@ -153,7 +151,17 @@ struct arena {
     size_t collections;
     uint64_t bytes_remapped, bytes_copied, pages_released;
     _Atomic uint64_t track_faults;
+    /* fork.c: 0, or the error a forked child's re-backing left (R9.3): every public call on
+     * the arena then fails with it. Only ever set in a child, before it runs user code. */
+    int fork_error;
+    arena_t *fork_next;          /* fork.c's registry of live arenas */
 };
+
+/* Needs struct arena complete, hence here rather than with the other view entries. */
+static inline char *arena__view_slot_addr(const arena_view_t *v, size_t slot)
+{
+    return v->base + slot * v->arena->page_size;
+}
 
 /* Sum of the mappings accounted by every view of the arena (plus tracking splits). */
 size_t arena__vmas(const arena_t *a);
@@ -161,6 +169,28 @@ size_t arena__vmas(const arena_t *a);
 int arena__vma_check(const arena_t *a, size_t extra);
 /* The copy/remap break-even in pages (cfg.copy_below, or calibrated once). */
 size_t arena__copy_below(arena_t *a);
+
+/* ------------------------------------------------------------------- fork.c ---- */
+/* fork() (docs/design.md §9). arena_create calls arena__fork_register once the arena is
+ * complete (the first call installs the pthread_atfork handlers); arena_destroy calls
+ * arena__fork_unregister first. In a forked child every registered arena is re-backed by a
+ * private copy of its file, so parent and child no longer share heap memory. */
+int arena__fork_register(arena_t *a);
+void arena__fork_unregister(arena_t *a);
+/* The error a failed re-backing left in a forked child, or 0. Public entry points check it
+ * first and fail with it (arena_alloc: NULL and errno set to it). */
+static inline int arena__broken(const arena_t *a)
+{
+    return a->fork_error;
+}
+/* Hooks fork.c calls in the child, with the arena lock held and only the forking thread alive.
+ * heap.c: forget per-thread allocation state (the threads owning it do not exist here: bump the
+ * epoch). track.c: runs after the views were re-mapped onto the child's file with the view's
+ * protection; kernel tracking state inherited from the parent (a userfaultfd context acts on the
+ * parent's mm, so no ioctl on it) must be dropped, then tracking re-armed with every page
+ * reported touched at the next take (conservative) or stopped. */
+void arena__heap_forked(arena_t *a);
+void arena__track_forked(arena_t *a);
 
 /* Convert ARENA_PROT_* to PROT_*. */
 int arena__prot_os(int prot);
