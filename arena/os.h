@@ -44,6 +44,11 @@ int arena__os_ioctl(int fd, unsigned long req, void *arg);
 /* close(2) is not injectable: a failing close cannot be acted on. */
 void arena__os_close(int fd);
 
+/* fork.c's parent/child hand-shake: pipe2(O_CLOEXEC) and read(2), retried on EINTR.
+ * Not injectable (they run inside atfork handlers, which cannot report errors). */
+int arena__os_pipe(int fds[2]);
+ssize_t arena__os_read(int fd, void *buf, size_t len);
+
 /* Reserve len bytes of address space aligned to align (a power of two >= the OS
  * page), PROT_NONE, no memory committed. NULL with errno on failure. */
 void *arena__os_reserve(size_t len, size_t align);
@@ -51,6 +56,11 @@ void *arena__os_reserve(size_t len, size_t align);
 /* Put [addr, addr+len) back to the PROT_NONE reservation state (MAP_FIXED anonymous),
  * so the range stays ours and shows nothing. */
 int arena__os_unreserve_to_none(void *addr, size_t len);
+
+/* Queries, never injected: mincore(2), and the bytes allocated to a file (st_blocks * 512,
+ * 0 when fstat fails). */
+int arena__os_mincore(void *addr, size_t len, unsigned char *vec);
+size_t arena__os_file_bytes(int fd);
 
 /* The OS page size, cached. */
 size_t arena__os_page(void);
