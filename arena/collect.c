@@ -149,7 +149,7 @@ static void release_flush(struct cycle *c)
 {
     if (c->release_n == 0)
         return;
-    note_error(c, arena__heap_release(c->a, c->release_slot, c->release_n));
+    note_error(c, arena__heap_discard(c->a, c->release_slot, c->release_n));
     c->st.pages_released += c->release_n;
     c->release_n = 0;
 }
@@ -305,7 +305,7 @@ static void sweep_all(struct cycle *c)
     }
     release_flush(c);
     if (c->evac_pool_n != 0)
-        note_error(c, arena__heap_release(c->a, c->evac_pool, c->evac_pool_n));
+        note_error(c, arena__heap_discard(c->a, c->evac_pool, c->evac_pool_n));
     c->evac_pool_n = 0;
 }
 
@@ -337,7 +337,9 @@ static void mirrors_follow(struct cycle *c, size_t slot, size_t n)
 }
 
 /* The heap's tables follow a unit moved from src to dst (file pages already updated
- * in pages[src..]): page info and object bits move, the vacated slots become FREE. */
+ * in pages[src..]): page info and object bits move, the vacated slots become FREE and
+ * STALE (still mapped until the end of the collection; whatever they show is either
+ * also shown at dst or was given back). */
 static void tables_move(struct cycle *c, size_t dst, size_t src, size_t n)
 {
     struct arena__heap *h = c->h;
@@ -348,18 +350,11 @@ static void tables_move(struct cycle *c, size_t dst, size_t src, size_t n)
     size_t from = dst + n > src ? dst + n : src;
     if (from < src + n) {
         memset(&h->pages[from], 0, (src + n - from) * sizeof h->pages[0]);
+        for (size_t i = from; i < src + n; i++)
+            h->pages[i].flags = ARENA__PAGE_STALE;
         memset(&h->starts[from * h->words], 0, (src + n - from) * wb);
         memset(&h->ends[from * h->words], 0, (src + n - from) * wb);
     }
-}
-
-/* Vacated slots show nothing. A failure leaves an alias of pages the heap still owns
- * at a FREE slot: harmless (the heap never reads FREE slots, reuse maps over it). */
-static void unmap_vacated(struct cycle *c, size_t dst, size_t src, size_t n)
-{
-    size_t from = dst + n > src ? dst + n : src;
-    if (from < src + n)
-        arena__view_set_run(c->a->heap_view, from, ARENA_NO_PAGE, src + n - from, ARENA_MOVE_MMAP_FIXED);
 }
 
 static int move_remap(struct cycle *c, size_t dst, size_t src, size_t n, int mover)
@@ -371,7 +366,6 @@ static int move_remap(struct cycle *c, size_t dst, size_t src, size_t n, int mov
     free(fp);
     if (err != 0)
         return err;
-    unmap_vacated(c, dst, src, n);
     return 0;
 }
 
@@ -432,7 +426,6 @@ static int move_copy(struct cycle *c, size_t dst, size_t src, size_t n)
             n * a->page_size);
     /* Logical page i now lives at dst+i: the first fresh_n in fresh pages, the rest in the
      * source's first file pages; the source's last fresh_n file pages are garbage. */
-    unmap_vacated(c, dst, src, n);
     for (size_t i = n - fresh_n; i < n;) {
         size_t j = i + 1;
         while (j < n && old[j] == old[i] + (j - i))
@@ -489,10 +482,6 @@ static size_t move_unit(struct cycle *c, size_t dst, size_t src, size_t n, enum 
         }
     }
     if (final != src) {
-        size_t lo = final < src ? final : src, hi = final + n > src + n ? final + n : src + n;
-        if (final == dst && lo < dst)
-            lo = dst;
-        mirrors_follow(c, lo, hi - lo);
         if (a->heap_view->track != NULL)
             arena__track_moved(a->heap_view, final, src, n);
     }
@@ -606,6 +595,8 @@ static void finish(struct cycle *c)
         h->pages[s].live = 0;
         h->pages[s].pinned = 0;
     }
+    note_error(c, arena__heap_unmap_stale(a, h->top));
+    mirrors_follow(c, 0, h->top);
     note_error(c, arena__heap_rebuild_free(a));
     c->st.pages_after = h->used_pages;
     c->st.vmas_after = arena__vmas(a);
