@@ -376,7 +376,8 @@ int arena__heap_unmap_stale(arena_t *a, size_t limit)
         while (e < limit && (h->pages[e].flags & ARENA__PAGE_STALE))
             h->pages[e++].flags = 0;
         int e2 = arena__view_set_run(a->heap_view, s, ARENA_NO_PAGE, e - s, ARENA_MOVE_MMAP_FIXED);
-        if (err == 0)
+        /* Past the budget the slots keep showing punched pages: FREE, never read. */
+        if (err == 0 && e2 != ARENA_EVMA)
             err = e2;
         s = e;
     }
