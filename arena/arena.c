@@ -80,7 +80,7 @@ static int check_config(const arena_config_t *cfg, size_t os_page)
     return 0;
 }
 
-/* A safe share of vm.max_map_count (R5.x budget): half of what the process has not
+/* A safe share of vm.max_map_count (R4.9): half of what the process has not
  * used yet, so the runtime and its libraries keep the other half. */
 static size_t default_vma_budget(void)
 {
