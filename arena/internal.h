@@ -164,19 +164,15 @@ struct arena__gc;      /* forwarding tables of the last collection: private to c
 void arena__gc_fini(arena_t *a);
 
 /* ------------------------------------------------------------------ track.c ---- */
-/* Every hook below is a no-op for a view with v->track == NULL, so callers need not test.
- * view.c: before unmapping a view (arena_view_close, arena_destroy) it stops tracking. */
+/* Every hook below is a no-op for a view that is not tracked, so callers need not test.
+ * Before a view is unmapped (arena_view_close, arena_destroy) tracking stops. */
 void arena__track_view_closing(arena_view_t *v);
 void arena__track_arena_destroy(arena_t *a);      /* stop tracking every view of the arena */
-/* collect.c: call BEFORE slots [src, src+n) of view v move to [dst, dst+n) (any mover, copying
- * included), for every view the move applies to: the dirty state of the source pages is
- * recorded for the destination slots, so moved pages keep it (R8.6). */
+/* AFTER slots [src, src+n) of view v moved to [dst, dst+n) (any mover, copying included):
+ * the moved pages keep their touched state (R8.6). Calling it twice for one move is harmless.
+ * Other changes of what slots show need no call: tracking finds them in the slot table and
+ * counts their pages as touched (R8.7). */
 void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n);
-/* view.c: call AFTER every successful change of what slots [slot, slot+n) of v show (map,
- * unmap, apply, move: both the destination and the source range), with the arena lock held.
- * Tracking re-arms them: slots covered by arena__track_moved keep the recorded state, any
- * other slot counts as touched (new contents) and is reported by the next take (R8.7). */
-void arena__track_mapped(arena_view_t *v, size_t slot, size_t n);
 
 /* ------------------------------------------------------------------ arena.c ---- */
 struct arena {

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "track.h"
@@ -189,8 +190,7 @@ int arena__track_fault(struct arena__track *t, void *addr)
 static void track_free(struct arena__track *t)
 {
     free((void *)t->open);
-    free(t->carry);
-    free(t->carry_dirty);
+    free(t->shown);
     free((void *)t->lock);
     free(t);
 }
@@ -238,13 +238,13 @@ static int track_alloc(arena_view_t *v, int what, int backend, struct arena__tra
     }
     t->nwords = (t->nslots + 63) / 64;
     t->open = calloc(t->nwords, sizeof *t->open);
-    t->carry = calloc(t->nwords, sizeof *t->carry);
-    t->carry_dirty = calloc(t->nwords, sizeof *t->carry_dirty);
+    t->shown = calloc(t->nslots, sizeof *t->shown);
     t->lock = calloc(t->ngroups, sizeof *t->lock);
-    if (t->open == NULL || t->carry == NULL || t->carry_dirty == NULL || t->lock == NULL) {
+    if (t->open == NULL || t->shown == NULL || t->lock == NULL) {
         track_free(t);
         return ENOMEM;
     }
+    memcpy(t->shown, v->slot_enc, used_end(t) * sizeof *t->shown);
     *out = t;
     return 0;
 }
@@ -329,6 +329,38 @@ static void stop_locked(arena_view_t *v)
 
 /* --------------------------------------------------------------- taking -- */
 
+/* R8.7: slots that show other file pages than when they were armed (arena_view_map, heap
+ * growth, release) hold new contents: they count as touched. Found by comparing the view's
+ * slot table with the copy taken when they were armed, so view.c needs no hook for it. */
+static void sync_changes(struct arena__track *t)
+{
+    const uint32_t *enc = t->view->slot_enc;
+    size_t end = used_end(t);
+    for (size_t chunk = 0; chunk < end; chunk += 64) {
+        size_t cend = chunk + 64 < end ? chunk + 64 : end;
+        if (memcmp(enc + chunk, t->shown + chunk, (cend - chunk) * sizeof *enc) == 0)
+            continue;
+        for (size_t s = chunk; s < cend; s++) {
+            if (enc[s] == t->shown[s])
+                continue;
+            size_t run = s;
+            while (s < cend && enc[s] != t->shown[s]) {
+                t->shown[s] = enc[s];
+                if (arena__track_slot_mapped(t, s))
+                    bit_set(t, s);
+                else
+                    bit_clear(t, s);
+                s++;
+            }
+            /* The new mappings need registering before the scan may walk them. */
+            if (t->backend == ARENA_TRACKER_UFFD)
+                arena__tuffd_arm(t, run, s - run);
+        }
+    }
+}
+
+
+
 /* Re-arm slots [first, end) whose bit in sel (relative to first) is set. */
 static void rearm(struct arena__track *t, size_t first, size_t end, const uint64_t *sel)
 {
@@ -406,6 +438,7 @@ static int take_locked(arena_view_t *v, void **pages, size_t max, size_t *count)
 {
     struct arena__track *t = v->track;
     size_t n = 0;
+    sync_changes(t);
     if (t->backend == ARENA_TRACKER_UFFD) {
         int err = arena__tuffd_scan(t, pages, max, &n);
         if (err != 0)
@@ -547,70 +580,57 @@ void arena__track_arena_destroy(arena_t *a)
         stop_locked(v);
 }
 
-/* Whether slots [src, src+n) were touched since the last take, into bits (R8.6). */
-static void read_dirty(struct arena__track *t, size_t src, size_t n, uint64_t *bits)
-{
-    if (t->backend == ARENA_TRACKER_UFFD) {
-        if (arena__tuffd_written(t, src, n, bits) != 0)
-            for (size_t i = 0; i < n; i++)
-                plain_put(bits, i, true); /* unknown: report it, never miss it */
-    }
-    for (size_t i = 0; i < n; i++)
-        if (bit_get(t, src + i))
-            plain_put(bits, i, true);
-}
-
+/* R8.6: a collection moved slots [src, src+n) to [dst, dst+n) (called after the move). The
+ * destination keeps the source's state; what the mover left in the kernel (mremap carries
+ * the protection, a remap or copy shows the view's) is set right. The userfaultfd state of
+ * the source is gone with its page tables, so there every moved page counts as touched. */
 void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
 {
     struct arena__track *t = v == NULL ? NULL : v->track;
-    if (t == NULL || n == 0 || dst + n > t->nslots || src + n > t->nslots)
+    if (t == NULL || n == 0 || dst + n > t->nslots || src + n > t->nslots || dst == src)
         return;
-    uint64_t *bits = calloc((n + 63) / 64, sizeof *bits);
-    if (bits == NULL)
-        return; /* without a record the destination counts as touched: conservative */
-    read_dirty(t, src, n, bits);
+    uint64_t *state = calloc((n + 63) / 64 * 2, sizeof *state);
+    if (state == NULL)
+        return; /* the next take sees the changed slots as new contents: conservative */
+    uint64_t *moved = state + (n + 63) / 64;
     for (size_t i = 0; i < n; i++) {
-        plain_put(t->carry, dst + i, true);
-        plain_put(t->carry_dirty, dst + i, plain_get(bits, i));
+        /* A second call for the same move (view.c and collect.c both report it) finds the
+         * destination already in step. */
+        if (t->shown[dst + i] == t->view->slot_enc[dst + i])
+            continue;
+        plain_put(moved, i, true);
+        plain_put(state, i, t->backend == ARENA_TRACKER_UFFD || bit_get(t, src + i));
     }
-    free(bits);
+    for (size_t i = 0; i < n; i++) {
+        size_t s = src + i;
+        if (s >= dst && s < dst + n)
+            continue;
+        t->shown[s] = t->view->slot_enc[s];
+        bit_clear(t, s);
+        if (arena__track_slot_mapped(t, s))
+            bit_set(t, s); /* the source shows something new: its contents count as touched */
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!plain_get(moved, i))
+            continue;
+        size_t g = (dst + i) >> t->group_shift;
+        group_lock(t, g);
+        t->shown[dst + i] = t->view->slot_enc[dst + i];
+        if (plain_get(state, i))
+            bit_set(t, dst + i);
+        else
+            bit_clear(t, dst + i);
+        group_unlock(t, g);
+    }
+    if (t->backend == ARENA_TRACKER_UFFD) {
+        arena__tuffd_arm(t, dst, n);
+    } else {
+        protect_runs(t, dst, dst + n, state, false, t->prot_armed);
+        protect_runs(t, dst, dst + n, state, true, t->prot_open);
+    }
+    free(state);
 }
 
-void arena__track_mapped(arena_view_t *v, size_t slot, size_t n)
-{
-    struct arena__track *t = v == NULL ? NULL : v->track;
-    if (t == NULL || n == 0 || slot >= t->nslots)
-        return;
-    size_t end = slot + n > t->nslots ? t->nslots : slot + n;
-    uint64_t sel[((size_t)1 << 12) / 64 + 1];
-    for (size_t piece = slot; piece < end; piece += (size_t)1 << 12) {
-        size_t pend = piece + ((size_t)1 << 12) < end ? piece + ((size_t)1 << 12) : end;
-        for (size_t i = 0; i <= (pend - piece) / 64; i++)
-            sel[i] = 0;
-        for (size_t s = piece; s < pend; s++) {
-            size_t g = s >> t->group_shift;
-            bool touched = true;
-            if (plain_get(t->carry, s)) {
-                touched = plain_get(t->carry_dirty, s);
-                plain_put(t->carry, s, false);
-            }
-            group_lock(t, g);
-            if (touched && arena__track_slot_mapped(t, s))
-                bit_set(t, s);
-            else
-                bit_clear(t, s);
-            group_unlock(t, g);
-            plain_put(sel, s - piece, touched);
-        }
-        if (t->backend == ARENA_TRACKER_UFFD) {
-            arena__tuffd_arm(t, piece, pend - piece);
-        } else {
-            /* What the mover left is the view's protection or the source's: set both ways. */
-            protect_runs(t, piece, pend, sel, false, t->prot_armed);
-            protect_runs(t, piece, pend, sel, true, t->prot_open);
-        }
-    }
-}
 
 /* In a forked child the views were re-mapped with their own protection: every page is
  * open. Count them all touched (R9.3: conservative) and re-attach the kernel side. */

@@ -31,8 +31,7 @@ struct arena__track {
     int prot_armed;           /* PROT_* of a page waiting for its first touch */
     int prot_open;            /* PROT_* of a touched page: the view's protection */
     _Atomic uint64_t *open;   /* bit per slot */
-    uint64_t *carry;          /* bit per slot: arena__track_moved recorded this slot's state */
-    uint64_t *carry_dirty;    /* ... and the state was "touched" */
+    uint32_t *shown;          /* the view's slot table (slot_enc) as last armed */
     size_t nwords;
     _Atomic unsigned char *lock; /* per group */
     unsigned group_shift;

@@ -469,7 +469,7 @@ Test(track_sigsegv, foreign_fault_without_prior_handler_kills, .signal = SIGSEGV
     arena_t *a;
     arena_view_t *v = tracked(&a, ARENA_TRACKER_SIGSEGV, 4, ARENA_TRACK_WRITES);
     ((char *)arena_view_base(v))[0] = 1;
-    *(volatile char *)16 = 1;
+    *(volatile char *)(uintptr_t)arena_page_size(a) = 1; /* the first page: never mapped */
 }
 
 Test(track_sigsegv, write_to_an_unmapped_slot_of_a_tracked_view_kills, .signal = SIGSEGV)
