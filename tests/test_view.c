@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -15,6 +16,8 @@ static const int movers[] = { ARENA_MOVE_REMAP_FILE_PAGES, ARENA_MOVE_MMAP_FIXED
                               ARENA_MOVE_COPY };
 #define NMOVERS (sizeof movers / sizeof *movers)
 
+static int test_backing = ARENA_BACKING_MEMFD;
+
 static arena_t *make_arena(size_t vma_budget)
 {
     arena_config_t cfg;
@@ -22,7 +25,7 @@ static arena_t *make_arena(size_t vma_budget)
     cfg.reserve = 16 << 20;
     cfg.copy_below = 4;
     cfg.vma_budget = vma_budget;
-    cfg.backing = ARENA_BACKING_MEMFD;
+    cfg.backing = test_backing;
     arena_t *a = NULL;
     int err = arena_create(&a, &cfg);
     cr_assert_eq(err, 0, "arena_create: %s", arena_strerror(err));
@@ -225,16 +228,34 @@ static uint64_t rnd(void)
     return rng_state;
 }
 
+static void random_batches(int rounds);
+
 Test(view, random_batches_and_moves_match_model)
 {
-    enum { NPAGES = 96, NSLOTS = 160, ROUNDS = 40 };
+    random_batches(40);
+}
+
+Test(view, random_batches_on_tmpfile_backing)
+{
+    test_backing = ARENA_BACKING_TMPFILE;
+    random_batches(12);
+    arena_t *a = make_arena(0);
+    arena_stats_t st;
+    cr_assert_eq(arena_stats(a, &st), 0);
+    cr_expect_eq(st.backing, ARENA_BACKING_TMPFILE);
+    arena_destroy(a);
+}
+
+static void random_batches(int rounds)
+{
+    enum { NPAGES = 96, NSLOTS = 160 };
     for (size_t m = 0; m < NMOVERS; m++) {
         arena_t *a = make_arena(0);
         size_t first = tagged_pages(a, NPAGES, 1000);
         arena_view_t *v = open_view(a, NSLOTS, ARENA_PROT_READ | ARENA_PROT_WRITE, movers[m]);
         struct model md = { NSLOTS, calloc(NSLOTS, sizeof(uint64_t)) };
         size_t table[NSLOTS];
-        for (int r = 0; r < ROUNDS; r++) {
+        for (int r = 0; r < rounds; r++) {
             size_t start = rnd() % NSLOTS, n = 1 + rnd() % (NSLOTS - start);
             /* runs of consecutive pages (so coalescing matters), holes, duplicates */
             for (size_t i = 0; i < n;) {
@@ -572,5 +593,76 @@ Test(view, bad_inputs)
     cr_expect_null(arena_view_base(v));
     cr_expect_eq(arena_view_slots(v), 0);
     cr_expect_eq(arena_view_vmas(v), 0);
+    arena_destroy(a);
+}
+
+/* ------------------------------------------------ failures while opening -- */
+Test(view, open_failures_change_nothing)
+{
+    static const int sys[] = { ARENA_SYS_MMAP, ARENA_SYS_MMAP, ARENA_SYS_MMAP };
+    arena_t *a = make_arena(0);
+    size_t p = tagged_pages(a, 8, 1);
+    (void)p;
+    size_t vmas = arena__vmas(a), maps = arena__os_count_maps();
+    for (size_t i = 0; i < sizeof sys / sizeof *sys; i++) {
+        arena_view_t *v = NULL;
+        arena__fault_arm(sys[i], i + 1, ENOMEM);
+        int err = arena_view_open(a, ARENA_VIEW_LINEAR, 8, ARENA_PROT_READ, 0, &v);
+        int fired = arena__fault_fired();
+        arena__fault_disarm_all();
+        cr_expect(fired, "call %zu was reached", i + 1);
+        cr_expect_eq(err, ENOMEM, "call %zu: %s", i + 1, arena_strerror(err));
+        cr_expect_null(v);
+        cr_expect_eq(arena__vmas(a), vmas);
+        cr_expect_eq(arena__os_count_maps(), maps, "call %zu: no mapping left behind", i + 1);
+    }
+    arena_destroy(a);
+}
+
+/* --------------------------------------------------------------- threads -- */
+struct worker {
+    arena_t *a;
+    size_t first;
+    int err;
+};
+
+static void *churn(void *arg)
+{
+    struct worker *w = arg;
+    arena_view_t *v = NULL;
+    w->err = arena_view_open(w->a, ARENA_VIEW_EMPTY, 32, ARENA_PROT_READ | ARENA_PROT_WRITE, 0, &v);
+    for (int r = 0; r < 200 && !w->err; r++) {
+        size_t slot = (size_t)(r * 7) % 28, page = w->first + (size_t)(r * 3) % 12;
+        w->err = arena_view_map(v, slot, page, 4);
+        if (!w->err && *(volatile uint64_t *)((char *)arena_view_base(v) + slot * arena_page_size(w->a)) !=
+                           1 + (page - w->first))
+            w->err = -1;
+        if (!w->err && r % 3 == 0)
+            w->err = arena_view_unmap(v, slot, 2);
+    }
+    return NULL;
+}
+
+Test(view, threads_share_an_arena)
+{
+    arena_t *a = make_arena(0);
+    size_t first = tagged_pages(a, 16, 1);
+    pthread_t t[4];
+    struct worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct worker){ a, first, 0 };
+        cr_assert_eq(pthread_create(&t[i], NULL, churn, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        cr_expect_eq(w[i].err, 0, "worker %d: %s", i, arena_strerror(w[i].err));
+    }
+    size_t sum = 0;
+    for (arena_view_t *v = a->views; v; v = v->next) {
+        if (!v->is_heap)
+            cr_expect_eq(v->vmas, maps_of(v));
+        sum += v->vmas;
+    }
+    cr_expect_eq(arena__vmas(a), sum + a->track_vmas);
     arena_destroy(a);
 }
