@@ -479,3 +479,60 @@ Test(track_sigsegv, write_to_an_unmapped_slot_of_a_tracked_view_kills, .signal =
     cr_assert_eq(arena_view_unmap(v, 6, 2), 0);
     ((char *)arena_view_base(v))[6 * PAGE] = 1;
 }
+
+/* ------------------------------------------------------- collections --- */
+
+/* R8.6: pages a collection slides keep their state: written survivors are reported at
+ * their new place, and (libsigsegv, which keeps the state exactly) clean ones are not;
+ * the moved pages stay tracked. */
+BOTH(moved_pages_keep_their_state)
+{
+    enum { K = 96 };
+    arena_t *a = track_arena(backend, 0);
+    cr_assert_not_null(a);
+    char *obj[K];
+    for (int i = 0; i < K; i++) {
+        obj[i] = arena_alloc(a, PAGE);
+        cr_assert_not_null(obj[i]);
+        obj[i][0] = (char)i;
+    }
+    arena_view_t *h = arena_heap_view(a);
+    cr_assert_eq(arena_track_start(h, ARENA_TRACK_WRITES), 0);
+    /* Survivors: every third object; written survivors: every sixth. The dead ones in
+     * between make the survivors slide down. */
+    for (int i = 0; i < K; i += 6)
+        obj[i][8] = 1;
+    for (int i = 1; i < K; i += 6)
+        obj[i][8] = 1; /* written, then dies */
+    for (int i = 0; i < K; i += 3)
+        cr_assert_eq(arena_mark(a, obj[i]), 0);
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_collect(a, &st), 0);
+    char *now[K];
+    int moved = 0;
+    for (int i = 0; i < K; i += 3) {
+        now[i] = arena_forward(a, obj[i]);
+        cr_assert_not_null(now[i]);
+        cr_assert_eq(now[i][0], (char)i);
+        moved += now[i] != obj[i];
+    }
+    cr_assert_gt(moved, 0, "the collection moved nothing: the test proves nothing");
+    void *pages[4 * K];
+    size_t got;
+    cr_assert_eq(arena_track_take(h, pages, 4 * K, &got), 0);
+    for (int i = 0; i < K; i += 3) {
+        bool reported = false;
+        for (size_t j = 0; j < got; j++)
+            reported |= (char *)pages[j] == now[i];
+        if (i % 6 == 0)
+            cr_assert(reported, "written survivor %d (now %p) not reported", i, (void *)now[i]);
+        else if (backend == ARENA_TRACKER_SIGSEGV && st.objects_evacuated == 0)
+            cr_assert(!reported, "clean survivor %d reported after moving", i);
+    }
+    /* Still tracked at the new place. */
+    now[3][16] = 1;
+    cr_assert_eq(arena_track_take(h, pages, 4 * K, &got), 0);
+    cr_assert_eq(got, 1);
+    cr_assert_eq((char *)pages[0], now[3]);
+    arena_destroy(a);
+}
