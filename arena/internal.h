@@ -120,7 +120,9 @@ arena_view_t *arena__view_find(const arena_t *a, const void *addr, size_t *slot)
 /* ------------------------------------------------------------------- heap.c ---- */
 struct arena__heap;    /* private to heap.c and collect.c: see heap.h */
 int arena__heap_init(arena_t *a);
-void arena__heap_fini(arena_t *a);
+void arena__heap_fini(arena_t *a);   /* frees the heap's tables; the heap view dies with the views */
+/* arena_stats' heap fields: heap_pages, live_bytes, allocated_bytes (a->lock held). */
+void arena__heap_stats(const arena_t *a, arena_stats_t *s);
 
 /* ---------------------------------------------------------------- collect.c ---- */
 struct arena__gc;      /* forwarding tables of the last collection: private to collect.c */

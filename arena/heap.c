@@ -1,0 +1,493 @@
+/*
+ * heap.c -- allocation on the heap view (docs/design.md §6).
+ *
+ * The heap is the primary view of the backing file. Slots are handed out in chunks
+ * of consecutive slots showing consecutive file pages (one fallocate and one mapping
+ * per chunk, R6.2); each thread bumps through its own current page with no lock (R6.1).
+ * There is no object header: a start bit and an end bit per 16-byte granule give every
+ * object's extent, so interior pointers resolve (R6.4).
+ */
+#include "heap.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define CHUNK_MIN 16u
+#define CHUNK_MAX 1024u
+#define TCACHE_WAYS 4u
+
+/* The calling thread's current page per arena (R6.1). Keyed by the arena's id, which is
+ * never reused, and the heap epoch, which every collection bumps: a cache whose arena
+ * was destroyed or collected is simply stale, nothing has to find and clear it. */
+struct tcache {
+    uint64_t id, epoch;
+    char *cur, *end;
+};
+static _Thread_local struct tcache tcache[TCACHE_WAYS];
+
+static void *table_map(size_t len)
+{
+    /* NORESERVE: committed page by page as the heap reaches it (R6.4). */
+    void *p = arena__os_mmap(NULL, len, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void tables_unmap(struct arena__heap *h)
+{
+    void *t[4] = {h->pages, h->starts, h->ends, h->marks};
+    for (int i = 0; i < 4; i++)
+        if (t[i] != NULL)
+            arena__os_munmap(t[i], h->table_bytes[i]);
+}
+
+int arena__heap_init(arena_t *a)
+{
+    struct arena__heap *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return ENOMEM;
+    h->nslots = a->cfg.reserve / a->page_size;
+    h->granules = a->page_size / ARENA__GRANULE;
+    h->words = h->granules / 64;
+    h->chunk_pages = CHUNK_MIN;
+    size_t bitmap = h->nslots * h->words * sizeof(uint64_t);
+    h->table_bytes[0] = h->nslots * sizeof(struct arena__page);
+    h->table_bytes[1] = h->table_bytes[2] = h->table_bytes[3] = bitmap;
+    h->pages = table_map(h->table_bytes[0]);
+    h->starts = table_map(bitmap);
+    h->ends = table_map(bitmap);
+    h->marks = table_map(bitmap);
+    int err = 0;
+    if (h->pages == NULL || h->starts == NULL || h->ends == NULL || h->marks == NULL)
+        err = errno ? errno : ENOMEM;
+    else
+        err = arena__view_create(a, ARENA_VIEW_EMPTY, h->nslots,
+                                 ARENA_PROT_READ | ARENA_PROT_WRITE, 0, true, &a->heap_view);
+    if (err != 0) {
+        tables_unmap(h);
+        free(h);
+        return err;
+    }
+    a->heap = h;
+    return 0;
+}
+
+/* The heap view itself is destroyed with every other view by arena_destroy. */
+void arena__heap_fini(arena_t *a)
+{
+    struct arena__heap *h = a->heap;
+    if (h == NULL)
+        return;
+    tables_unmap(h);
+    free(h->holes);
+    free(h);
+    a->heap = NULL;
+}
+
+void arena__heap_forked(arena_t *a)
+{
+    if (a->heap != NULL)
+        atomic_fetch_add(&a->heap->epoch, 1);
+}
+
+void arena__heap_stats(const arena_t *a, arena_stats_t *s)
+{
+    const struct arena__heap *h = a->heap;
+    s->heap_pages = h->used_pages;
+    s->live_bytes = h->live_bytes;
+    s->allocated_bytes = h->allocated_bytes;
+}
+
+/* ------------------------------------------------------------ object lookup -- */
+
+size_t arena__heap_slot(const arena_t *a, const void *p)
+{
+    const char *base = a->heap_view->base;
+    if ((const char *)p < base || (size_t)((const char *)p - base) >= a->heap->nslots * a->page_size)
+        return (size_t)-1;
+    return (size_t)((const char *)p - base) >> a->page_shift;
+}
+
+int arena_contains(const arena_t *a, const void *p)
+{
+    return a != NULL && a->heap != NULL && arena__heap_slot(a, p) != (size_t)-1;
+}
+
+static size_t last_bit_at_or_below(const uint64_t *map, size_t first, size_t bit)
+{
+    for (size_t w = bit >> 6;; w--) {
+        uint64_t word = __atomic_load_n(&map[w], __ATOMIC_RELAXED);
+        if (w == bit >> 6 && (bit & 63) != 63)
+            word &= ((uint64_t)2 << (bit & 63)) - 1;
+        if (word != 0)
+            return w * 64 + 63 - (size_t)__builtin_clzll(word);
+        if (w == first >> 6)
+            return (size_t)-1;
+    }
+}
+
+static size_t first_bit_at_or_above(const uint64_t *map, size_t bit, size_t limit)
+{
+    for (size_t w = bit >> 6; w < (limit + 63) >> 6; w++) {
+        uint64_t word = __atomic_load_n(&map[w], __ATOMIC_RELAXED);
+        if (w == bit >> 6)
+            word &= ~(uint64_t)0 << (bit & 63);
+        if (word != 0)
+            return w * 64 + (size_t)__builtin_ctzll(word);
+    }
+    return (size_t)-1;
+}
+
+size_t arena__heap_size_at(const arena_t *a, size_t slot, const char *obj)
+{
+    const struct arena__heap *h = a->heap;
+    size_t first = (size_t)(obj - a->heap_view->base) / ARENA__GRANULE;
+    size_t last_page = slot;
+    uint8_t kind = __atomic_load_n(&h->pages[slot].kind, __ATOMIC_RELAXED);
+    if (kind == ARENA__PAGE_LARGE_HEAD)
+        last_page = slot + __atomic_load_n(&h->pages[slot].aux, __ATOMIC_RELAXED) - 1;
+    size_t from = kind == ARENA__PAGE_LARGE_HEAD ? last_page * h->granules : first;
+    size_t end = first_bit_at_or_above(h->ends, from, (last_page + 1) * h->granules);
+    if (end == (size_t)-1)
+        return 0;
+    return (end + 1 - first) * ARENA__GRANULE;
+}
+
+char *arena__heap_find(const arena_t *a, const void *p, size_t *slot_out)
+{
+    const struct arena__heap *h = a->heap;
+    size_t slot = arena__heap_slot(a, p);
+    if (slot == (size_t)-1)
+        return NULL;
+    const struct arena__page *pg = &h->pages[slot];
+    uint8_t kind = __atomic_load_n(&pg->kind, __ATOMIC_RELAXED);
+    char *start;
+    if (kind == ARENA__PAGE_LARGE_TAIL || kind == ARENA__PAGE_LARGE_HEAD) {
+        if (kind == ARENA__PAGE_LARGE_TAIL)
+            slot -= __atomic_load_n(&pg->aux, __ATOMIC_RELAXED);
+        start = arena__view_slot_addr(a->heap_view, slot);
+    } else if (kind == ARENA__PAGE_SMALL) {
+        size_t bit = (size_t)((const char *)p - a->heap_view->base) / ARENA__GRANULE;
+        size_t s = last_bit_at_or_below(h->starts, slot * h->granules, bit);
+        if (s == (size_t)-1)
+            return NULL;
+        start = a->heap_view->base + s * ARENA__GRANULE;
+    } else {
+        return NULL;
+    }
+    size_t size = arena__heap_size_at(a, slot, start);
+    if ((size_t)((const char *)p - start) >= size)
+        return NULL;
+    if (slot_out != NULL)
+        *slot_out = slot;
+    return start;
+}
+
+void *arena_object(const arena_t *a, const void *p)
+{
+    if (a == NULL || a->heap == NULL || p == NULL)
+        return NULL;
+    return arena__heap_find(a, p, NULL);
+}
+
+size_t arena_object_size(const arena_t *a, const void *obj)
+{
+    size_t slot;
+    if (a == NULL || a->heap == NULL || obj == NULL || arena__heap_find(a, obj, &slot) != obj)
+        return 0;
+    return arena__heap_size_at(a, slot, obj);
+}
+
+/* ------------------------------------------------------------- slots, pages -- */
+
+static bool is_mirror(const arena_view_t *v)
+{
+    return v->layout == ARENA_VIEW_MIRROR && !v->closed;
+}
+
+/* Mirror views show the heap's layout (R7.8): a change to heap slots is made to them too. */
+static int mirrors_set_run(arena_t *a, size_t slot, size_t file_page, size_t n)
+{
+    for (arena_view_t *v = a->views; v != NULL; v = v->next) {
+        if (!is_mirror(v) || slot >= v->nslots)
+            continue;
+        size_t m = n < v->nslots - slot ? n : v->nslots - slot;
+        int err = arena__view_set_run(v, slot, file_page, m, ARENA_MOVE_MMAP_FIXED);
+        if (err != 0)
+            return err;
+    }
+    return 0;
+}
+
+static void hole_remove(struct arena__heap *h, size_t i, size_t used)
+{
+    h->holes[i].slot += used;
+    h->holes[i].n -= used;
+    if (h->holes[i].n == 0) {
+        memmove(&h->holes[i], &h->holes[i + 1], (h->nholes - i - 1) * sizeof h->holes[0]);
+        h->nholes--;
+    }
+}
+
+/* n free slots (exactly n when exact, else between 1 and n in *got): first fit in the
+ * holes below top, else at the top. */
+static int find_slots(struct arena__heap *h, size_t n, bool exact, size_t *slot, size_t *got)
+{
+    for (size_t i = 0; i < h->nholes; i++) {
+        if (h->holes[i].n >= n || !exact) {
+            *slot = h->holes[i].slot;
+            *got = h->holes[i].n < n ? h->holes[i].n : n;
+            hole_remove(h, i, *got);
+            return 0;
+        }
+    }
+    if (n > h->nslots - h->top)
+        return ENOMEM;
+    *slot = h->top;
+    *got = n;
+    h->top += n;
+    return 0;
+}
+
+static void give_back_slots(struct arena__heap *h, size_t slot, size_t n)
+{
+    if (slot + n == h->top)
+        h->top = slot;
+    else if (h->nholes < h->holes_cap)
+        h->holes[h->nholes++] = (struct arena__hole){slot, n};
+    /* Otherwise the slots stay unused until the next collection rebuilds the holes. */
+}
+
+static int map_fresh(arena_t *a, size_t slot, size_t n)
+{
+    size_t fp;
+    int err = arena__backing_alloc(&a->backing, n, &fp);
+    if (err != 0)
+        return err;
+    err = arena__view_set_run(a->heap_view, slot, fp, n, ARENA_MOVE_MMAP_FIXED);
+    if (err == 0)
+        err = mirrors_set_run(a, slot, fp, n);
+    if (err != 0) {
+        arena__view_set_run(a->heap_view, slot, ARENA_NO_PAGE, n, ARENA_MOVE_MMAP_FIXED);
+        mirrors_set_run(a, slot, ARENA_NO_PAGE, n);
+        arena__backing_free(&a->backing, fp, n);
+        return err;
+    }
+    for (size_t i = 0; i < n; i++)
+        a->heap->pages[slot + i].file_page = (uint32_t)(fp + i);
+    return 0;
+}
+
+static int take_slots(arena_t *a, size_t n, bool exact, int kind, size_t *slot_out, size_t *got_out)
+{
+    struct arena__heap *h = a->heap;
+    size_t slot, got;
+    int err = find_slots(h, n, exact, &slot, &got);
+    if (err != 0)
+        return err;
+    err = map_fresh(a, slot, got);
+    if (err != 0) {
+        give_back_slots(h, slot, got);
+        return err;
+    }
+    for (size_t i = 0; i < got; i++) {
+        struct arena__page *pg = &h->pages[slot + i];
+        pg->live = 0;
+        pg->pinned = 0;
+        __atomic_store_n(&pg->aux, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&pg->kind, (uint8_t)kind, __ATOMIC_RELEASE);
+    }
+    h->used_pages += got;
+    *slot_out = slot;
+    *got_out = got;
+    return 0;
+}
+
+int arena__heap_take(arena_t *a, size_t n, int kind, size_t *slot_out)
+{
+    size_t got;
+    return take_slots(a, n, true, kind, slot_out, &got);
+}
+
+/* Unmap slots in every view, then punch their file pages (R6.6): in that order, so no
+ * view ever shows a page after it went back to the file allocator. */
+int arena__heap_release(arena_t *a, size_t slot, size_t n)
+{
+    struct arena__heap *h = a->heap;
+    int err = arena__view_set_run(a->heap_view, slot, ARENA_NO_PAGE, n, ARENA_MOVE_MMAP_FIXED);
+    int err2 = mirrors_set_run(a, slot, ARENA_NO_PAGE, n);
+    /* A slot the kernel could not unmap is FREE all the same: the heap never reads a FREE
+     * slot, and the next use of it maps over whatever it shows. */
+    for (size_t i = 0; i < n;) {
+        size_t fp = h->pages[slot + i].file_page, j = i + 1;
+        while (j < n && h->pages[slot + j].file_page == fp + (j - i))
+            j++;
+        int e = arena__backing_free(&a->backing, fp, j - i);
+        if (err == 0)
+            err = e;
+        i = j;
+    }
+    size_t bits = h->words * sizeof(uint64_t);
+    memset(&h->starts[slot * h->words], 0, n * bits);
+    memset(&h->ends[slot * h->words], 0, n * bits);
+    memset(&h->marks[slot * h->words], 0, n * bits);
+    for (size_t i = 0; i < n; i++) {
+        __atomic_store_n(&h->pages[slot + i].kind, ARENA__PAGE_FREE, __ATOMIC_RELAXED);
+        h->pages[slot + i].live = 0;
+        h->pages[slot + i].pinned = 0;
+        h->pages[slot + i].aux = 0;
+    }
+    h->used_pages -= n;
+    return err != 0 ? err : err2;
+}
+
+int arena__heap_drop_pool(arena_t *a)
+{
+    struct arena__heap *h = a->heap;
+    if (h->pool_n == 0)
+        return 0;
+    size_t slot = h->pool_slot, n = h->pool_n;
+    h->pool_n = 0;
+    int err = arena__heap_release(a, slot, n);
+    give_back_slots(h, slot, n);
+    return err;
+}
+
+int arena__heap_rebuild_free(arena_t *a)
+{
+    struct arena__heap *h = a->heap;
+    size_t top = h->top;
+    while (top > 0 && h->pages[top - 1].kind == ARENA__PAGE_FREE)
+        top--;
+    h->top = top;
+    h->nholes = 0;
+    for (size_t s = 0; s < top;) {
+        if (h->pages[s].kind != ARENA__PAGE_FREE) {
+            s++;
+            continue;
+        }
+        size_t e = s;
+        while (h->pages[e].kind == ARENA__PAGE_FREE)
+            e++;
+        if (h->nholes == h->holes_cap) {
+            size_t cap = h->holes_cap ? h->holes_cap * 2 : 64;
+            struct arena__hole *nh = realloc(h->holes, cap * sizeof *nh);
+            if (nh == NULL)
+                return ENOMEM; /* the holes left out are simply not reused this cycle */
+            h->holes = nh;
+            h->holes_cap = cap;
+        }
+        h->holes[h->nholes++] = (struct arena__hole){s, e - s};
+        s = e;
+    }
+    if (h->holes_cap == 0) {
+        h->holes = malloc(64 * sizeof *h->holes);
+        h->holes_cap = h->holes ? 64 : 0;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- allocation -- */
+
+static void set_object_bits(struct arena__heap *h, const arena_t *a, const char *obj, size_t size)
+{
+    size_t first = (size_t)(obj - a->heap_view->base) / ARENA__GRANULE;
+    /* End first: a reader that sees the start bit then finds the end. */
+    arena__bit_set(h->ends, first + size / ARENA__GRANULE - 1);
+    arena__bit_set(h->starts, first);
+}
+
+/* A chunk of fresh slots for the pool: its size follows the heap (an eighth of it,
+ * within bounds), so growth costs few system calls without hoarding (R6.2). */
+static int pool_refill(arena_t *a)
+{
+    struct arena__heap *h = a->heap;
+    size_t want = h->used_pages / 8;
+    want = want < CHUNK_MIN ? CHUNK_MIN : want > CHUNK_MAX ? CHUNK_MAX : want;
+    size_t slot, got;
+    int err = take_slots(a, want, false, ARENA__PAGE_POOL, &slot, &got);
+    if (err != 0 && want > 1)
+        err = take_slots(a, 1, false, ARENA__PAGE_POOL, &slot, &got);
+    if (err != 0)
+        return err;
+    h->pool_slot = slot;
+    h->pool_n = got;
+    return 0;
+}
+
+static void *alloc_slow(arena_t *a, struct tcache *c, size_t size)
+{
+    struct arena__heap *h = a->heap;
+    pthread_mutex_lock(&a->lock);
+    uint64_t epoch = atomic_load_explicit(&h->epoch, memory_order_relaxed);
+    if (c->id == a->id && c->epoch == epoch)
+        h->allocated_bytes -= (size_t)(c->end - c->cur);
+    c->id = 0;
+    int err = h->pool_n == 0 ? pool_refill(a) : 0;
+    if (err != 0) {
+        pthread_mutex_unlock(&a->lock);
+        errno = err == ARENA_EVMA ? ENOMEM : err;
+        return NULL;
+    }
+    size_t slot = h->pool_slot++;
+    h->pool_n--;
+    __atomic_store_n(&h->pages[slot].kind, ARENA__PAGE_SMALL, __ATOMIC_RELEASE);
+    h->allocated_bytes += a->page_size;
+    pthread_mutex_unlock(&a->lock);
+    char *page = arena__view_slot_addr(a->heap_view, slot);
+    *c = (struct tcache){a->id, epoch, page + size, page + a->page_size};
+    set_object_bits(h, a, page, size);
+    return page;
+}
+
+static void *alloc_large(arena_t *a, size_t size)
+{
+    struct arena__heap *h = a->heap;
+    size_t n = (size + a->page_size - 1) >> a->page_shift, slot;
+    pthread_mutex_lock(&a->lock);
+    int err = arena__heap_take(a, n, ARENA__PAGE_LARGE_HEAD, &slot);
+    if (err == 0) {
+        h->pages[slot].aux = (uint32_t)n;
+        for (size_t i = 1; i < n; i++) {
+            __atomic_store_n(&h->pages[slot + i].aux, (uint32_t)i, __ATOMIC_RELAXED);
+            __atomic_store_n(&h->pages[slot + i].kind, ARENA__PAGE_LARGE_TAIL, __ATOMIC_RELEASE);
+        }
+        h->allocated_bytes += size;
+    }
+    pthread_mutex_unlock(&a->lock);
+    if (err != 0) {
+        errno = err < 0 ? ENOMEM : err;
+        return NULL;
+    }
+    char *obj = arena__view_slot_addr(a->heap_view, slot);
+    set_object_bits(h, a, obj, size);
+    return obj;
+}
+
+void *arena_alloc(arena_t *a, size_t size)
+{
+    if (a == NULL || size == 0 || size > a->cfg.reserve) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (arena__broken(a)) {
+        errno = arena__broken(a) > 0 ? arena__broken(a) : EIO;
+        return NULL;
+    }
+    size = (size + ARENA__GRANULE - 1) & ~(size_t)(ARENA__GRANULE - 1);
+    if (size > a->page_size)
+        return alloc_large(a, size);
+    struct arena__heap *h = a->heap;
+    struct tcache *c = &tcache[a->id % TCACHE_WAYS];
+    /* R6.1: the fast path touches only this thread's cache and its own page's bitmap words. */
+    if (c->id == a->id && c->epoch == atomic_load_explicit(&h->epoch, memory_order_relaxed) &&
+        (size_t)(c->end - c->cur) >= size) {
+        char *obj = c->cur;
+        c->cur += size;
+        set_object_bits(h, a, obj, size);
+        return obj;
+    }
+    return alloc_slow(a, c, size);
+}

@@ -1,0 +1,94 @@
+/*
+ * heap.h -- the heap's private state, shared by heap.c (allocation, object lookup,
+ * marking) and collect.c (the compacting collector). Never installed.
+ * Design and requirements: docs/design.md §6 (heap) and §7 (collection).
+ */
+#ifndef ARENA_HEAP_H
+#define ARENA_HEAP_H
+
+#include "internal.h"
+
+/* What a heap slot holds (struct arena__page.kind). */
+enum arena__page_kind {
+    ARENA__PAGE_FREE = 0,   /* nothing: the slot shows no file page (zero = untouched memory) */
+    ARENA__PAGE_POOL,       /* mapped and reserved for allocation, no object yet */
+    ARENA__PAGE_SMALL,      /* objects no larger than a page, bump allocated */
+    ARENA__PAGE_LARGE_HEAD, /* first page of a large object; aux = its page count */
+    ARENA__PAGE_LARGE_TAIL, /* a later page of a large object; aux = distance to the head */
+};
+
+/* Per-slot page information (R6.3). Written under a->lock or stop-the-world; kind and
+ * aux are read lock-free by arena_object, hence the atomic accessors in heap.c. */
+struct arena__page {
+    uint8_t kind;
+    uint8_t pinned;         /* holds an object pinned for the next collection */
+    uint16_t spare;
+    uint32_t aux;
+    uint32_t live;          /* marked bytes since the last collection */
+    uint32_t file_page;     /* the file page the slot shows when not FREE */
+};
+
+/* A range of free slots below the top, left by pins and alignment gaps. */
+struct arena__hole {
+    size_t slot, n;
+};
+
+struct arena__heap {
+    size_t nslots;               /* slots in the heap view */
+    size_t granules;             /* granules per page */
+    size_t words;                /* bitmap words per page (granules / 64) */
+    struct arena__page *pages;   /* nslots entries, lazily committed */
+    uint64_t *starts;            /* bit per granule: an object starts here */
+    uint64_t *ends;              /* bit per granule: an object ends in this granule */
+    uint64_t *marks;             /* bit per granule: the object starting here is marked */
+    size_t table_bytes[4];       /* mapping lengths of the four tables above */
+    _Atomic uint64_t epoch;      /* bumped by every collection: thread caches go stale */
+    size_t top;                  /* every slot >= top is FREE */
+    size_t used_pages;           /* slots that are not FREE */
+    size_t pool_slot, pool_n;    /* the current chunk's slots not yet handed out */
+    size_t chunk_pages;          /* size of the next chunk */
+    struct arena__hole *holes;   /* free ranges below top, low to high */
+    size_t nholes, holes_cap;
+    size_t live_bytes;           /* after the last collection */
+    size_t allocated_bytes;      /* handed out since the last collection, plus live */
+};
+
+static inline struct arena__page *arena__page_at(const arena_t *a, size_t slot)
+{
+    return &a->heap->pages[slot];
+}
+
+/* heap.c entry points for collect.c (a->lock held or stop-the-world). */
+/* The slot of p in the heap view, or (size_t)-1 when p is outside it. */
+size_t arena__heap_slot(const arena_t *a, const void *p);
+/* The start of the live object containing p, or NULL; *slot_out gets its first slot. */
+char *arena__heap_find(const arena_t *a, const void *p, size_t *slot_out);
+/* Usable size of the object starting at obj in slot. */
+size_t arena__heap_size_at(const arena_t *a, size_t slot, const char *obj);
+/* Take n consecutive FREE slots showing n fresh consecutive file pages, kind set to kind. */
+int arena__heap_take(arena_t *a, size_t n, int kind, size_t *slot_out);
+/* Give slots back: unmap them (every view), punch their file pages, mark them FREE. */
+int arena__heap_release(arena_t *a, size_t slot, size_t n);
+/* Give back the unused part of the allocation pool (collect.c, before it moves pages). */
+int arena__heap_drop_pool(arena_t *a);
+/* Recompute top and the holes list after a collection. */
+int arena__heap_rebuild_free(arena_t *a);
+/* Bitmap helpers, bit index = slot * granules + granule. */
+static inline bool arena__bit_get(const uint64_t *map, size_t bit)
+{
+    return (__atomic_load_n(&map[bit >> 6], __ATOMIC_RELAXED) >> (bit & 63)) & 1;
+}
+/* Only the thread owning the page (or the collector) writes its words: no lock needed,
+ * but relaxed atomics keep concurrent readers (arena_object) defined. */
+static inline void arena__bit_set(uint64_t *map, size_t bit)
+{
+    uint64_t w = __atomic_load_n(&map[bit >> 6], __ATOMIC_RELAXED);
+    __atomic_store_n(&map[bit >> 6], w | (uint64_t)1 << (bit & 63), __ATOMIC_RELAXED);
+}
+static inline void arena__bit_clear(uint64_t *map, size_t bit)
+{
+    uint64_t w = __atomic_load_n(&map[bit >> 6], __ATOMIC_RELAXED);
+    __atomic_store_n(&map[bit >> 6], w & ~((uint64_t)1 << (bit & 63)), __ATOMIC_RELAXED);
+}
+
+#endif /* ARENA_HEAP_H */
