@@ -24,6 +24,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static arena_t *registry;            /* every live arena, linked by fork_next */
 static bool handlers_installed;
@@ -41,7 +45,12 @@ static int new_file(const arena_t *a)
             dir = "/tmp";
         return arena__os_open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
     }
-    return arena__os_memfd_create("arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    /* As backing.c opens it (R4.3): not executable where the kernel can say so. */
+    unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+    int fd = arena__os_memfd_create("arena", flags | MFD_NOEXEC_SEAL);
+    if (fd < 0 && errno == EINVAL)
+        fd = arena__os_memfd_create("arena", flags);
+    return fd;
 }
 
 /* Next run [*first, *first + return) of file pages in use at or after from; 0 at the end. */
