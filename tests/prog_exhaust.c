@@ -9,7 +9,9 @@
  *     of remapping), views get ARENA_EVMA instead of crossing it, and no object is lost.
  * A plain program (not Criterion) so a SIGBUS is reported as what it is.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>

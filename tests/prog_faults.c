@@ -12,7 +12,9 @@
  *   - arena_destroy leaves no descriptor and no mapping behind.
  * Prints one summary line: injection points tried, survived, failed.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>

@@ -8,7 +8,9 @@
  *  3. a re-backing that fails in the child (fault injected) leaves the arena refusing every
  *     call with the error, without a crash; the parent is unaffected.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>

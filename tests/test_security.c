@@ -3,7 +3,9 @@
  * close-on-exec, a memfd sealed against shrinking and not executable, read-only views that
  * refuse writes.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
