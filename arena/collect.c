@@ -121,3 +121,546 @@ void *arena_forward(const arena_t *a, const void *old)
     /* The page survived, but the object p pointed into may have died in it. */
     return arena__heap_find(a, now, NULL) != NULL ? now : NULL;
 }
+
+/* ----------------------------------------------------------------- collection -- */
+
+/* State of one collection. */
+struct cycle {
+    arena_t *a;
+    struct arena__heap *h;
+    arena_collect_stats_t st;
+    int err;                  /* first kernel error met; the collection still completes */
+    struct arena__gc *gc;     /* being built */
+    size_t old_top;
+    size_t release_slot, release_n;   /* dead slots waiting to be released as one run */
+    size_t evac_slot, evac_used;      /* the page being filled by evacuation */
+    size_t evac_pool, evac_pool_n;    /* fresh slots taken for evacuation, not yet used */
+    size_t sparse_bytes;      /* below this many live bytes a page is sparse */
+    uint32_t *where;          /* during the slide: final slot of the page at each slot */
+};
+
+static void note_error(struct cycle *c, int err)
+{
+    if (err != 0 && c->err == 0)
+        c->err = err;
+}
+
+static void release_flush(struct cycle *c)
+{
+    if (c->release_n == 0)
+        return;
+    note_error(c, arena__heap_release(c->a, c->release_slot, c->release_n));
+    c->st.pages_released += c->release_n;
+    c->release_n = 0;
+}
+
+/* R7.2: dead pages are released in runs of consecutive slots (one unmap per run). */
+static void release_add(struct cycle *c, size_t slot, size_t n)
+{
+    if (c->release_n != 0 && c->release_slot + c->release_n != slot)
+        release_flush(c);
+    if (c->release_n == 0)
+        c->release_slot = slot;
+    c->release_n += n;
+}
+
+/* Unmarked objects die: their bits are cleared (R7.1). */
+static void sweep_small(struct cycle *c, size_t slot)
+{
+    struct arena__heap *h = c->h;
+    size_t first = slot * h->words, limit = (slot + 1) * h->granules;
+    for (size_t w = first; w < first + h->words; w++) {
+        uint64_t dead = h->starts[w] & ~h->marks[w];
+        c->st.objects_live += (size_t)__builtin_popcountll(h->starts[w] & h->marks[w]);
+        while (dead != 0) {
+            size_t bit = w * 64 + (size_t)__builtin_ctzll(dead);
+            dead &= dead - 1;
+            size_t end = arena__bit_next(h->ends, bit, limit);
+            arena__bit_clear(h->starts, bit);
+            if (end != (size_t)-1)
+                arena__bit_clear(h->ends, end);
+            c->st.objects_freed++;
+        }
+        h->marks[w] = 0;
+    }
+}
+
+/* -------------------------------------------------------------- evacuation -- */
+
+static bool evac_append(struct arena__gc *gc, size_t old_off, size_t new_off, size_t size)
+{
+    if (gc->nevac == gc->evac_cap) {
+        size_t cap = gc->evac_cap ? gc->evac_cap * 2 : 256;
+        struct evac_entry *e = realloc(gc->evac, cap * sizeof *e);
+        if (e == NULL)
+            return false;
+        gc->evac = e;
+        gc->evac_cap = cap;
+    }
+    gc->evac[gc->nevac++] = (struct evac_entry){old_off, new_off, size};
+    return true;
+}
+
+/* Room for size bytes in the evacuation target pages, taken in chunks of fresh slots
+ * above the old top (so no pre-collection address ever names them). */
+static char *evac_room(struct cycle *c, size_t size)
+{
+    arena_t *a = c->a;
+    if (c->evac_slot == (size_t)-1 || c->evac_used + size > a->page_size) {
+        if (c->evac_pool_n == 0) {
+            size_t want = 16;
+            if (arena__heap_take(a, want, ARENA__PAGE_POOL, &c->evac_pool) != 0 &&
+                arena__heap_take(a, want = 1, ARENA__PAGE_POOL, &c->evac_pool) != 0)
+                return NULL;
+            c->evac_pool_n = want;
+        }
+        c->evac_slot = c->evac_pool++;
+        c->evac_pool_n--;
+        c->h->pages[c->evac_slot].kind = ARENA__PAGE_SMALL;
+        c->evac_used = 0;
+    }
+    char *dst = arena__view_slot_addr(a->heap_view, c->evac_slot) + c->evac_used;
+    c->evac_used += size;
+    c->h->pages[c->evac_slot].live += (uint32_t)size;
+    return dst;
+}
+
+/* R7.4: a sparse page's objects are copied one by one into fresh pages. All or nothing:
+ * when room runs out half-way, the copies are forgotten and the page stays. */
+static bool evacuate(struct cycle *c, size_t slot)
+{
+    arena_t *a = c->a;
+    struct arena__heap *h = c->h;
+    struct arena__gc *gc = c->gc;
+    char *base = a->heap_view->base;
+    size_t first = slot * h->granules, limit = first + h->granules, mark = gc->nevac;
+    size_t bytes = 0, objects = 0;
+    for (size_t bit = arena__bit_next(h->starts, first, limit); bit != (size_t)-1;
+         bit = arena__bit_next(h->starts, bit + 1, limit)) {
+        size_t end = arena__bit_next(h->ends, bit, limit);
+        size_t size = (end + 1 - bit) * ARENA__GRANULE;
+        char *dst = evac_room(c, size);
+        if (dst == NULL || !evac_append(gc, bit * ARENA__GRANULE, (size_t)(dst - base), size)) {
+            for (size_t i = mark; i < gc->nevac; i++) {
+                size_t g = gc->evac[i].new_off / ARENA__GRANULE;
+                arena__bit_clear(h->starts, g);
+                arena__bit_clear(h->ends, g + gc->evac[i].size / ARENA__GRANULE - 1);
+            }
+            gc->nevac = mark;
+            return false;
+        }
+        memcpy(dst, base + bit * ARENA__GRANULE, size);
+        size_t g = (size_t)(dst - base) / ARENA__GRANULE;
+        arena__bit_set(h->ends, g + size / ARENA__GRANULE - 1);
+        arena__bit_set(h->starts, g);
+        bytes += size;
+        objects++;
+    }
+    c->st.objects_evacuated += objects;
+    c->st.bytes_evacuated += bytes;
+    return true;
+}
+
+/* Pass 1 over the old heap: sweep, release the dead, evacuate the sparse (R7.1-R7.4). */
+static void sweep_all(struct cycle *c)
+{
+    struct arena__heap *h = c->h;
+    uint32_t *fwd = c->gc->page_fwd;
+    for (size_t s = 0; s < c->old_top; s++) {
+        struct arena__page *pg = &h->pages[s];
+        fwd[s] = FWD_DEAD;
+        if (pg->kind == ARENA__PAGE_FREE) {
+            release_flush(c);
+        } else if (pg->kind == ARENA__PAGE_SMALL) {
+            sweep_small(c, s);
+            c->st.bytes_live += pg->live;
+            if (pg->live == 0) {
+                release_add(c, s, 1);
+            } else if (pg->live < c->sparse_bytes && !pg->pinned && evacuate(c, s)) {
+                fwd[s] = FWD_EVAC;
+                release_add(c, s, 1);
+            } else {
+                fwd[s] = (uint32_t)s;
+                release_flush(c);
+            }
+        } else if (pg->kind == ARENA__PAGE_LARGE_HEAD) {
+            size_t n = pg->aux, bit = s * h->granules;
+            bool live = arena__bit_get(h->marks, bit);
+            arena__bit_clear(h->marks, bit);
+            if (live) {
+                c->st.objects_live++;
+                c->st.bytes_live += arena__heap_size_at(c->a, s, c->a->heap_view->base + bit * ARENA__GRANULE);
+                for (size_t i = 0; i < n; i++)
+                    fwd[s + i] = (uint32_t)(s + i);
+                release_flush(c);
+            } else {
+                c->st.objects_freed++;
+                release_add(c, s, n);
+            }
+            s += n - 1;
+        } else {
+            /* A POOL page the pool drop could not release: nothing lives in it. */
+            release_add(c, s, 1);
+        }
+    }
+    release_flush(c);
+    if (c->evac_pool_n != 0)
+        note_error(c, arena__heap_release(c->a, c->evac_pool, c->evac_pool_n));
+    c->evac_pool_n = 0;
+}
+
+/* ----------------------------------------------------------------- the slide -- */
+
+enum method { M_STAY, M_REMAP, M_MREMAP, M_COPY };
+
+static size_t *page_list(struct cycle *c, size_t slot, size_t n)
+{
+    size_t *fp = malloc(n * sizeof *fp);
+    if (fp != NULL)
+        for (size_t i = 0; i < n; i++)
+            fp[i] = c->h->pages[slot + i].kind == ARENA__PAGE_FREE ? ARENA_NO_PAGE
+                                                                 : c->h->pages[slot + i].file_page;
+    return fp;
+}
+
+/* R7.8: mirror views show what the heap shows, slot for slot. */
+static void mirrors_follow(struct cycle *c, size_t slot, size_t n)
+{
+    for (arena_view_t *v = c->a->views; v != NULL; v = v->next) {
+        if (v->layout != ARENA_VIEW_MIRROR || v->closed || slot >= v->nslots)
+            continue;
+        size_t m = n < v->nslots - slot ? n : v->nslots - slot;
+        size_t *fp = page_list(c, slot, m);
+        note_error(c, fp == NULL ? ENOMEM : arena__view_set(v, slot, fp, m, ARENA_MOVE_MMAP_FIXED));
+        free(fp);
+    }
+}
+
+/* The heap's tables follow a unit moved from src to dst (file pages already updated
+ * in pages[src..]): page info and object bits move, the vacated slots become FREE. */
+static void tables_move(struct cycle *c, size_t dst, size_t src, size_t n)
+{
+    struct arena__heap *h = c->h;
+    size_t wb = h->words * sizeof(uint64_t);
+    memmove(&h->pages[dst], &h->pages[src], n * sizeof h->pages[0]);
+    memmove(&h->starts[dst * h->words], &h->starts[src * h->words], n * wb);
+    memmove(&h->ends[dst * h->words], &h->ends[src * h->words], n * wb);
+    size_t from = dst + n > src ? dst + n : src;
+    if (from < src + n) {
+        memset(&h->pages[from], 0, (src + n - from) * sizeof h->pages[0]);
+        memset(&h->starts[from * h->words], 0, (src + n - from) * wb);
+        memset(&h->ends[from * h->words], 0, (src + n - from) * wb);
+    }
+}
+
+/* Vacated slots show nothing. A failure leaves an alias of pages the heap still owns
+ * at a FREE slot: harmless (the heap never reads FREE slots, reuse maps over it). */
+static void unmap_vacated(struct cycle *c, size_t dst, size_t src, size_t n)
+{
+    size_t from = dst + n > src ? dst + n : src;
+    if (from < src + n)
+        arena__view_set_run(c->a->heap_view, from, ARENA_NO_PAGE, src + n - from, ARENA_MOVE_MMAP_FIXED);
+}
+
+static int move_remap(struct cycle *c, size_t dst, size_t src, size_t n, int mover)
+{
+    size_t *fp = page_list(c, src, n);
+    if (fp == NULL)
+        return ENOMEM;
+    int err = arena__view_set(c->a->heap_view, dst, fp, n, mover);
+    free(fp);
+    if (err != 0)
+        return err;
+    unmap_vacated(c, dst, src, n);
+    return 0;
+}
+
+/* mremap needs disjoint ranges: an overlapping slide goes through free slots above
+ * the heap (kept congruent mod 2 MiB so both hops move page tables), and a unit stuck
+ * there is still intact: *final says where it ended. */
+static int move_mremap(struct cycle *c, size_t dst, size_t src, size_t n, size_t *final)
+{
+    arena_view_t *hv = c->a->heap_view;
+    *final = src;
+    if (dst + n <= src) {
+        int err = arena__view_move_run(hv, dst, src, n, ARENA_MOVE_MREMAP);
+        if (err == 0)
+            *final = dst;
+        return err;
+    }
+    size_t l2m = ARENA__2M / c->a->page_size;
+    size_t top = c->h->top > src + n ? c->h->top : src + n;
+    size_t x = top + ((src % l2m) + l2m - top % l2m) % l2m;
+    if (x + n > c->h->nslots)
+        return ARENA_ERANGE;
+    int err = arena__view_move_run(hv, x, src, n, ARENA_MOVE_MREMAP);
+    if (err != 0)
+        return err;
+    tables_move(c, x, src, n);
+    c->h->top = x + n;
+    *final = x;
+    if (arena__view_move_run(hv, dst, x, n, ARENA_MOVE_MREMAP) == 0 ||
+        move_remap(c, dst, x, n, ARENA_MOVE_MMAP_FIXED) == 0) {
+        tables_move(c, dst, x, n);
+        *final = dst;
+    }
+    return 0;
+}
+
+/* R7.5 copy: fresh file pages at the free part of the target, memmove, and the source
+ * slots no longer covered give their file pages back. Nothing is lost before the
+ * memmove, and nothing after it can fail in a way that loses data. */
+static int move_copy(struct cycle *c, size_t dst, size_t src, size_t n)
+{
+    arena_t *a = c->a;
+    struct arena__heap *h = c->h;
+    size_t fresh_n = src - dst < n ? src - dst : n, fp;
+    size_t *old = page_list(c, src, n);
+    if (old == NULL)
+        return ENOMEM;
+    int err = arena__backing_alloc(&a->backing, fresh_n, &fp);
+    if (err == 0) {
+        err = arena__view_set_run(a->heap_view, dst, fp, fresh_n, ARENA_MOVE_MMAP_FIXED);
+        if (err != 0)
+            arena__backing_free(&a->backing, fp, fresh_n);
+    }
+    if (err != 0) {
+        free(old);
+        return err;
+    }
+    memmove(arena__view_slot_addr(a->heap_view, dst), arena__view_slot_addr(a->heap_view, src),
+            n * a->page_size);
+    /* Logical page i now lives at dst+i: the first fresh_n in fresh pages, the rest in the
+     * source's first file pages; the source's last fresh_n file pages are garbage. */
+    unmap_vacated(c, dst, src, n);
+    for (size_t i = n - fresh_n; i < n;) {
+        size_t j = i + 1;
+        while (j < n && old[j] == old[i] + (j - i))
+            j++;
+        arena__backing_free(&a->backing, old[i], j - i);
+        i = j;
+    }
+    for (size_t i = 0; i < n; i++)
+        h->pages[src + i].file_page = (uint32_t)(i < fresh_n ? fp + i : old[i - fresh_n]);
+    free(old);
+    return 0;
+}
+
+static bool kernel_error(int err)
+{
+    return err != 0 && err != ARENA_EVMA;
+}
+
+/* Move a unit with the chosen method, falling back to copying, then to staying where
+ * it is (R7.7). Returns the slot the unit ends at. */
+static size_t move_unit(struct cycle *c, size_t dst, size_t src, size_t n, enum method m)
+{
+    arena_t *a = c->a;
+    size_t final = src, l2m = ARENA__2M / a->page_size;
+    int err = ARENA_EVMA;
+    if (m == M_MREMAP) {
+        err = move_mremap(c, dst, src, n, &final);
+        if (err == 0 && final == dst) {
+            c->st.runs_mremap_2m += n >= l2m && dst % l2m == src % l2m;
+        }
+    } else if (m == M_REMAP) {
+        int mover = a->cfg.mover == ARENA_MOVE_AUTO || a->cfg.mover == ARENA_MOVE_MREMAP
+                        ? ARENA_MOVE_MMAP_FIXED : a->cfg.mover;
+        err = move_remap(c, dst, src, n, mover);
+        if (err == 0) {
+            tables_move(c, dst, src, n);
+            final = dst;
+        }
+    }
+    if (final != src) {
+        c->st.runs_remapped++;
+        c->st.pages_remapped += n;
+    } else {
+        if (m != M_COPY && kernel_error(err))
+            note_error(c, err);
+        err = move_copy(c, dst, src, n);
+        if (err == 0) {
+            tables_move(c, dst, src, n);
+            final = dst;
+            c->st.runs_copied++;
+            c->st.pages_copied += n;
+        } else if (kernel_error(err)) {
+            note_error(c, err);
+        }
+    }
+    if (final != src) {
+        size_t lo = final < src ? final : src, hi = final + n > src + n ? final + n : src + n;
+        if (final == dst && lo < dst)
+            lo = dst;
+        mirrors_follow(c, lo, hi - lo);
+        if (a->heap_view->track != NULL)
+            arena__track_moved(a->heap_view, final, src, n);
+    }
+    return final;
+}
+
+static bool single_segment(const struct arena__heap *h, size_t s, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (h->pages[s + i].file_page != h->pages[s].file_page + i)
+            return false;
+    return true;
+}
+
+/* R7.5: the method for a unit, and its target (which may move up to keep a long run
+ * congruent to its source mod 2 MiB, so mremap moves whole page tables). */
+static enum method choose(struct cycle *c, size_t *dst, size_t src, size_t n)
+{
+    arena_t *a = c->a;
+    bool single = single_segment(c->h, src, n);
+    switch (a->cfg.mover) {
+    case ARENA_MOVE_COPY:
+        return M_COPY;
+    case ARENA_MOVE_MREMAP:
+        return single ? M_MREMAP : M_REMAP;
+    case ARENA_MOVE_MMAP_FIXED:
+    case ARENA_MOVE_REMAP_FILE_PAGES:
+        return M_REMAP;
+    default:
+        break;
+    }
+    size_t l2m = ARENA__2M / a->page_size;
+    if (n < arena__copy_below(a))
+        return M_COPY;
+    if (!single || !arena__move_have_dontunmap())
+        return M_REMAP;
+    if (n >= l2m) {
+        size_t t = *dst + (src - *dst) % l2m;
+        if (t >= src)
+            return M_STAY;
+        *dst = t;
+        return M_MREMAP;
+    }
+    return *dst + n <= src ? M_MREMAP : M_REMAP;
+}
+
+/* Units: maximal runs of consecutive unpinned live slots, cut where file pages stop
+ * being consecutive except inside a large object (whose pages must stay together). */
+static size_t unit_end(const struct arena__heap *h, size_t s, size_t top)
+{
+    size_t e = s + 1;
+    while (e < top && h->pages[e].kind != ARENA__PAGE_FREE && !h->pages[e].pinned &&
+           (h->pages[e].kind == ARENA__PAGE_LARGE_TAIL ||
+            h->pages[e].file_page == h->pages[e - 1].file_page + 1))
+        e++;
+    return e;
+}
+
+/* Pass 2: live pages slide toward the low end in address order; pinned pages stay and
+ * the slide goes around them (R7.5). */
+static void slide(struct cycle *c)
+{
+    struct arena__heap *h = c->h;
+    size_t top = h->top, cursor = 0;
+    uint32_t *where = c->where;
+    for (size_t s = 0; s < top;) {
+        struct arena__page *pg = &h->pages[s];
+        if (pg->kind == ARENA__PAGE_FREE) {
+            s++;
+            continue;
+        }
+        if (pg->pinned) {
+            where[s] = (uint32_t)s;
+            c->st.pages_pinned++;
+            c->st.pages_in_place++;
+            cursor = ++s;
+            continue;
+        }
+        size_t e = unit_end(h, s, top), n = e - s, t = cursor;
+        enum method m = t == s ? M_STAY : choose(c, &t, s, n);
+        size_t final = m == M_STAY ? s : move_unit(c, t, s, n, m);
+        for (size_t i = 0; i < n; i++)
+            where[s + i] = (uint32_t)(final + i);
+        if (final == s)
+            c->st.pages_in_place += n;
+        if (final == s || final == t)
+            cursor = final + n;
+        s = e;
+    }
+}
+
+/* Forwarding of evacuated objects points into their target pages, which may have slid. */
+static void resolve_forwarding(struct cycle *c)
+{
+    struct arena__gc *gc = c->gc;
+    size_t shift = c->a->page_shift, mask = c->a->page_size - 1;
+    for (size_t s = 0; s < c->old_top; s++)
+        if (gc->page_fwd[s] != FWD_DEAD && gc->page_fwd[s] != FWD_EVAC)
+            gc->page_fwd[s] = c->where[s];
+    for (size_t i = 0; i < gc->nevac; i++) {
+        size_t off = gc->evac[i].new_off;
+        gc->evac[i].new_off = ((size_t)c->where[off >> shift] << shift) | (off & mask);
+    }
+}
+
+static void finish(struct cycle *c)
+{
+    arena_t *a = c->a;
+    struct arena__heap *h = c->h;
+    for (size_t s = 0; s < h->top; s++) {
+        h->pages[s].live = 0;
+        h->pages[s].pinned = 0;
+    }
+    note_error(c, arena__heap_rebuild_free(a));
+    c->st.pages_after = h->used_pages;
+    c->st.vmas_after = arena__vmas(a);
+    h->live_bytes = c->st.bytes_live;
+    h->allocated_bytes = c->st.bytes_live;
+    a->collections++;
+    a->bytes_remapped += (uint64_t)c->st.pages_remapped * a->page_size;
+    a->bytes_copied += (uint64_t)c->st.pages_copied * a->page_size + c->st.bytes_evacuated;
+    a->pages_released += c->st.pages_released;
+    arena__gc_fini(a);
+    a->gc = c->gc;
+}
+
+int arena_collect(arena_t *a, arena_collect_stats_t *st)
+{
+    if (a == NULL)
+        return ARENA_ENULL;
+    if (arena__broken(a))
+        return arena__broken(a);
+    pthread_mutex_lock(&a->lock);
+    struct arena__heap *h = a->heap;
+    uint64_t t0 = arena__os_now_ns();
+    struct cycle c = {.a = a, .h = h, .evac_slot = (size_t)-1};
+    c.st.vmas_before = arena__vmas(a);
+    c.st.pages_before = h->used_pages;
+    unsigned sparse = a->cfg.sparse_percent ? a->cfg.sparse_percent : 25;
+    c.sparse_bytes = a->page_size * (sparse > 100 ? 100 : sparse) / 100;
+    /* Every thread's current page is retired: the next allocation refills (R6.1). */
+    atomic_fetch_add(&h->epoch, 1);
+    note_error(&c, arena__heap_drop_pool(a));
+    h->nholes = 0; /* evacuation must take fresh slots above the old heap */
+    c.old_top = h->top;
+    c.gc = calloc(1, sizeof *c.gc);
+    if (c.gc != NULL)
+        c.gc->page_fwd = malloc((c.old_top ? c.old_top : 1) * sizeof(uint32_t));
+    if (c.gc == NULL || c.gc->page_fwd == NULL) {
+        free(c.gc);
+        arena__heap_rebuild_free(a);
+        pthread_mutex_unlock(&a->lock);
+        return ENOMEM;
+    }
+    c.gc->nslots = c.old_top;
+    sweep_all(&c);
+    c.where = malloc((h->top ? h->top : 1) * sizeof(uint32_t));
+    if (c.where != NULL) {
+        slide(&c);
+        resolve_forwarding(&c);
+        free(c.where);
+    } else {
+        note_error(&c, ENOMEM); /* nothing slides: every live page keeps its slot */
+    }
+    finish(&c);
+    c.st.pause_ns = arena__os_now_ns() - t0;
+    pthread_mutex_unlock(&a->lock);
+    if (st != NULL)
+        *st = c.st;
+    return c.err;
+}

@@ -128,7 +128,7 @@ static size_t last_bit_at_or_below(const uint64_t *map, size_t first, size_t bit
     }
 }
 
-static size_t first_bit_at_or_above(const uint64_t *map, size_t bit, size_t limit)
+size_t arena__bit_next(const uint64_t *map, size_t bit, size_t limit)
 {
     for (size_t w = bit >> 6; w < (limit + 63) >> 6; w++) {
         uint64_t word = __atomic_load_n(&map[w], __ATOMIC_RELAXED);
@@ -149,7 +149,7 @@ size_t arena__heap_size_at(const arena_t *a, size_t slot, const char *obj)
     if (kind == ARENA__PAGE_LARGE_HEAD)
         last_page = slot + __atomic_load_n(&h->pages[slot].aux, __ATOMIC_RELAXED) - 1;
     size_t from = kind == ARENA__PAGE_LARGE_HEAD ? last_page * h->granules : first;
-    size_t end = first_bit_at_or_above(h->ends, from, (last_page + 1) * h->granules);
+    size_t end = arena__bit_next(h->ends, from, (last_page + 1) * h->granules);
     if (end == (size_t)-1)
         return 0;
     return (end + 1 - first) * ARENA__GRANULE;

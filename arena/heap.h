@@ -73,6 +73,8 @@ int arena__heap_release(arena_t *a, size_t slot, size_t n);
 int arena__heap_drop_pool(arena_t *a);
 /* Recompute top and the holes list after a collection. */
 int arena__heap_rebuild_free(arena_t *a);
+/* The first set bit in [bit, limit), or (size_t)-1. */
+size_t arena__bit_next(const uint64_t *map, size_t bit, size_t limit);
 /* Bitmap helpers, bit index = slot * granules + granule. */
 static inline bool arena__bit_get(const uint64_t *map, size_t bit)
 {

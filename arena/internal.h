@@ -49,8 +49,12 @@ void arena__backing_close(struct arena__backing *b);
 int arena__backing_alloc(struct arena__backing *b, size_t npages, size_t *first);
 /* Punch and free. */
 int arena__backing_free(struct arena__backing *b, size_t first, size_t npages);
-/* Punch only (contents become zero, the pages stay handed out). */
+/* Punch only: the memory goes back to the system, contents read as zero, the pages stay
+ * handed out. A punched page is no longer reserved: call arena__backing_reserve before
+ * writing to it again, or a write under memory pressure could SIGBUS (R4.4). */
 int arena__backing_punch(struct arena__backing *b, size_t first, size_t npages);
+/* fallocate handed-out pages again (after a punch): ENOSPC / ENOMEM instead of SIGBUS. */
+int arena__backing_reserve(struct arena__backing *b, size_t first, size_t npages);
 bool arena__backing_is_used(const struct arena__backing *b, size_t page);
 /* Blocks allocated to the file, in bytes (fstat st_blocks * 512). */
 size_t arena__backing_bytes(const struct arena__backing *b);
@@ -72,12 +76,14 @@ int arena__move_map(const struct arena__move_ctx *c, char *addr, size_t file_pag
                     int prot, int mover);
 /* The range shows nothing again (PROT_NONE reservation). */
 int arena__move_unmap(const struct arena__move_ctx *c, char *addr, size_t npages);
-/* mremap(MREMAP_FIXED|MREMAP_DONTUNMAP) src -> dst (must not overlap), then src goes back to
- * the reservation. Page tables move along: no refault. */
+/* mremap(MREMAP_FIXED|MREMAP_DONTUNMAP) src -> dst, then src (where dst does not cover it)
+ * goes back to the reservation. Overlapping ranges go through a scratch reservation.
+ * Page tables move along: no refault. The source range must be one mapping. */
 int arena__move_mremap(const struct arena__move_ctx *c, char *dst, char *src, size_t npages);
 /* True when the kernel supports MREMAP_DONTUNMAP on shared mappings (probed once). */
 bool arena__move_have_dontunmap(void);
-/* Count of 4 KiB mappings the calling process holds (see os). */
+/* Copy the contents of file pages from.. to to.. through temporary mappings. */
+int arena__move_copy_file(const struct arena__move_ctx *c, size_t to, size_t from, size_t npages);
 
 /* ------------------------------------------------------------------- view.c ---- */
 struct arena__track;
@@ -92,9 +98,18 @@ struct arena_view {
     int mover;             /* enum arena_mover */
     bool closed;
     bool is_heap;
-    uint32_t *slot_page;   /* file page per slot, ARENA__NO_PAGE32 = nothing; lazily committed */
+    /* Slot table, lazily committed anonymous memory (untouched = zero), so it is stored
+     * complemented: slot_enc[i] == ~file_page, 0 = the slot shows nothing. Read it with
+     * arena__view_page(); only view.c writes it. */
+    uint32_t *slot_enc;
+    /* Per-slot protection, NULL until arena_view_protect first differs from the view's:
+     * slot_prot[i] ^ prot is the slot's ARENA_PROT_*. Read with arena__view_slot_prot(). */
+    uint8_t *slot_prot;
     size_t vmas;           /* mappings accounted: maximal runs of slots showing consecutive file
-                              pages, plus runs of empty slots */
+                              pages with equal protection, plus runs of empty slots */
+    size_t shown;          /* slots showing a file page */
+    size_t high;           /* 1 + the highest slot that ever showed a file page */
+    int registry;          /* index in the process-wide table of views (view.c), -1 = none */
     struct arena__track *track;   /* NULL when not tracking */
     struct arena_view *next;      /* in arena->views */
 };
@@ -108,14 +123,34 @@ void arena__view_destroy(arena_view_t *v);
  * first, restores the old contents on failure. */
 int arena__view_set(arena_view_t *v, size_t slot, const size_t *file_pages, size_t n, int mover);
 int arena__view_set_run(arena_view_t *v, size_t slot, size_t file_page, size_t n, int mover);
+/* Slots dst.. show what src.. showed, src.. (outside dst..) nothing; all-or-nothing.
+ * MREMAP carries page tables; COPY shows fresh file pages from the backing holding a copy
+ * (the old pages stay allocated: their owner frees them); MMAP_FIXED / REMAP_FILE_PAGES
+ * map the same file pages at dst. AUTO = the view's mover. Calls arena__track_moved on
+ * success, so callers must not. */
 int arena__view_move_run(arena_view_t *v, size_t dst, size_t src, size_t n, int mover);
+/* Slots [slot, slot+n) get protection prot (ARENA_PROT_*): budget first, all-or-nothing. */
+int arena__view_protect(arena_view_t *v, size_t slot, size_t n, int prot);
 /* The mapping count the view would have if slots [slot, slot+n) showed file pages
  * (file_pages[i], or file_page+i when file_pages is NULL; ARENA_NO_PAGE for nothing). */
 size_t arena__view_vmas_if(const arena_view_t *v, size_t slot, const size_t *file_pages,
                            size_t file_page, size_t n);
-/* The view (of any arena) containing addr, or NULL; *slot gets the slot. Lock-free:
- * usable from a signal handler (reads a published array of views). */
+/* The file page slot shows, or ARENA_NO_PAGE. */
+static inline size_t arena__view_page(const arena_view_t *v, size_t slot)
+{
+    uint32_t e = v->slot_enc[slot];
+    return e ? (size_t)~e : ARENA_NO_PAGE;
+}
+/* The slot's ARENA_PROT_* (the view's unless arena_view_protect changed it). */
+static inline int arena__view_slot_prot(const arena_view_t *v, size_t slot)
+{
+    return v->slot_prot ? (v->slot_prot[slot] ^ v->prot) : v->prot;
+}
+/* The view of arena a containing addr, or NULL; *slot gets the slot. Lock-free and
+ * async-signal-safe: it reads a process-wide published table of view ranges. */
 arena_view_t *arena__view_find(const arena_t *a, const void *addr, size_t *slot);
+/* The same across every arena of the process (for the SIGSEGV tracker). */
+arena_view_t *arena__view_find_any(const void *addr, size_t *slot);
 
 /* ------------------------------------------------------------------- heap.c ---- */
 struct arena__heap;    /* private to heap.c and collect.c: see heap.h */
@@ -147,6 +182,8 @@ struct arena {
     arena_view_t *views;         /* every open view, heap_view included */
     struct arena__heap *heap;
     struct arena__gc *gc;
+    /* mappings added by tracking (protection splits): track.c keeps it, arena__vmas adds it */
+    _Atomic size_t track_vmas;
     /* statistics that outlive a collection */
     size_t collections;
     uint64_t bytes_remapped, bytes_copied, pages_released;

@@ -57,6 +57,11 @@ void *arena__os_reserve(size_t len, size_t align);
  * so the range stays ours and shows nothing. */
 int arena__os_unreserve_to_none(void *addr, size_t len);
 
+/* Queries, never injected: mincore(2), and the bytes allocated to a file (st_blocks * 512,
+ * 0 when fstat fails). */
+int arena__os_mincore(void *addr, size_t len, unsigned char *vec);
+size_t arena__os_file_bytes(int fd);
+
 /* The OS page size, cached. */
 size_t arena__os_page(void);
 

@@ -1,0 +1,272 @@
+/*
+ * backing.c -- the backing file and the allocator of its pages (docs/design.md §4).
+ *
+ * R4.3  The backing is a memfd (MFD_CLOEXEC, MFD_NOEXEC_SEAL where the kernel has it),
+ *       or an unlinked O_TMPFILE file (0600, O_CLOEXEC): never visible by name, never
+ *       left behind, never inherited across exec.
+ * R4.4  A page is fallocate()d before it is handed out, so exhaustion of memory or of
+ *       the filesystem is an error code (ENOSPC/ENOMEM), never a SIGBUS on first write.
+ * R4.5  A page given back is punched (FALLOC_FL_PUNCH_HOLE|KEEP_SIZE): its memory
+ *       returns to the system at once, and it reads as zero when handed out again.
+ * R4.6  The file only grows; a memfd is sealed against shrinking (F_SEAL_SHRINK) so no
+ *       one holding the descriptor can turn a mapped page into a SIGBUS.
+ * R4.7  cfg.max_file caps the file: past it allocation fails with ENOSPC.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+#ifndef F_SEAL_SHRINK
+#define F_ADD_SEALS 1033
+#define F_SEAL_SHRINK 0x0002
+#endif
+
+/* File pages are stored in 32-bit slot tables (internal.h), and UINT32_MAX means "none". */
+#define BACKING_PAGE_LIMIT ((size_t)UINT32_MAX - 1)
+
+static int open_memfd(void)
+{
+    unsigned base = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+    int fd = arena__os_memfd_create("arena", base | MFD_NOEXEC_SEAL);
+    if (fd < 0 && errno == EINVAL) /* kernels before 6.3 do not know MFD_NOEXEC_SEAL */
+        fd = arena__os_memfd_create("arena", base);
+    if (fd < 0)
+        return -1;
+    /* R4.6. Best effort: a kernel without sealing still gives a working backing. */
+    (void)arena__os_fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK);
+    return fd;
+}
+
+static int open_tmpfile(const char *dir)
+{
+    if (!dir || !*dir)
+        dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    return arena__os_open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC | O_EXCL, 0600);
+}
+
+int arena__backing_open(struct arena__backing *b, const arena_config_t *cfg, size_t page_size)
+{
+    memset(b, 0, sizeof *b);
+    b->fd = -1;
+    b->page_size = page_size;
+    if (cfg->max_file) {
+        b->max_pages = cfg->max_file / page_size;
+        if (b->max_pages == 0)
+            return ARENA_ECONFIG;
+    }
+    if (b->max_pages == 0 || b->max_pages > BACKING_PAGE_LIMIT)
+        b->max_pages = BACKING_PAGE_LIMIT;
+
+    int fd = -1, err = 0;
+    if (cfg->backing != ARENA_BACKING_TMPFILE) {
+        fd = open_memfd();
+        if (fd >= 0)
+            b->kind = ARENA_BACKING_MEMFD;
+        else if (cfg->backing == ARENA_BACKING_MEMFD)
+            return errno;
+        else
+            err = errno;
+    }
+    if (fd < 0) {
+        fd = open_tmpfile(cfg->dir);
+        if (fd < 0)
+            return errno ? errno : err;
+        b->kind = ARENA_BACKING_TMPFILE;
+    }
+    b->fd = fd;
+    return 0;
+}
+
+void arena__backing_close(struct arena__backing *b)
+{
+    arena__os_close(b->fd);
+    b->fd = -1;
+    free(b->used);
+    b->used = NULL;
+    b->used_cap = b->used_count = b->file_pages = 0;
+}
+
+bool arena__backing_is_used(const struct arena__backing *b, size_t page)
+{
+    return page < b->used_cap && (b->used[page / 64] >> (page % 64) & 1);
+}
+
+static void mark_range(struct arena__backing *b, size_t first, size_t n, bool used)
+{
+    for (size_t p = first; p < first + n; p++) {
+        uint64_t bit = (uint64_t)1 << (p % 64);
+        if (used)
+            b->used[p / 64] |= bit;
+        else
+            b->used[p / 64] &= ~bit;
+    }
+    b->used_count = used ? b->used_count + n : b->used_count - n;
+}
+
+/* Length of the free run starting at p, looking no further than limit. */
+static size_t free_run(const struct arena__backing *b, size_t p, size_t limit)
+{
+    size_t q = p;
+    while (q < limit) {
+        if ((q % 64) == 0 && q + 64 <= limit && b->used[q / 64] == 0) {
+            q += 64;
+            continue;
+        }
+        if (arena__backing_is_used(b, q))
+            break;
+        q++;
+    }
+    return q - p;
+}
+
+/* First free run of npages in [lo, hi), or SIZE_MAX. */
+static size_t search(const struct arena__backing *b, size_t lo, size_t hi, size_t npages)
+{
+    size_t p = lo;
+    while (p < hi) {
+        if (arena__backing_is_used(b, p)) {
+            p++;
+            continue;
+        }
+        size_t run = free_run(b, p, hi);
+        if (run >= npages)
+            return p;
+        p += run;
+    }
+    return SIZE_MAX;
+}
+
+/* First fit from the hint on, then from 0; failing both, the file's free tail, which
+ * grows. */
+static size_t find_run(const struct arena__backing *b, size_t npages)
+{
+    size_t p = search(b, b->hint < b->file_pages ? b->hint : b->file_pages, b->file_pages, npages);
+    if (p == SIZE_MAX)
+        p = search(b, 0, b->file_pages, npages);
+    if (p != SIZE_MAX)
+        return p;
+    size_t tail = b->file_pages;
+    while (tail > 0 && !arena__backing_is_used(b, tail - 1))
+        tail--;
+    return tail;
+}
+
+/* Make the bitmap cover pages [0, pages). */
+static int ensure_bitmap(struct arena__backing *b, size_t pages)
+{
+    if (pages <= b->used_cap)
+        return 0;
+    size_t cap = b->used_cap ? b->used_cap : 1024;
+    while (cap < pages)
+        cap *= 2;
+    uint64_t *grown = realloc(b->used, cap / 64 * sizeof *grown);
+    if (!grown)
+        return ENOMEM;
+    memset(grown + b->used_cap / 64, 0, (cap - b->used_cap) / 64 * sizeof *grown);
+    b->used = grown;
+    b->used_cap = cap;
+    return 0;
+}
+
+/* Grow the file to at least pages pages: geometric (a sparse file costs nothing) but
+ * capped by max_pages. */
+static int grow_file(struct arena__backing *b, size_t pages)
+{
+    if (pages <= b->file_pages)
+        return 0;
+    if (pages > b->max_pages)
+        return ENOSPC;
+    size_t target = b->file_pages * 2 > pages ? b->file_pages * 2 : pages;
+    if (target < 64)
+        target = 64;
+    if (target > b->max_pages)
+        target = b->max_pages;
+    int err = ensure_bitmap(b, target);
+    if (err)
+        return err;
+    if (arena__os_ftruncate(b->fd, (off_t)(target * b->page_size)) < 0)
+        return errno;
+    b->file_pages = target;
+    return 0;
+}
+
+int arena__backing_alloc(struct arena__backing *b, size_t npages, size_t *first)
+{
+    if (npages == 0)
+        return ARENA_ESIZE;
+    if (npages > b->max_pages)
+        return ENOSPC;
+    size_t p = find_run(b, npages);
+    if (p > b->max_pages - npages)
+        return ENOSPC;
+    int err = grow_file(b, p + npages);
+    if (err)
+        return err;
+    /* R4.4: reserve before handing out. */
+    if (arena__os_fallocate(b->fd, 0, (off_t)(p * b->page_size), (off_t)(npages * b->page_size)) < 0)
+        return errno;
+    mark_range(b, p, npages, true);
+    if (p == b->hint)
+        b->hint = p + npages;
+    *first = p;
+    return 0;
+}
+
+static bool range_used(const struct arena__backing *b, size_t first, size_t npages)
+{
+    if (npages == 0 || first >= b->file_pages || npages > b->file_pages - first)
+        return false;
+    for (size_t p = first; p < first + npages; p++)
+        if (!arena__backing_is_used(b, p))
+            return false;
+    return true;
+}
+
+int arena__backing_punch(struct arena__backing *b, size_t first, size_t npages)
+{
+    if (!range_used(b, first, npages))
+        return ARENA_ERANGE;
+    if (arena__os_fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * b->page_size),
+                            (off_t)(npages * b->page_size)) < 0)
+        return errno;
+    return 0;
+}
+
+int arena__backing_reserve(struct arena__backing *b, size_t first, size_t npages)
+{
+    if (!range_used(b, first, npages))
+        return ARENA_ERANGE;
+    if (arena__os_fallocate(b->fd, 0, (off_t)(first * b->page_size), (off_t)(npages * b->page_size)) < 0)
+        return errno;
+    return 0;
+}
+
+int arena__backing_free(struct arena__backing *b, size_t first, size_t npages)
+{
+    if (!range_used(b, first, npages))
+        return ARENA_ERANGE;
+    /* R4.5. When the punch fails the pages stay handed out: a page that may still hold
+     * data must never be handed out again as zeroed. */
+    if (arena__os_fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * b->page_size),
+                            (off_t)(npages * b->page_size)) < 0)
+        return errno;
+    mark_range(b, first, npages, false);
+    if (first < b->hint)
+        b->hint = first;
+    return 0;
+}
+
+size_t arena__backing_bytes(const struct arena__backing *b)
+{
+    return arena__os_file_bytes(b->fd);
+}

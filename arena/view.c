@@ -1,0 +1,964 @@
+/*
+ * view.c -- views: a virtual range whose every slot shows one file page or nothing
+ * (docs/design.md §5).
+ *
+ * R5.1  A view is a 2 MiB-aligned reservation; its slot table says what each slot shows.
+ * R5.2  The view counts its mappings itself: maximal runs of slots showing consecutive
+ *       file pages with equal protection, plus runs of empty slots. The count is kept in
+ *       O(changed slots) and checked against the arena's budget BEFORE anything changes:
+ *       a refused operation returns ARENA_EVMA and leaves the view as it was.
+ * R5.3  Every operation is all-or-nothing: when the kernel refuses a step, the slots
+ *       already changed are put back (with MAP_FIXED, which needs no new resources
+ *       beyond the mappings that existed before).
+ * R5.4  One system call per maximal run of changed slots showing consecutive file pages,
+ *       never one per page.
+ * R5.5  Views can be found by address without a lock (the SIGSEGV tracker does it from
+ *       its signal handler): a process-wide table of (base, end, view) published with
+ *       atomic stores.
+ * R5.9  A closed view keeps its handle (calls on it return ARENA_ECLOSED) until the arena
+ *       is destroyed; its address range is given back at once.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* ----------------------------------------------------------------- registry -- */
+#define REGISTRY_SIZE 4096
+
+struct registry_entry {
+    _Atomic uintptr_t base, end;
+    _Atomic(arena_view_t *) view;
+};
+
+static struct registry_entry registry[REGISTRY_SIZE];
+static _Atomic int registry_high;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int registry_add(arena_view_t *v)
+{
+    int found = -1;
+    pthread_mutex_lock(&registry_lock);
+    for (int i = 0; i < REGISTRY_SIZE && found < 0; i++) {
+        if (atomic_load(&registry[i].view) != NULL)
+            continue;
+        atomic_store(&registry[i].view, v);
+        atomic_store(&registry[i].end, (uintptr_t)(v->base + v->nslots * v->arena->page_size));
+        atomic_store_explicit(&registry[i].base, (uintptr_t)v->base, memory_order_release);
+        if (i + 1 > atomic_load(&registry_high))
+            atomic_store(&registry_high, i + 1);
+        found = i;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return found;
+}
+
+static void registry_remove(arena_view_t *v)
+{
+    if (v->registry < 0)
+        return;
+    pthread_mutex_lock(&registry_lock);
+    struct registry_entry *e = &registry[v->registry];
+    atomic_store_explicit(&e->base, 0, memory_order_release);
+    atomic_store(&e->end, 0);
+    atomic_store(&e->view, NULL);
+    pthread_mutex_unlock(&registry_lock);
+    v->registry = -1;
+}
+
+static arena_view_t *find(const arena_t *a, const void *addr, size_t *slot)
+{
+    uintptr_t p = (uintptr_t)addr;
+    int high = atomic_load_explicit(&registry_high, memory_order_acquire);
+    for (int i = 0; i < high; i++) {
+        uintptr_t base = atomic_load_explicit(&registry[i].base, memory_order_acquire);
+        if (base == 0 || p < base || p >= atomic_load(&registry[i].end))
+            continue;
+        arena_view_t *v = atomic_load(&registry[i].view);
+        if (v == NULL || (a != NULL && v->arena != a))
+            continue;
+        if (slot)
+            *slot = (p - base) >> v->arena->page_shift;
+        return v;
+    }
+    return NULL;
+}
+
+arena_view_t *arena__view_find(const arena_t *a, const void *addr, size_t *slot)
+{
+    return a ? find(a, addr, slot) : NULL;
+}
+
+arena_view_t *arena__view_find_any(const void *addr, size_t *slot)
+{
+    return find(NULL, addr, slot);
+}
+
+/* -------------------------------------------------------- mapping accounting -- */
+/* A planned change: slots [slot, slot+n) go from oldv[] to newv[] (encoded as in
+ * slot_enc: ~file_page, 0 = nothing). */
+struct change {
+    size_t slot, n;
+    uint32_t *newv, *oldv;
+};
+
+/* A layout that differs from the view's table in a few places: value overrides from
+ * changes, and the protection prot on slots [plo, phi). */
+struct whatif {
+    const arena_view_t *v;
+    const struct change *ch;
+    int nch;
+    bool old; /* read the changes' oldv instead of newv */
+    size_t plo, phi;
+    int prot;
+};
+
+static uint32_t wi_enc(const struct whatif *w, size_t i)
+{
+    for (int k = 0; k < w->nch; k++)
+        if (i - w->ch[k].slot < w->ch[k].n)
+            return (w->old ? w->ch[k].oldv : w->ch[k].newv)[i - w->ch[k].slot];
+    return w->v->slot_enc[i];
+}
+
+static int wi_prot(const struct whatif *w, size_t i)
+{
+    return (i >= w->plo && i < w->phi) ? w->prot : arena__view_slot_prot(w->v, i);
+}
+
+/* Do slots showing e0 (prot p0) and then e1 (prot p1) belong to one mapping? Empty
+ * slots are one PROT_NONE reservation whatever their protection will be. */
+static bool joins(uint32_t e0, int p0, uint32_t e1, int p1)
+{
+    if (!e0 || !e1)
+        return !e0 && !e1;
+    return e1 == e0 - 1 && p0 == p1;
+}
+
+/* Mapping breaks between slot i-1 and i, for i in [lo, hi]. */
+static size_t breaks(const struct whatif *w, size_t lo, size_t hi)
+{
+    size_t n = 0;
+    if (lo < 1)
+        lo = 1;
+    if (hi > w->v->nslots - 1)
+        hi = w->v->nslots - 1;
+    for (size_t i = lo; i <= hi; i++)
+        n += !joins(wi_enc(w, i - 1), wi_prot(w, i - 1), wi_enc(w, i), wi_prot(w, i));
+    return n;
+}
+
+/* The index intervals whose breaks a change can alter, merged so none is counted twice. */
+struct spans {
+    size_t lo[3], hi[3];
+    int n;
+};
+
+static void spans_of(const struct whatif *w, struct spans *s)
+{
+    s->n = 0;
+    for (int k = 0; k < w->nch; k++) {
+        s->lo[s->n] = w->ch[k].slot;
+        s->hi[s->n++] = w->ch[k].slot + w->ch[k].n;
+    }
+    if (w->phi > w->plo) {
+        s->lo[s->n] = w->plo;
+        s->hi[s->n++] = w->phi;
+    }
+    for (int i = 1; i < s->n; i++) /* insertion sort of at most three */
+        for (int j = i; j > 0 && s->lo[j] < s->lo[j - 1]; j--) {
+            size_t t = s->lo[j];
+            s->lo[j] = s->lo[j - 1];
+            s->lo[j - 1] = t;
+            t = s->hi[j];
+            s->hi[j] = s->hi[j - 1];
+            s->hi[j - 1] = t;
+        }
+    int m = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (m > 0 && s->lo[i] <= s->hi[m - 1]) {
+            if (s->hi[i] > s->hi[m - 1])
+                s->hi[m - 1] = s->hi[i];
+            continue;
+        }
+        s->lo[m] = s->lo[i];
+        s->hi[m++] = s->hi[i];
+    }
+    s->n = m;
+}
+
+/* The view's mapping count if layout `to` replaced layout `from` (same spans). */
+static size_t vmas_between(const arena_view_t *v, const struct whatif *to, const struct whatif *from)
+{
+    struct spans s;
+    spans_of(to, &s);
+    size_t count = v->vmas;
+    for (int i = 0; i < s.n; i++)
+        count = count + breaks(to, s.lo[i], s.hi[i]) - breaks(from, s.lo[i], s.hi[i]);
+    return count;
+}
+
+static size_t vmas_planned(const arena_view_t *v, const struct change *ch, int nch)
+{
+    struct whatif to = { .v = v, .ch = ch, .nch = nch }, from = { .v = v };
+    return vmas_between(v, &to, &from);
+}
+
+/* After an operation (done or undone): the count of the table as it now is, from the
+ * count before, knowing the changes' old values. */
+static size_t vmas_after(const arena_view_t *v, size_t before, const struct change *ch, int nch)
+{
+    struct whatif now = { .v = v }, was = { .v = v, .ch = ch, .nch = nch, .old = true };
+    struct spans s;
+    spans_of(&was, &s);
+    size_t count = before;
+    for (int i = 0; i < s.n; i++)
+        count = count + breaks(&now, s.lo[i], s.hi[i]) - breaks(&was, s.lo[i], s.hi[i]);
+    return count;
+}
+
+static int budget_check(const arena_view_t *v, size_t planned)
+{
+    return planned > v->vmas ? arena__vma_check(v->arena, planned - v->vmas) : 0;
+}
+
+/* ------------------------------------------------------------ slot writes -- */
+static struct arena__move_ctx move_ctx(const arena_view_t *v)
+{
+    struct arena__move_ctx c = { v->arena->backing.fd, v->arena->page_size,
+                                 (v->flags & ARENA_VIEW_PRIVATE) ? MAP_PRIVATE : MAP_SHARED };
+    return c;
+}
+
+static void slot_write(arena_view_t *v, size_t slot, uint32_t e)
+{
+    uint32_t old = v->slot_enc[slot];
+    if (old && !e)
+        v->shown--;
+    else if (!old && e)
+        v->shown++;
+    if (e && slot + 1 > v->high)
+        v->high = slot + 1;
+    v->slot_enc[slot] = e;
+}
+
+static bool all_shown(const arena_view_t *v, size_t slot, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!v->slot_enc[slot + i])
+            return false;
+    return true;
+}
+
+/* Slots [slot, slot+n) show e, e-1, ... (consecutive file pages), or nothing when e is
+ * 0: one call per run of equal slot protection. */
+static int show_run(arena_view_t *v, size_t slot, size_t n, uint32_t e, int mover)
+{
+    struct arena__move_ctx c = move_ctx(v);
+    if (!e) {
+        int err = arena__move_unmap(&c, arena__view_slot_addr(v, slot), n);
+        for (size_t i = 0; !err && i < n; i++)
+            slot_write(v, slot + i, 0);
+        return err;
+    }
+    for (size_t i = 0; i < n;) {
+        int prot = arena__view_slot_prot(v, slot + i);
+        size_t j = i + 1;
+        while (j < n && arena__view_slot_prot(v, slot + j) == prot)
+            j++;
+        char *addr = arena__view_slot_addr(v, slot + i);
+        uint32_t first = e - (uint32_t)i;
+        int use = ARENA_MOVE_MMAP_FIXED;
+        /* R5.6: remap_file_pages only where a shared file mapping already is. */
+        if (mover == ARENA_MOVE_REMAP_FILE_PAGES && !(v->flags & ARENA_VIEW_PRIVATE) &&
+            all_shown(v, slot + i, j - i))
+            use = ARENA_MOVE_REMAP_FILE_PAGES;
+        int err = arena__move_map(&c, addr, ~first, j - i, prot, use);
+        if (err == EINVAL && use == ARENA_MOVE_REMAP_FILE_PAGES) /* mappings differ in flags */
+            err = arena__move_map(&c, addr, ~first, j - i, prot, ARENA_MOVE_MMAP_FIXED);
+        if (err)
+            return err;
+        for (size_t k = i; k < j; k++)
+            slot_write(v, slot + k, first - (uint32_t)(k - i));
+        i = j;
+    }
+    return 0;
+}
+
+/* Make slots [slot, slot+n) show vals[] (R5.4: one run at a time). keep_going: put
+ * back as much as possible (rollback), returning the first error. */
+static int show_values(arena_view_t *v, size_t slot, const uint32_t *vals, size_t n, int mover, bool keep_going)
+{
+    int first_err = 0;
+    for (size_t i = 0; i < n;) {
+        if (vals[i] == v->slot_enc[slot + i]) {
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < n && vals[j] != v->slot_enc[slot + j] &&
+               joins(vals[j - 1], arena__view_slot_prot(v, slot + j - 1), vals[j], arena__view_slot_prot(v, slot + j)))
+            j++;
+        int err = show_run(v, slot + i, j - i, vals[i], mover);
+        if (err && !first_err)
+            first_err = err;
+        if (err && !keep_going)
+            return err;
+        i = j;
+    }
+    return first_err;
+}
+
+/* R5.3: every changed slot back to its old value. */
+static void roll_back(arena_view_t *v, const struct change *ch, int nch)
+{
+    for (int k = nch - 1; k >= 0; k--)
+        (void)show_values(v, ch[k].slot, ch[k].oldv, ch[k].n, ARENA_MOVE_MMAP_FIXED, true);
+}
+
+/* ---------------------------------------------------------- the set engine -- */
+static void free_changes(struct change *ch, int nch)
+{
+    for (int k = 0; k < nch; k++) {
+        free(ch[k].newv);
+        free(ch[k].oldv);
+    }
+}
+
+/* A change of n slots at slot with the old values filled in and newv allocated. */
+static int change_init(const arena_view_t *v, struct change *c, size_t slot, size_t n)
+{
+    c->slot = slot;
+    c->n = n;
+    c->newv = malloc(n * sizeof *c->newv);
+    c->oldv = malloc(n * sizeof *c->oldv);
+    if (!c->newv || !c->oldv) {
+        free(c->newv);
+        free(c->oldv);
+        c->newv = c->oldv = NULL;
+        return ENOMEM;
+    }
+    memcpy(c->oldv, v->slot_enc + slot, n * sizeof *c->oldv);
+    return 0;
+}
+
+/* Budget check, show every change, roll back on error, recount. */
+static int commit(arena_view_t *v, struct change *ch, int nch, int mover)
+{
+    size_t before = v->vmas;
+    int err = budget_check(v, vmas_planned(v, ch, nch));
+    if (err)
+        return err;
+    for (int k = 0; k < nch && !err; k++)
+        err = show_values(v, ch[k].slot, ch[k].newv, ch[k].n, mover, false);
+    if (err)
+        roll_back(v, ch, nch);
+    v->vmas = vmas_after(v, before, ch, nch);
+    return err;
+}
+
+static uint32_t encode(size_t file_page)
+{
+    return file_page == ARENA_NO_PAGE ? 0 : ~(uint32_t)file_page;
+}
+
+int arena__view_set(arena_view_t *v, size_t slot, const size_t *file_pages, size_t n, int mover)
+{
+    struct change c;
+    if (n == 0)
+        return 0;
+    int err = change_init(v, &c, slot, n);
+    if (err)
+        return err;
+    for (size_t i = 0; i < n; i++)
+        c.newv[i] = encode(file_pages[i]);
+    err = commit(v, &c, 1, mover);
+    free_changes(&c, 1);
+    return err;
+}
+
+int arena__view_set_run(arena_view_t *v, size_t slot, size_t file_page, size_t n, int mover)
+{
+    struct change c;
+    if (n == 0)
+        return 0;
+    int err = change_init(v, &c, slot, n);
+    if (err)
+        return err;
+    for (size_t i = 0; i < n; i++)
+        c.newv[i] = file_page == ARENA_NO_PAGE ? 0 : encode(file_page + i);
+    err = commit(v, &c, 1, mover);
+    free_changes(&c, 1);
+    return err;
+}
+
+size_t arena__view_vmas_if(const arena_view_t *v, size_t slot, const size_t *file_pages, size_t file_page,
+                           size_t n)
+{
+    struct change c;
+    if (n == 0 || change_init(v, &c, slot, n))
+        return v->vmas;
+    for (size_t i = 0; i < n; i++)
+        c.newv[i] = file_pages ? encode(file_pages[i]) : (file_page == ARENA_NO_PAGE ? 0 : encode(file_page + i));
+    size_t planned = vmas_planned(v, &c, 1);
+    free_changes(&c, 1);
+    return planned;
+}
+
+/* ---------------------------------------------------------------- moving -- */
+static bool have_mremap(void)
+{
+    return arena__move_have_dontunmap();
+}
+
+/* Slots [from, to) of the source run carried[] (what src showed): the longest stretch
+ * from `from` that one system call can carry. */
+static size_t carried_run(const arena_view_t *v, const uint32_t *carried, size_t src, size_t from, size_t n)
+{
+    size_t j = from + 1;
+    while (j < n && joins(carried[j - 1], arena__view_slot_prot(v, src + j - 1), carried[j],
+                          arena__view_slot_prot(v, src + j)))
+        j++;
+    return j;
+}
+
+/* Put the protection of dst slots back to their own where the moved mapping brought the
+ * source's. */
+static int fix_prot(arena_view_t *v, size_t dst, size_t src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int want = arena__view_slot_prot(v, dst + i);
+        if (want == arena__view_slot_prot(v, src + i))
+            continue;
+        if (arena__os_mprotect(arena__view_slot_addr(v, dst + i), v->arena->page_size, arena__prot_os(want)) < 0)
+            return errno ? errno : EINVAL;
+    }
+    return 0;
+}
+
+/* R5.8: page tables move along. Runs go in the order that never overwrites a source
+ * not yet moved: ascending when moving down, descending when moving up. */
+static int move_by_mremap(arena_view_t *v, size_t dst, size_t src, const uint32_t *carried, size_t n)
+{
+    struct arena__move_ctx c = move_ctx(v);
+    /* Run starts in ascending order, then walked in the needed direction. */
+    size_t *starts = malloc((n + 1) * sizeof *starts);
+    if (!starts)
+        return ENOMEM;
+    size_t count = 0;
+    for (size_t i = 0; i < n; i = carried_run(v, carried, src, i, n))
+        starts[count++] = i;
+    starts[count] = n;
+    int err = 0;
+    for (size_t r = 0; r < count && !err; r++) {
+        size_t idx = dst < src ? r : count - 1 - r;
+        size_t i = starts[idx], len = starts[idx + 1] - i;
+        if (!carried[i]) {
+            err = show_values(v, dst + i, carried + i, len, ARENA_MOVE_MMAP_FIXED, false);
+            continue;
+        }
+        err = arena__move_mremap(&c, arena__view_slot_addr(v, dst + i), arena__view_slot_addr(v, src + i), len);
+        if (err == EFAULT || err == EINVAL) /* the source is split (tracking): map by file page */
+            err = show_values(v, dst + i, carried + i, len, ARENA_MOVE_MMAP_FIXED, false);
+        else if (!err) {
+            for (size_t k = 0; k < len; k++)
+                slot_write(v, dst + i + k, carried[i + k]);
+            for (size_t k = 0; k < len; k++) {
+                size_t s = src + i + k;
+                if (s < dst + i || s >= dst + i + len)
+                    slot_write(v, s, 0);
+            }
+            err = fix_prot(v, dst + i, src + i, len);
+        }
+    }
+    free(starts);
+    return err;
+}
+
+/* Fresh file pages for each source run, the bytes copied, shown at dst. The old pages
+ * stay allocated: they belong to whoever allocated them (the heap frees its own). */
+static int move_by_copy(arena_view_t *v, size_t dst, size_t src, uint32_t *carried, size_t n, size_t *fresh,
+                        size_t *nfresh)
+{
+    struct arena__move_ctx c = move_ctx(v);
+    for (size_t i = 0; i < n;) {
+        size_t j = carried_run(v, carried, src, i, n);
+        if (carried[i]) {
+            size_t first;
+            int err = arena__backing_alloc(&v->arena->backing, j - i, &first);
+            if (err)
+                return err;
+            fresh[2 * *nfresh] = first;
+            fresh[2 * *nfresh + 1] = j - i;
+            ++*nfresh;
+            err = arena__move_copy_file(&c, first, ~carried[i], j - i);
+            if (err)
+                return err;
+            for (size_t k = i; k < j; k++)
+                carried[k] = encode(first + (k - i));
+        }
+        i = j;
+    }
+    return show_values(v, dst, carried, n, ARENA_MOVE_MMAP_FIXED, false);
+}
+
+static int resolve_mover(const arena_view_t *v, int mover)
+{
+    if (mover == ARENA_MOVE_AUTO)
+        mover = v->mover;
+    if (mover == ARENA_MOVE_AUTO)
+        mover = have_mremap() ? ARENA_MOVE_MREMAP : ARENA_MOVE_MMAP_FIXED;
+    return mover;
+}
+
+int arena__view_move_run(arena_view_t *v, size_t dst, size_t src, size_t n, int mover)
+{
+    if (n == 0 || dst == src)
+        return 0;
+    mover = resolve_mover(v, mover);
+    if (mover == ARENA_MOVE_MREMAP && !have_mremap())
+        return ARENA_ENOTSUP;
+    /* ch[0]: dst gets what src showed. ch[1]: what src keeps outside dst becomes empty. */
+    struct change ch[2];
+    int nch = 1;
+    size_t lo = src, left = n;
+    if (dst < src + n && src < dst + n) {
+        lo = src < dst ? src : dst + n;
+        left = src < dst ? dst - src : src - dst;
+    }
+    int err = change_init(v, &ch[0], dst, n);
+    if (!err && (err = change_init(v, &ch[1], lo, left)) == 0)
+        nch = 2;
+    size_t *fresh = NULL, nfresh = 0;
+    if (!err && mover == ARENA_MOVE_COPY && !(fresh = malloc(2 * n * sizeof *fresh)))
+        err = ENOMEM;
+    if (err) {
+        free_changes(ch, nch);
+        return err;
+    }
+    memcpy(ch[0].newv, v->slot_enc + src, n * sizeof *ch[0].newv);
+    memset(ch[1].newv, 0, left * sizeof *ch[1].newv);
+
+    size_t before = v->vmas;
+    err = budget_check(v, vmas_planned(v, ch, nch));
+    if (!err) {
+        uint32_t *carried = ch[0].newv;
+        if (mover == ARENA_MOVE_MREMAP)
+            err = move_by_mremap(v, dst, src, carried, n);
+        else if (mover == ARENA_MOVE_COPY)
+            err = move_by_copy(v, dst, src, carried, n, fresh, &nfresh);
+        else
+            err = show_values(v, dst, carried, n, mover, false);
+        if (!err)
+            err = show_values(v, ch[1].slot, ch[1].newv, left, ARENA_MOVE_MMAP_FIXED, false);
+        if (err) {
+            roll_back(v, ch, nch);
+            for (size_t f = 0; f < nfresh; f++)
+                (void)arena__backing_free(&v->arena->backing, fresh[2 * f], fresh[2 * f + 1]);
+        }
+        v->vmas = vmas_after(v, before, ch, nch);
+    }
+    if (!err)
+        arena__track_moved(v, dst, src, n);
+    free(fresh);
+    free_changes(ch, nch);
+    return err;
+}
+
+/* ------------------------------------------------------------- protection -- */
+static int prot_valid(int prot)
+{
+    if (prot & ~(ARENA_PROT_READ | ARENA_PROT_WRITE | ARENA_PROT_EXEC))
+        return ARENA_EPROT;
+    if ((prot & ARENA_PROT_WRITE) && (prot & ARENA_PROT_EXEC))
+        return ARENA_EPROT;
+    return 0;
+}
+
+static int ensure_slot_prot(arena_view_t *v)
+{
+    if (v->slot_prot)
+        return 0;
+    void *p = arena__os_mmap(NULL, v->nslots, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                             -1, 0);
+    if (p == MAP_FAILED)
+        return errno ? errno : ENOMEM;
+    v->slot_prot = p;
+    return 0;
+}
+
+/* mprotect the shown slots of [slot, slot+n) whose protection is not prots(i). */
+static int protect_shown(arena_view_t *v, size_t slot, size_t n, const uint8_t *prots, int prot, bool keep_going)
+{
+    int first_err = 0;
+    for (size_t i = 0; i < n;) {
+        int want = prots ? prots[i] : prot;
+        if (!v->slot_enc[slot + i] || arena__view_slot_prot(v, slot + i) == want) {
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < n && v->slot_enc[slot + j] && (prots ? prots[j] : prot) == want &&
+               arena__view_slot_prot(v, slot + j) != want)
+            j++;
+        if (arena__os_mprotect(arena__view_slot_addr(v, slot + i), (j - i) * v->arena->page_size,
+                               arena__prot_os(want)) < 0) {
+            if (!first_err)
+                first_err = errno ? errno : EINVAL;
+            if (!keep_going)
+                return first_err;
+        } else {
+            for (size_t k = i; k < j; k++)
+                v->slot_prot[slot + k] = (uint8_t)(want ^ v->prot);
+        }
+        i = j;
+    }
+    return first_err;
+}
+
+int arena__view_protect(arena_view_t *v, size_t slot, size_t n, int prot)
+{
+    struct whatif to = { .v = v, .plo = slot, .phi = slot + n, .prot = prot }, from = { .v = v };
+    int err = budget_check(v, vmas_between(v, &to, &from));
+    if (err)
+        return err;
+    if (!v->slot_prot && prot == v->prot)
+        return 0;
+    if ((err = ensure_slot_prot(v)) != 0)
+        return err;
+    uint8_t *old = malloc(n);
+    if (!old)
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        old[i] = (uint8_t)arena__view_slot_prot(v, slot + i);
+    struct whatif now = { .v = v };
+    size_t before_vmas = v->vmas, before_breaks = breaks(&now, slot, slot + n);
+    err = protect_shown(v, slot, n, NULL, prot, false);
+    if (err)
+        (void)protect_shown(v, slot, n, old, 0, true);
+    else
+        for (size_t i = 0; i < n; i++)
+            v->slot_prot[slot + i] = (uint8_t)(prot ^ v->prot);
+    v->vmas = before_vmas + breaks(&now, slot, slot + n) - before_breaks;
+    free(old);
+    return err;
+}
+
+/* -------------------------------------------------------------- life cycle -- */
+static void release_tables(arena_view_t *v)
+{
+    if (v->slot_enc)
+        arena__os_munmap(v->slot_enc, v->nslots * sizeof *v->slot_enc);
+    if (v->slot_prot)
+        arena__os_munmap(v->slot_prot, v->nslots);
+    v->slot_enc = NULL;
+    v->slot_prot = NULL;
+}
+
+/* Give the range back and mark closed; the struct stays for ECLOSED (R5.9). */
+static void view_close(arena_view_t *v)
+{
+    if (v->closed)
+        return;
+    arena__track_view_closing(v);
+    registry_remove(v);
+    if (v->base)
+        arena__os_munmap(v->base, v->nslots * v->arena->page_size);
+    release_tables(v);
+    v->closed = true;
+    v->vmas = 0;
+    v->shown = 0;
+}
+
+void arena__view_destroy(arena_view_t *v)
+{
+    if (!v)
+        return;
+    view_close(v);
+    arena_t *a = v->arena;
+    for (arena_view_t **pp = &a->views; *pp; pp = &(*pp)->next)
+        if (*pp == v) {
+            *pp = v->next;
+            break;
+        }
+    if (a->heap_view == v)
+        a->heap_view = NULL;
+    free(v);
+}
+
+static int fill_layout(arena_view_t *v)
+{
+    arena_t *a = v->arena;
+    if (v->layout == ARENA_VIEW_LINEAR)
+        return arena__view_set_run(v, 0, 0, v->nslots, ARENA_MOVE_MMAP_FIXED);
+    if (v->layout != ARENA_VIEW_MIRROR || !a->heap_view)
+        return 0;
+    size_t n = a->heap_view->high < v->nslots ? a->heap_view->high : v->nslots;
+    if (n == 0)
+        return 0;
+    struct change c;
+    int err = change_init(v, &c, 0, n);
+    if (err)
+        return err;
+    memcpy(c.newv, a->heap_view->slot_enc, n * sizeof *c.newv);
+    err = commit(v, &c, 1, ARENA_MOVE_MMAP_FIXED);
+    free_changes(&c, 1);
+    return err;
+}
+
+int arena__view_create(arena_t *a, int layout, size_t nslots, int prot, int flags, bool is_heap,
+                       arena_view_t **out)
+{
+    if (nslots == 0 || nslots >= UINT32_MAX || nslots > SIZE_MAX / a->page_size)
+        return ARENA_ESIZE;
+    int err = arena__vma_check(a, 1);
+    if (err)
+        return err;
+    arena_view_t *v = calloc(1, sizeof *v);
+    if (!v)
+        return ENOMEM;
+    v->arena = a;
+    v->nslots = nslots;
+    v->layout = layout;
+    v->prot = prot;
+    v->flags = flags;
+    v->is_heap = is_heap;
+    v->registry = -1;
+    v->mover = a->cfg.mover;
+    if ((flags & ARENA_VIEW_PRIVATE) && v->mover == ARENA_MOVE_REMAP_FILE_PAGES)
+        v->mover = ARENA_MOVE_MMAP_FIXED;
+    v->base = arena__os_reserve(nslots * a->page_size, ARENA__2M);
+    void *table = arena__os_mmap(NULL, nslots * sizeof *v->slot_enc, PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    v->slot_enc = table == MAP_FAILED ? NULL : table;
+    if (!v->base || !v->slot_enc) {
+        err = errno ? errno : ENOMEM;
+        if (v->base)
+            arena__os_munmap(v->base, nslots * a->page_size);
+        release_tables(v);
+        free(v);
+        return err;
+    }
+    v->vmas = 1;
+    v->next = a->views;
+    a->views = v;
+    v->registry = registry_add(v);
+    err = v->registry < 0 ? ENOMEM : fill_layout(v);
+    if (err) {
+        arena__view_destroy(v);
+        return err;
+    }
+    *out = v;
+    return 0;
+}
+
+/* ------------------------------------------------------------- public API -- */
+static int check_view(const arena_view_t *v, bool may_be_heap)
+{
+    if (!v)
+        return ARENA_ENULL;
+    if (v->closed)
+        return ARENA_ECLOSED;
+    if (arena__broken(v->arena))
+        return arena__broken(v->arena);
+    if (v->is_heap && !may_be_heap)
+        return ARENA_EHEAP;
+    return 0;
+}
+
+static int check_slots(const arena_view_t *v, size_t slot, size_t n)
+{
+    if (n == 0)
+        return ARENA_ESIZE;
+    return (slot >= v->nslots || n > v->nslots - slot) ? ARENA_ERANGE : 0;
+}
+
+static int check_file_pages(const arena_t *a, size_t first, size_t n)
+{
+    if (first >= a->backing.file_pages || n > a->backing.file_pages - first)
+        return ARENA_ERANGE;
+    for (size_t i = 0; i < n; i++)
+        if (!arena__backing_is_used(&a->backing, first + i))
+            return ARENA_ERANGE;
+    return 0;
+}
+
+int arena_view_open(arena_t *a, int layout, size_t nslots, int prot, int flags, arena_view_t **out)
+{
+    if (!a || !out)
+        return ARENA_ENULL;
+    *out = NULL;
+    if (arena__broken(a))
+        return arena__broken(a);
+    int err = prot_valid(prot);
+    if (err)
+        return err;
+    if (layout < ARENA_VIEW_EMPTY || layout > ARENA_VIEW_MIRROR || (flags & ~ARENA_VIEW_PRIVATE))
+        return ARENA_ECONFIG;
+    pthread_mutex_lock(&a->lock);
+    if (layout == ARENA_VIEW_MIRROR && nslots == 0 && a->heap_view)
+        nslots = a->heap_view->nslots;
+    if (nslots == 0)
+        err = ARENA_ESIZE;
+    else if (layout == ARENA_VIEW_LINEAR)
+        err = check_file_pages(a, 0, nslots);
+    if (!err)
+        err = arena__view_create(a, layout, nslots, prot, flags, false, out);
+    pthread_mutex_unlock(&a->lock);
+    return err;
+}
+
+int arena_view_close(arena_view_t *v)
+{
+    int err = check_view(v, false);
+    if (err)
+        return err;
+    pthread_mutex_lock(&v->arena->lock);
+    view_close(v);
+    pthread_mutex_unlock(&v->arena->lock);
+    return 0;
+}
+
+arena_view_t *arena_heap_view(arena_t *a)
+{
+    return a ? a->heap_view : NULL;
+}
+
+void *arena_view_base(const arena_view_t *v)
+{
+    return v && !v->closed ? v->base : NULL;
+}
+
+size_t arena_view_slots(const arena_view_t *v)
+{
+    return v && !v->closed ? v->nslots : 0;
+}
+
+int arena_view_prot(const arena_view_t *v)
+{
+    return v ? v->prot : ARENA_PROT_NONE;
+}
+
+size_t arena_view_vmas(const arena_view_t *v)
+{
+    return v && !v->closed ? v->vmas : 0;
+}
+
+size_t arena_view_file_page(const arena_view_t *v, size_t slot)
+{
+    if (!v || v->closed || slot >= v->nslots)
+        return ARENA_NO_PAGE;
+    return arena__view_page(v, slot);
+}
+
+void *arena_view_addr(const arena_view_t *v, const void *heap_ptr)
+{
+    if (!v || v->closed || v->layout != ARENA_VIEW_MIRROR || !v->arena->heap_view)
+        return NULL;
+    const arena_view_t *h = v->arena->heap_view;
+    uintptr_t off = (uintptr_t)heap_ptr - (uintptr_t)h->base;
+    size_t n = v->nslots < h->nslots ? v->nslots : h->nslots;
+    return off < n * v->arena->page_size ? v->base + off : NULL;
+}
+
+int arena_view_set_mover(arena_view_t *v, int mover)
+{
+    int err = check_view(v, false);
+    if (err)
+        return err;
+    if (mover < ARENA_MOVE_AUTO || mover > ARENA_MOVE_COPY)
+        return ARENA_ECONFIG;
+    if (mover == ARENA_MOVE_REMAP_FILE_PAGES && (v->flags & ARENA_VIEW_PRIVATE))
+        return ARENA_EPRIVATE;
+    if (mover == ARENA_MOVE_MREMAP && !have_mremap())
+        return ARENA_ENOTSUP;
+    pthread_mutex_lock(&v->arena->lock);
+    v->mover = mover;
+    pthread_mutex_unlock(&v->arena->lock);
+    return 0;
+}
+
+/* The primitive for establishing slots: the moving ones have nothing to move there. */
+static int set_mover(const arena_view_t *v)
+{
+    return v->mover == ARENA_MOVE_REMAP_FILE_PAGES ? ARENA_MOVE_REMAP_FILE_PAGES : ARENA_MOVE_MMAP_FIXED;
+}
+
+int arena_view_map(arena_view_t *v, size_t slot, size_t file_page, size_t npages)
+{
+    int err = check_view(v, false);
+    if (!err)
+        err = check_slots(v, slot, npages);
+    if (err)
+        return err;
+    pthread_mutex_lock(&v->arena->lock);
+    err = check_file_pages(v->arena, file_page, npages);
+    if (!err)
+        err = arena__view_set_run(v, slot, file_page, npages, set_mover(v));
+    pthread_mutex_unlock(&v->arena->lock);
+    return err;
+}
+
+int arena_view_unmap(arena_view_t *v, size_t slot, size_t npages)
+{
+    int err = check_view(v, false);
+    if (!err)
+        err = check_slots(v, slot, npages);
+    if (err)
+        return err;
+    pthread_mutex_lock(&v->arena->lock);
+    err = arena__view_set_run(v, slot, ARENA_NO_PAGE, npages, ARENA_MOVE_MMAP_FIXED);
+    pthread_mutex_unlock(&v->arena->lock);
+    return err;
+}
+
+int arena_view_apply(arena_view_t *v, size_t first, const size_t *file_pages, size_t n)
+{
+    int err = check_view(v, false);
+    if (!err && !file_pages)
+        err = ARENA_ENULL;
+    if (!err)
+        err = check_slots(v, first, n);
+    if (err)
+        return err;
+    pthread_mutex_lock(&v->arena->lock);
+    for (size_t i = 0; i < n && !err; i++)
+        if (file_pages[i] != ARENA_NO_PAGE)
+            err = check_file_pages(v->arena, file_pages[i], 1);
+    if (!err)
+        err = arena__view_set(v, first, file_pages, n, set_mover(v));
+    pthread_mutex_unlock(&v->arena->lock);
+    return err;
+}
+
+int arena_view_move(arena_view_t *v, size_t dst, size_t src, size_t npages)
+{
+    int err = check_view(v, false);
+    if (!err)
+        err = check_slots(v, dst, npages);
+    if (!err)
+        err = check_slots(v, src, npages);
+    if (err)
+        return err;
+    pthread_mutex_lock(&v->arena->lock);
+    err = arena__view_move_run(v, dst, src, npages, v->mover);
+    pthread_mutex_unlock(&v->arena->lock);
+    return err;
+}
+
+int arena_view_protect(arena_view_t *v, size_t slot, size_t npages, int prot)
+{
+    int err = check_view(v, false);
+    if (!err)
+        err = prot_valid(prot);
+    if (!err)
+        err = check_slots(v, slot, npages);
+    if (err)
+        return err;
+    pthread_mutex_lock(&v->arena->lock);
+    err = arena__view_protect(v, slot, npages, prot);
+    pthread_mutex_unlock(&v->arena->lock);
+    return err;
+}

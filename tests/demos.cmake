@@ -1,0 +1,59 @@
+# The demos run as ctest tests with small sizes (included by tests/CMakeLists.txt).
+#
+# Run as a script (cmake -DPROG=... -DARGS=a|b -DEXPECT=status -DMATCH=regex -P demos.cmake) this
+# file is the wrapper those tests use: it runs PROG, requires the exact exit status EXPECT and
+# requires MATCH in its output (WILL_FAIL alone would accept any failure, a crash included).
+
+if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
+  string(REPLACE "|" ";" args "${ARGS}")
+  execute_process(COMMAND ${PROG} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message("${out}${err}")
+  if(NOT rc STREQUAL EXPECT)
+    message(FATAL_ERROR "${PROG} ${args}: exit status ${rc}, expected ${EXPECT}")
+  endif()
+  if(NOT "${out}${err}" MATCHES "${MATCH}")
+    message(FATAL_ERROR "${PROG} ${args}: output does not match '${MATCH}'")
+  endif()
+  return()
+endif()
+
+if(NOT ARENA_BUILD_DEMOS)
+  return()
+endif()
+
+# arena_demo_test(<test name> <demo target> <expected status> <regex> [args...])
+function(arena_demo_test name target expect match)
+  if(NOT TARGET ${target})
+    return()
+  endif()
+  list(JOIN ARGN "|" args)
+  add_test(NAME ${name} COMMAND ${CMAKE_COMMAND} "-DPROG=$<TARGET_FILE:${target}>" "-DARGS=${args}"
+    -DEXPECT=${expect} "-DMATCH=${match}" -P ${CMAKE_CURRENT_FUNCTION_LIST_FILE})
+  # arena-alias checks that a write through a read-only view faults: ASan must let SIGSEGV be.
+  set_tests_properties(${name} PROPERTIES LABELS demo TIMEOUT 120 ENVIRONMENT "ASAN_OPTIONS=handle_segv=0")
+endfunction()
+
+foreach(demo reverse nonlinear alias vmacount)
+  arena_demo_test(demo_${demo}_help arena-${demo} 0 "usage: arena-${demo}" --help)
+endforeach()
+
+arena_demo_test(demo_reverse arena-reverse 0 "verified [0-9]+ pages.*Test passed" --size 1M)
+foreach(mover remap_file_pages mmap_fixed mremap copy auto)
+  arena_demo_test(demo_reverse_${mover} arena-reverse 0 "verified [0-9]+ pages.*Test passed" --size 256K --mover ${mover})
+endforeach()
+# Past the VMA budget: a clear refusal with status 2, or the documented copy fallback.
+arena_demo_test(demo_reverse_over_budget arena-reverse 2 "needs [0-9]+ mappings.*budget of 64" --size 1M --vma-budget 64)
+arena_demo_test(demo_reverse_over_budget_mremap arena-reverse 2 "needs [0-9]+ mappings.*budget of 64"
+  --size 1M --vma-budget 64 --mover mremap)
+arena_demo_test(demo_reverse_fallback_copy arena-reverse 0 "by copy fallback.*verified [0-9]+ pages.*Test passed"
+  --size 1M --vma-budget 64 --fallback copy)
+arena_demo_test(demo_reverse_bad_size arena-reverse 64 "not a size" --size 12Q)
+
+arena_demo_test(demo_nonlinear arena-nonlinear 0 "before the remap.*'A'.*'B'.*'C'.*after the remap.*'C'.*'B'.*'A'.*Test passed")
+arena_demo_test(demo_nonlinear_mmap_fixed arena-nonlinear 0 "Test passed: C B A" --mover mmap_fixed)
+
+arena_demo_test(demo_alias arena-alias 0 "faults, as it should.*Test passed")
+arena_demo_test(demo_alias_rfp arena-alias 0 "Test passed" --mover rfp)
+
+arena_demo_test(demo_vmacount arena-vmacount 0 "remap_file_pages.*mmap_fixed.*mremap.*Test passed" --pages 64)
+arena_demo_test(demo_vmacount_over_budget arena-vmacount 2 "failed \\(over the VMA budget\\)" --pages 64 --vma-budget 32)
