@@ -110,9 +110,8 @@ static int copy_file(const arena_t *a, int fd)
 /* ------------------------------------------------------------ the views ---- */
 
 /* A private view's pages may hold its own copy-on-write contents: keep them. */
-static int remap_private_run(arena_view_t *v, char *addr, size_t file_page, size_t len, int fd)
+static int remap_private_run(char *addr, size_t len, int prot, int fd, off_t off)
 {
-    int prot = arena__prot_os(v->prot);
     void *saved = NULL;
     if (prot & PROT_READ) {
         saved = malloc(len);
@@ -120,48 +119,48 @@ static int remap_private_run(arena_view_t *v, char *addr, size_t file_page, size
             return ENOMEM;
         memcpy(saved, addr, len);
     }
-    off_t off = (off_t)(file_page * v->arena->page_size);
-    int flags = MAP_PRIVATE | MAP_FIXED;
-    if (arena__os_mmap(addr, len, PROT_READ | PROT_WRITE, flags, fd, off) == MAP_FAILED) {
+    if (arena__os_mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off) ==
+        MAP_FAILED) {
         free(saved);
         return errno;
     }
     if (saved != NULL)
         memcpy(addr, saved, len);
     free(saved);
-    if (arena__os_mprotect(addr, len, prot) != 0)
-        return errno;
-    return 0;
+    return arena__os_mprotect(addr, len, prot) == 0 ? 0 : errno;
 }
 
+/* Slots slot.. (n of them, consecutive file pages from file_page, one protection) show the
+ * same pages of fd instead, at the same address. */
 static int remap_run(arena_view_t *v, size_t slot, size_t file_page, size_t n, int fd)
 {
-    char *addr = v->base + slot * v->arena->page_size;
-    size_t len = n * v->arena->page_size;
+    size_t ps = v->arena->page_size;
+    char *addr = arena__view_slot_addr(v, slot);
+    int prot = arena__prot_os(arena__view_slot_prot(v, slot));
+    off_t off = (off_t)(file_page * ps);
     if (v->flags & ARENA_VIEW_PRIVATE)
-        return remap_private_run(v, addr, file_page, len, fd);
-    off_t off = (off_t)(file_page * v->arena->page_size);
-    if (arena__os_mmap(addr, len, arena__prot_os(v->prot), MAP_SHARED | MAP_FIXED, fd, off) ==
-        MAP_FAILED)
+        return remap_private_run(addr, n * ps, prot, fd, off);
+    if (arena__os_mmap(addr, n * ps, prot, MAP_SHARED | MAP_FIXED, fd, off) == MAP_FAILED)
         return errno;
     return 0;
 }
 
-/* Every maximal run of slots showing consecutive file pages now shows the same pages of fd,
- * at the same address (so every pointer into the view stays valid). */
+/* Every maximal run of slots showing consecutive file pages with one protection moves to
+ * fd; every pointer into the view stays valid. */
 static int remap_view(arena_view_t *v, int fd)
 {
-    if (v->closed || v->slot_page == NULL)
+    if (v->closed || v->slot_enc == NULL)
         return 0;
-    size_t slot = 0;
-    while (slot < v->nslots) {
-        uint32_t page = v->slot_page[slot];
-        size_t n = 1;
-        if (page == ARENA__NO_PAGE32) {
+    size_t slot = 0, end = v->high < v->nslots ? v->high : v->nslots;
+    while (slot < end) {
+        size_t page = arena__view_page(v, slot), n = 1;
+        if (page == ARENA_NO_PAGE) {
             slot++;
             continue;
         }
-        while (slot + n < v->nslots && v->slot_page[slot + n] == page + n)
+        int prot = arena__view_slot_prot(v, slot);
+        while (slot + n < end && arena__view_page(v, slot + n) == page + n &&
+               arena__view_slot_prot(v, slot + n) == prot)
             n++;
         int err = remap_run(v, slot, page, n, fd);
         if (err != 0)

@@ -383,8 +383,11 @@ static int run_child(int sys, unsigned long nth, unsigned long *calls)
     }
     close(pfd[1]);
     int status = 0;
-    if (calls != NULL && read(pfd[0], calls, sizeof(unsigned long) * ARENA_SYS_COUNT) <= 0)
-        memset(calls, 0, sizeof(unsigned long) * ARENA_SYS_COUNT);
+    unsigned long scratch[ARENA_SYS_COUNT];
+    if (calls == NULL)
+        calls = scratch;
+    if (read(pfd[0], calls, sizeof scratch) != (ssize_t)sizeof scratch)
+        memset(calls, 0, sizeof scratch);
     close(pfd[0]);
     waitpid(pid, &status, 0);
     if (WIFSIGNALED(status))
@@ -396,6 +399,14 @@ int main(int argc, char **argv)
 {
     int movers[] = {ARENA_MOVE_AUTO, ARENA_MOVE_REMAP_FILE_PAGES, ARENA_MOVE_MREMAP};
     size_t nmovers = argc > 1 ? (size_t)atoi(argv[1]) : sizeof movers / sizeof movers[0];
+    if (argc == 5) {
+        /* Reproduce one point in this process: prog_faults 1 MOVER SYS N */
+        sequence();
+        sequence_mover = atoi(argv[2]);
+        arena__fault_arm(atoi(argv[3]), strtoul(argv[4], NULL, 10), sys_errno[atoi(argv[3])]);
+        sequence();
+        return failures != 0;
+    }
     unsigned long tried = 0, survived = 0, failed = 0, unreached = 0;
 
     /* Warm up: whatever the library probes once per process is probed here, in the parent,
