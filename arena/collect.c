@@ -137,6 +137,7 @@ struct cycle {
     size_t evac_pool, evac_pool_n;    /* fresh slots taken for evacuation, not yet used */
     size_t sparse_bytes;      /* below this many live bytes a page is sparse */
     uint32_t *where;          /* during the slide: final slot of the page at each slot */
+    size_t copy_fp, copy_fp_n;        /* fresh consecutive file pages for copied units */
 };
 
 static void note_error(struct cycle *c, int err)
@@ -149,7 +150,7 @@ static void release_flush(struct cycle *c)
 {
     if (c->release_n == 0)
         return;
-    note_error(c, arena__heap_release(c->a, c->release_slot, c->release_n));
+    note_error(c, arena__heap_discard(c->a, c->release_slot, c->release_n));
     c->st.pages_released += c->release_n;
     c->release_n = 0;
 }
@@ -295,6 +296,8 @@ static void sweep_all(struct cycle *c)
                 release_flush(c);
             } else {
                 c->st.objects_freed++;
+                for (size_t i = 1; i < n; i++)
+                    fwd[s + i] = FWD_DEAD;
                 release_add(c, s, n);
             }
             s += n - 1;
@@ -305,13 +308,16 @@ static void sweep_all(struct cycle *c)
     }
     release_flush(c);
     if (c->evac_pool_n != 0)
-        note_error(c, arena__heap_release(c->a, c->evac_pool, c->evac_pool_n));
+        note_error(c, arena__heap_discard(c->a, c->evac_pool, c->evac_pool_n));
     c->evac_pool_n = 0;
 }
 
 /* ----------------------------------------------------------------- the slide -- */
 
 enum method { M_STAY, M_REMAP, M_MREMAP, M_COPY };
+
+/* Mappings kept free for copying once remapping stops (R7.5). */
+#define VMA_MARGIN 8
 
 static size_t *page_list(struct cycle *c, size_t slot, size_t n)
 {
@@ -337,7 +343,9 @@ static void mirrors_follow(struct cycle *c, size_t slot, size_t n)
 }
 
 /* The heap's tables follow a unit moved from src to dst (file pages already updated
- * in pages[src..]): page info and object bits move, the vacated slots become FREE. */
+ * in pages[src..]): page info and object bits move, the vacated slots become FREE and
+ * STALE (still mapped until the end of the collection; whatever they show is either
+ * also shown at dst or was given back). */
 static void tables_move(struct cycle *c, size_t dst, size_t src, size_t n)
 {
     struct arena__heap *h = c->h;
@@ -348,18 +356,11 @@ static void tables_move(struct cycle *c, size_t dst, size_t src, size_t n)
     size_t from = dst + n > src ? dst + n : src;
     if (from < src + n) {
         memset(&h->pages[from], 0, (src + n - from) * sizeof h->pages[0]);
+        for (size_t i = from; i < src + n; i++)
+            h->pages[i].flags = ARENA__PAGE_STALE;
         memset(&h->starts[from * h->words], 0, (src + n - from) * wb);
         memset(&h->ends[from * h->words], 0, (src + n - from) * wb);
     }
-}
-
-/* Vacated slots show nothing. A failure leaves an alias of pages the heap still owns
- * at a FREE slot: harmless (the heap never reads FREE slots, reuse maps over it). */
-static void unmap_vacated(struct cycle *c, size_t dst, size_t src, size_t n)
-{
-    size_t from = dst + n > src ? dst + n : src;
-    if (from < src + n)
-        arena__view_set_run(c->a->heap_view, from, ARENA_NO_PAGE, src + n - from, ARENA_MOVE_MMAP_FIXED);
 }
 
 static int move_remap(struct cycle *c, size_t dst, size_t src, size_t n, int mover)
@@ -371,40 +372,50 @@ static int move_remap(struct cycle *c, size_t dst, size_t src, size_t n, int mov
     free(fp);
     if (err != 0)
         return err;
-    unmap_vacated(c, dst, src, n);
     return 0;
 }
 
-/* mremap needs disjoint ranges: an overlapping slide goes through free slots above
- * the heap (kept congruent mod 2 MiB so both hops move page tables), and a unit stuck
- * there is still intact: *final says where it ended. */
-static int move_mremap(struct cycle *c, size_t dst, size_t src, size_t n, size_t *final)
+/* mremap carries page tables along; view.c takes overlapping slides through a scratch
+ * reservation and is all-or-nothing. */
+static int move_mremap(struct cycle *c, size_t dst, size_t src, size_t n)
 {
-    arena_view_t *hv = c->a->heap_view;
-    *final = src;
-    if (dst + n <= src) {
-        int err = arena__view_move_run(hv, dst, src, n, ARENA_MOVE_MREMAP);
-        if (err == 0)
-            *final = dst;
-        return err;
+    int err = arena__view_move_run(c->a->heap_view, dst, src, n, ARENA_MOVE_MREMAP);
+    if (err == 0)
+        tables_move(c, dst, src, n);
+    return err;
+}
+
+/* Fresh file pages for copies come from one consecutive batch, so that units copied to
+ * consecutive slots show consecutive file pages: one mapping, however scattered the
+ * sources were (this is what keeps a copying slide inside the VMA budget, R7.5). */
+static int fresh_pages(struct cycle *c, size_t n, size_t *fp)
+{
+    struct arena__backing *b = &c->a->backing;
+    if (c->copy_fp_n < n) {
+        if (c->copy_fp_n != 0)
+            arena__backing_free(b, c->copy_fp, c->copy_fp_n);
+        c->copy_fp_n = 0;
+        size_t want = n < 256 ? 256 : n, first;
+        if (arena__backing_alloc(b, want, &first) != 0) {
+            want = n;
+            int err = arena__backing_alloc(b, want, &first);
+            if (err != 0)
+                return err;
+        }
+        c->copy_fp = first;
+        c->copy_fp_n = want;
     }
-    size_t l2m = ARENA__2M / c->a->page_size;
-    size_t top = c->h->top > src + n ? c->h->top : src + n;
-    size_t x = top + ((src % l2m) + l2m - top % l2m) % l2m;
-    if (x + n > c->h->nslots)
-        return ARENA_ERANGE;
-    int err = arena__view_move_run(hv, x, src, n, ARENA_MOVE_MREMAP);
-    if (err != 0)
-        return err;
-    tables_move(c, x, src, n);
-    c->h->top = x + n;
-    *final = x;
-    if (arena__view_move_run(hv, dst, x, n, ARENA_MOVE_MREMAP) == 0 ||
-        move_remap(c, dst, x, n, ARENA_MOVE_MMAP_FIXED) == 0) {
-        tables_move(c, dst, x, n);
-        *final = dst;
-    }
+    *fp = c->copy_fp;
+    c->copy_fp += n;
+    c->copy_fp_n -= n;
     return 0;
+}
+
+static void fresh_pages_done(struct cycle *c)
+{
+    if (c->copy_fp_n != 0)
+        arena__backing_free(&c->a->backing, c->copy_fp, c->copy_fp_n);
+    c->copy_fp_n = 0;
 }
 
 /* R7.5 copy: fresh file pages at the free part of the target, memmove, and the source
@@ -418,7 +429,7 @@ static int move_copy(struct cycle *c, size_t dst, size_t src, size_t n)
     size_t *old = page_list(c, src, n);
     if (old == NULL)
         return ENOMEM;
-    int err = arena__backing_alloc(&a->backing, fresh_n, &fp);
+    int err = fresh_pages(c, fresh_n, &fp);
     if (err == 0) {
         err = arena__view_set_run(a->heap_view, dst, fp, fresh_n, ARENA_MOVE_MMAP_FIXED);
         if (err != 0)
@@ -432,7 +443,6 @@ static int move_copy(struct cycle *c, size_t dst, size_t src, size_t n)
             n * a->page_size);
     /* Logical page i now lives at dst+i: the first fresh_n in fresh pages, the rest in the
      * source's first file pages; the source's last fresh_n file pages are garbage. */
-    unmap_vacated(c, dst, src, n);
     for (size_t i = n - fresh_n; i < n;) {
         size_t j = i + 1;
         while (j < n && old[j] == old[i] + (j - i))
@@ -458,9 +468,14 @@ static size_t move_unit(struct cycle *c, size_t dst, size_t src, size_t n, enum 
     arena_t *a = c->a;
     size_t final = src, l2m = ARENA__2M / a->page_size;
     int err = ARENA_EVMA;
+    /* Near the budget a remap would leave no room for the copies that must follow (a
+     * chain of copies into consecutive fresh pages costs no new mapping): copy. */
+    if (m != M_COPY && arena__vma_check(a, VMA_MARGIN) != 0)
+        m = M_COPY;
     if (m == M_MREMAP) {
-        err = move_mremap(c, dst, src, n, &final);
-        if (err == 0 && final == dst) {
+        err = move_mremap(c, dst, src, n);
+        if (err == 0) {
+            final = dst;
             c->st.runs_mremap_2m += n >= l2m && dst % l2m == src % l2m;
         }
     } else if (m == M_REMAP) {
@@ -479,6 +494,7 @@ static size_t move_unit(struct cycle *c, size_t dst, size_t src, size_t n, enum 
         if (m != M_COPY && kernel_error(err))
             note_error(c, err);
         err = move_copy(c, dst, src, n);
+        m = M_COPY;
         if (err == 0) {
             tables_move(c, dst, src, n);
             final = dst;
@@ -488,11 +504,8 @@ static size_t move_unit(struct cycle *c, size_t dst, size_t src, size_t n, enum 
             note_error(c, err);
         }
     }
-    if (final != src) {
-        size_t lo = final < src ? final : src, hi = final + n > src + n ? final + n : src + n;
-        if (final == dst && lo < dst)
-            lo = dst;
-        mirrors_follow(c, lo, hi - lo);
+    /* view.c's moves tell the tracker themselves; ours must. */
+    if (final != src && m != M_MREMAP) {
         if (a->heap_view->track != NULL)
             arena__track_moved(a->heap_view, final, src, n);
     }
@@ -606,6 +619,8 @@ static void finish(struct cycle *c)
         h->pages[s].live = 0;
         h->pages[s].pinned = 0;
     }
+    note_error(c, arena__heap_unmap_stale(a, h->top));
+    mirrors_follow(c, 0, h->top);
     note_error(c, arena__heap_rebuild_free(a));
     c->st.pages_after = h->used_pages;
     c->st.vmas_after = arena__vmas(a);
@@ -652,6 +667,7 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
     c.where = malloc((h->top ? h->top : 1) * sizeof(uint32_t));
     if (c.where != NULL) {
         slide(&c);
+        fresh_pages_done(&c);
         resolve_forwarding(&c);
         free(c.where);
     } else {

@@ -296,6 +296,7 @@ static int take_slots(arena_t *a, size_t n, bool exact, int kind, size_t *slot_o
         struct arena__page *pg = &h->pages[slot + i];
         pg->live = 0;
         pg->pinned = 0;
+        pg->flags = 0;
         __atomic_store_n(&pg->aux, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&pg->kind, (uint8_t)kind, __ATOMIC_RELEASE);
     }
@@ -311,24 +312,23 @@ int arena__heap_take(arena_t *a, size_t n, int kind, size_t *slot_out)
     return take_slots(a, n, true, kind, slot_out, &got);
 }
 
-/* Unmap slots in every view, then punch their file pages (R6.6): in that order, so no
- * view ever shows a page after it went back to the file allocator. */
-int arena__heap_release(arena_t *a, size_t slot, size_t n)
+static int free_file_pages(arena_t *a, size_t slot, size_t n)
 {
-    struct arena__heap *h = a->heap;
-    int err = arena__view_set_run(a->heap_view, slot, ARENA_NO_PAGE, n, ARENA_MOVE_MMAP_FIXED);
-    int err2 = mirrors_set_run(a, slot, ARENA_NO_PAGE, n);
-    /* A slot the kernel could not unmap is FREE all the same: the heap never reads a FREE
-     * slot, and the next use of it maps over whatever it shows. */
+    int err = 0;
     for (size_t i = 0; i < n;) {
-        size_t fp = h->pages[slot + i].file_page, j = i + 1;
-        while (j < n && h->pages[slot + j].file_page == fp + (j - i))
+        size_t fp = a->heap->pages[slot + i].file_page, j = i + 1;
+        while (j < n && a->heap->pages[slot + j].file_page == fp + (j - i))
             j++;
         int e = arena__backing_free(&a->backing, fp, j - i);
         if (err == 0)
             err = e;
         i = j;
     }
+    return err;
+}
+
+static void mark_free(struct arena__heap *h, size_t slot, size_t n, uint16_t flags)
+{
     size_t bits = h->words * sizeof(uint64_t);
     memset(&h->starts[slot * h->words], 0, n * bits);
     memset(&h->ends[slot * h->words], 0, n * bits);
@@ -338,9 +338,50 @@ int arena__heap_release(arena_t *a, size_t slot, size_t n)
         h->pages[slot + i].live = 0;
         h->pages[slot + i].pinned = 0;
         h->pages[slot + i].aux = 0;
+        h->pages[slot + i].flags = flags;
     }
     h->used_pages -= n;
-    return err != 0 ? err : err2;
+}
+
+/* Unmap slots in every view, then punch their file pages (R6.6): in that order, so no
+ * view ever shows a page after it went back to the file allocator. */
+int arena__heap_release(arena_t *a, size_t slot, size_t n)
+{
+    int err = arena__view_set_run(a->heap_view, slot, ARENA_NO_PAGE, n, ARENA_MOVE_MMAP_FIXED);
+    int err2 = mirrors_set_run(a, slot, ARENA_NO_PAGE, n);
+    /* A slot the kernel could not unmap is FREE all the same: the heap never reads a FREE
+     * slot, and the next use of it maps over whatever it shows. */
+    int err3 = free_file_pages(a, slot, n);
+    mark_free(a->heap, slot, n, 0);
+    return err ? err : err2 ? err2 : err3;
+}
+
+int arena__heap_discard(arena_t *a, size_t slot, size_t n)
+{
+    int err = free_file_pages(a, slot, n);
+    mark_free(a->heap, slot, n, ARENA__PAGE_STALE);
+    return err;
+}
+
+int arena__heap_unmap_stale(arena_t *a, size_t limit)
+{
+    struct arena__heap *h = a->heap;
+    int err = 0;
+    for (size_t s = 0; s < limit;) {
+        if (!(h->pages[s].flags & ARENA__PAGE_STALE)) {
+            s++;
+            continue;
+        }
+        size_t e = s;
+        while (e < limit && (h->pages[e].flags & ARENA__PAGE_STALE))
+            h->pages[e++].flags = 0;
+        int e2 = arena__view_set_run(a->heap_view, s, ARENA_NO_PAGE, e - s, ARENA_MOVE_MMAP_FIXED);
+        /* Past the budget the slots keep showing punched pages: FREE, never read. */
+        if (err == 0 && e2 != ARENA_EVMA)
+            err = e2;
+        s = e;
+    }
+    return err;
 }
 
 int arena__heap_drop_pool(arena_t *a)

@@ -17,12 +17,17 @@ enum arena__page_kind {
     ARENA__PAGE_LARGE_TAIL, /* a later page of a large object; aux = distance to the head */
 };
 
+/* A FREE slot that still shows a (punched) file page: during a collection dead and
+ * vacated slots are unmapped only at the end, in runs, so holes do not split the heap
+ * into more mappings than the budget allows while pages slide (R7.2). */
+#define ARENA__PAGE_STALE 1u
+
 /* Per-slot page information (R6.3). Written under a->lock or stop-the-world; kind and
  * aux are read lock-free by arena_object, hence the atomic accessors in heap.c. */
 struct arena__page {
     uint8_t kind;
     uint8_t pinned;         /* holds an object pinned for the next collection */
-    uint16_t spare;
+    uint16_t flags;         /* ARENA__PAGE_STALE */
     uint32_t aux;
     uint32_t live;          /* marked bytes since the last collection */
     uint32_t file_page;     /* the file page the slot shows when not FREE */
@@ -69,6 +74,11 @@ size_t arena__heap_size_at(const arena_t *a, size_t slot, const char *obj);
 int arena__heap_take(arena_t *a, size_t n, int kind, size_t *slot_out);
 /* Give slots back: unmap them (every view), punch their file pages, mark them FREE. */
 int arena__heap_release(arena_t *a, size_t slot, size_t n);
+/* Punch and free the file pages of slots and mark them FREE and STALE, leaving the
+ * mappings for arena__heap_unmap_stale (collect.c, inside a collection). */
+int arena__heap_discard(arena_t *a, size_t slot, size_t n);
+/* Unmap every run of STALE slots below limit. */
+int arena__heap_unmap_stale(arena_t *a, size_t limit);
 /* Give back the unused part of the allocation pool (collect.c, before it moves pages). */
 int arena__heap_drop_pool(arena_t *a);
 /* Recompute top and the holes list after a collection. */

@@ -477,7 +477,7 @@ static int move_by_mremap(arena_view_t *v, size_t dst, size_t src, const uint32_
     return err;
 }
 
-/* Fresh file pages for each source run, the bytes copied, shown at dst. The old pages
+/* R5.10: fresh file pages for each source run, the bytes copied, shown at dst. The old pages
  * stay allocated: they belong to whoever allocated them (the heap frees its own). */
 static int move_by_copy(arena_view_t *v, size_t dst, size_t src, uint32_t *carried, size_t n, size_t *fresh,
                         size_t *nfresh)

@@ -210,8 +210,11 @@ int main(int argc, char **argv)
         demo_check(arena_stats(a, &st), "arena_stats");
         fprintf(stderr,
                 "%s: the reversed layout needs %zu mappings (one per page) against a VMA budget of %zu "
-                "(the arena holds %zu now): %s\n",
-                program_invocation_short_name, n, st.vma_budget, st.vmas, arena_strerror(err));
+                "(the arena holds %zu now; the view %zu by its count, %ld in /proc/self/maps): %s\n",
+                program_invocation_short_name, n, st.vma_budget, st.vmas, arena_view_vmas(rev),
+                demo_maps_count(arena_view_base(rev),
+                                (char *)arena_view_base(rev) + arena_view_slots(rev) * arena_page_size(a)),
+                arena_strerror(err));
         if (!o.fallback_copy)
             demo_exit(DEMO_EXIT_BUDGET, "not built; rerun with --fallback copy, a larger --vma-budget or a "
                                         "smaller --size");

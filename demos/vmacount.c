@@ -15,7 +15,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: arena-vmacount [--pages K] [--vma-budget N]\n"
+            "usage: arena-vmacount [--pages K] [--vma-budget N] [--cold]\n"
             "\n"
             "Builds a view whose slot i shows file page K-1-i with each primitive and prints, per\n"
             "primitive: the time to build it, the time of the first read of every page after it,\n"
@@ -23,6 +23,9 @@ static void usage(FILE *out)
             "\n"
             "  --pages K         pages to reverse (default 4096)\n"
             "  --vma-budget N    the arena's VMA budget (default: a safe share of vm.max_map_count)\n"
+            "  --cold            do not touch the linear start before rearranging it (by default every\n"
+            "                    page is faulted in first, so the build pays for tearing down or\n"
+            "                    carrying page tables, as it would in a heap in use)\n"
             "\n"
             "Exit status: 0 every layout built and verified, 1 error or mismatch, 2 a layout was\n"
             "over the VMA budget, 64 bad usage.\n");
@@ -65,6 +68,8 @@ static void prefault(const arena_view_t *v, size_t ps, size_t slot, size_t k)
         (void)base[i * ps];
 }
 
+static bool cold;
+
 static int build(enum method m, arena_view_t *v, size_t ps, size_t first, size_t k, uint64_t *ns)
 {
     int err = 0;
@@ -74,7 +79,7 @@ static int build(enum method m, arena_view_t *v, size_t ps, size_t first, size_t
         err = arena_view_map(v, 0, first, k);
     } else if (m == MREMAP) {
         err = arena_view_map(v, k, first, k);
-        if (!err)
+        if (!err && !cold)
             prefault(v, ps, k, k);
         t0 = demo_now_ns();
         for (size_t j = 0; !err && j < k; j++) {
@@ -89,7 +94,7 @@ static int build(enum method m, arena_view_t *v, size_t ps, size_t first, size_t
         for (size_t i = 0; i < k; i++)
             table[i] = first + k - 1 - i;
         err = arena_view_map(v, 0, first, k);
-        if (!err)
+        if (!err && !cold)
             prefault(v, ps, 0, k);
         t0 = demo_now_ns();
         if (!err)
@@ -148,15 +153,17 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"pages", required_argument, NULL, 'p'},
         {"vma-budget", required_argument, NULL, 'b'},
+        {"cold", no_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
     size_t k = 4096, budget = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "p:b:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:b:ch", longopts, NULL)) != -1) {
         switch (c) {
         case 'p': k = demo_parse_size("--pages", optarg); break;
         case 'b': budget = demo_parse_size("--vma-budget", optarg); break;
+        case 'c': cold = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return DEMO_EXIT_USAGE;
         }
@@ -185,7 +192,8 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < ps / 8; i++)
             ((uint64_t *)(sbase + p * ps))[i] = pattern(p);
 
-    printf("reversing %zu pages of %zu bytes: slot i shows file page %zu-i\n", k, ps, k - 1);
+    printf("reversing %zu pages of %zu bytes: slot i shows file page %zu-i (%s)\n", k, ps, k - 1,
+           cold ? "cold: the linear start is not touched first" : "the linear start is faulted in first");
     printf("process VMAs before: %ld\n\n", demo_maps_count(NULL, (void *)UINTPTR_MAX));
     for (int m = 0; m < NMETHODS; m++)
         printf("  %-17s %s\n", methods[m].name, methods[m].how);

@@ -1,0 +1,318 @@
+/*
+ * test_collect.c -- the compacting collector (docs/design.md §7): a random multi-cycle
+ * property test per mover and page size, pins, release of dead pages, the VMA budget,
+ * a sparse 1 GiB heap, mirror views.
+ */
+#include <criterion/criterion.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "arena.h"
+#include "internal.h"
+
+struct ref {
+    char *p;
+    size_t size;
+    uint64_t seed;
+    bool pinned;
+};
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static uint64_t word_of(uint64_t seed, size_t i)
+{
+    uint64_t x = seed + i * 0x9E3779B97F4A7C15ull;
+    x ^= x >> 31;
+    x *= 0xBF58476D1CE4E5B9ull;
+    return x ^ (x >> 29);
+}
+
+static void fill(const struct ref *r)
+{
+    uint64_t *w = (uint64_t *)r->p;
+    for (size_t i = 0; i < r->size / 8; i++)
+        w[i] = word_of(r->seed, i);
+}
+
+static bool intact(const struct ref *r, const char *at)
+{
+    const uint64_t *w = (const uint64_t *)at;
+    for (size_t i = 0; i < r->size / 8; i++)
+        if (w[i] != word_of(r->seed, i))
+            return false;
+    return true;
+}
+
+static size_t pick_size(size_t page)
+{
+    uint64_t k = rnd() % 100;
+    if (k < 80)
+        return 16 + rnd() % 496;
+    if (k < 96)
+        return 512 + rnd() % (page - 512);
+    return page + 1 + rnd() % (3 * page);
+}
+
+static arena_t *make(int mover, size_t page, size_t budget)
+{
+    arena_config_t cfg;
+    arena_config_init(&cfg);
+    cfg.mover = mover;
+    cfg.page_size = page;
+    cfg.reserve = (size_t)1 << 32;
+    cfg.vma_budget = budget;
+    arena_t *a = NULL;
+    cr_assert_eq(arena_create(&a, &cfg), 0);
+    return a;
+}
+
+/* One cycle of the model: allocate, choose survivors (marked through interior
+ * pointers, some pinned), collect, forward every reference, verify every byte. */
+static size_t cycle(arena_t *a, struct ref *refs, size_t n, size_t cap, arena_view_t *mirror)
+{
+    size_t page = arena_page_size(a);
+    size_t fresh = 20 + rnd() % 120;
+    for (size_t i = 0; i < fresh && n < cap; i++) {
+        struct ref r = {.size = (pick_size(page) + 15) & ~(size_t)15, .seed = rnd()};
+        r.p = arena_alloc(a, r.size);
+        cr_assert_not_null(r.p);
+        cr_assert_eq((uintptr_t)r.p % 16, 0);
+        cr_assert_eq(arena_object_size(a, r.p), r.size);
+        if (r.size <= page)
+            cr_assert_eq((uintptr_t)r.p / page, (uintptr_t)(r.p + r.size - 1) / page, "small object straddles");
+        fill(&r);
+        refs[n++] = r;
+    }
+    bool *live = calloc(n, sizeof *live);
+    size_t nlive = 0;
+    for (size_t i = 0; i < n; i++) {
+        live[i] = rnd() % 100 < 55;
+        refs[i].pinned = live[i] && rnd() % 100 < 3;
+        if (!live[i])
+            continue;
+        nlive++;
+        const char *interior = refs[i].p + rnd() % refs[i].size;
+        cr_assert_eq(arena_object(a, interior), refs[i].p);
+        cr_assert_eq(refs[i].pinned ? arena_pin(a, interior) : arena_mark(a, interior), 0);
+        if (rnd() % 4 == 0)
+            cr_assert_eq(arena_mark(a, refs[i].p), 0); /* idempotent */
+    }
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_collect(a, &st), 0);
+    cr_assert_eq(st.objects_live, nlive);
+    cr_assert_eq(st.objects_freed, n - nlive);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t off = rnd() % refs[i].size;
+        char *now = arena_forward(a, refs[i].p);
+        if (!live[i]) {
+            cr_assert_null(now, "a dead object forwards to %p", (void *)now);
+            cr_assert_null(arena_forward(a, refs[i].p + off));
+            continue;
+        }
+        cr_assert_not_null(now, "a live object was lost");
+        cr_assert_eq(arena_forward(a, refs[i].p + off), now + off, "interior forwarding");
+        if (refs[i].pinned)
+            cr_assert_eq(now, refs[i].p, "a pinned object moved");
+        cr_assert_eq(arena_object(a, now + off), now);
+        cr_assert_eq(arena_object_size(a, now), refs[i].size);
+        refs[kept] = refs[i];
+        refs[kept].p = now;
+        cr_assert(intact(&refs[kept], now), "object bytes changed");
+        if (mirror != NULL)
+            cr_assert(intact(&refs[kept], arena_view_addr(mirror, now)), "mirror differs");
+        kept++;
+    }
+    free(live);
+    arena_stats_t s;
+    cr_assert_eq(arena_stats(a, &s), 0);
+    cr_assert_leq(s.vmas, s.vma_budget);
+    return kept;
+}
+
+static void property(int mover, size_t page, int cycles, uint64_t seed)
+{
+    rng_state = seed;
+    arena_t *a = make(mover, page, 0);
+    size_t cap = 4096, n = 0;
+    struct ref *refs = calloc(cap, sizeof *refs);
+    for (int c = 0; c < cycles; c++)
+        n = cycle(a, refs, n, cap, NULL);
+    arena_stats_t s;
+    cr_assert_eq(arena_stats(a, &s), 0);
+    cr_assert_eq(s.collections, (size_t)cycles);
+    free(refs);
+    arena_destroy(a);
+}
+
+Test(collect, auto_4k) { property(ARENA_MOVE_AUTO, 4096, 200, 1); }
+Test(collect, auto_16k) { property(ARENA_MOVE_AUTO, 16384, 150, 2); }
+Test(collect, copy_4k) { property(ARENA_MOVE_COPY, 4096, 200, 3); }
+Test(collect, copy_16k) { property(ARENA_MOVE_COPY, 16384, 150, 4); }
+Test(collect, mmap_fixed_4k) { property(ARENA_MOVE_MMAP_FIXED, 4096, 200, 5); }
+Test(collect, mmap_fixed_16k) { property(ARENA_MOVE_MMAP_FIXED, 16384, 150, 6); }
+Test(collect, mremap_4k) { property(ARENA_MOVE_MREMAP, 4096, 200, 7); }
+Test(collect, mremap_16k) { property(ARENA_MOVE_MREMAP, 16384, 150, 8); }
+Test(collect, remap_file_pages_4k) { property(ARENA_MOVE_REMAP_FILE_PAGES, 4096, 200, 9); }
+Test(collect, remap_file_pages_16k) { property(ARENA_MOVE_REMAP_FILE_PAGES, 16384, 150, 10); }
+
+Test(collect, mirror_follows)
+{
+    rng_state = 11;
+    arena_t *a = make(ARENA_MOVE_AUTO, 4096, 0);
+    arena_view_t *mirror = NULL;
+    cr_assert_eq(arena_view_open(a, ARENA_VIEW_MIRROR, 0, ARENA_PROT_READ, 0, &mirror), 0);
+    size_t cap = 4096, n = 0;
+    struct ref *refs = calloc(cap, sizeof *refs);
+    for (int c = 0; c < 60; c++)
+        n = cycle(a, refs, n, cap, mirror);
+    free(refs);
+    arena_destroy(a);
+}
+
+Test(collect, pinned_never_move)
+{
+    arena_t *a = make(ARENA_MOVE_AUTO, 4096, 0);
+    enum { N = 3000 };
+    static char *objs[N];
+    for (int i = 0; i < N; i++) {
+        objs[i] = arena_alloc(a, 200);
+        memset(objs[i], i & 0xff, 200);
+    }
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i += 97)
+            cr_assert_eq(arena_pin(a, objs[i] + 5), 0);
+        cr_assert_eq(arena_collect(a, NULL), 0);
+        for (int i = 0; i < N; i += 97) {
+            cr_assert_eq(arena_forward(a, objs[i]), objs[i]);
+            for (int b = 0; b < 200; b++)
+                cr_assert_eq((unsigned char)objs[i][b], i & 0xff);
+        }
+    }
+    arena_destroy(a);
+}
+
+Test(collect, dead_pages_released)
+{
+    arena_t *a = make(ARENA_MOVE_AUTO, 4096, 0);
+    char *keep = NULL;
+    for (int i = 0; i < 4096; i++) {
+        char *p = arena_alloc(a, 1000);
+        memset(p, 0x5a, 1000);
+        if (i == 1234)
+            keep = p;
+    }
+    arena_stats_t before, after;
+    cr_assert_eq(arena_stats(a, &before), 0);
+    cr_assert_eq(arena_mark(a, keep), 0);
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_collect(a, &st), 0);
+    cr_assert_eq(arena_stats(a, &after), 0);
+    cr_assert_geq(st.pages_released, 1000);
+    cr_assert_lt(after.file_bytes * 20, before.file_bytes, "file %zu -> %zu", before.file_bytes, after.file_bytes);
+    cr_assert_lt(after.resident_bytes * 20, before.resident_bytes, "resident %zu -> %zu",
+                 before.resident_bytes, after.resident_bytes);
+    cr_assert_eq(after.heap_pages, 1);
+    char *now = arena_forward(a, keep);
+    for (int b = 0; b < 1000; b++)
+        cr_assert_eq(now[b], 0x5a);
+    arena_destroy(a);
+}
+
+/* A budget too small for scattered remaps: the slide must copy and stay correct. */
+Test(collect, tiny_budget_copies)
+{
+    arena_t *a = make(ARENA_MOVE_MMAP_FIXED, 4096, 24);
+    enum { N = 1500 };
+    static char *objs[N];
+    for (int i = 0; i < N; i++) {
+        objs[i] = arena_alloc(a, 4000);
+        cr_assert_not_null(objs[i]);
+        memset(objs[i], i % 251, 4000);
+    }
+    for (int i = 0; i < N; i += 3)
+        cr_assert_eq(arena_mark(a, objs[i]), 0);
+    arena_collect_stats_t st;
+    int err = arena_collect(a, &st);
+    cr_assert_eq(err, 0, "collect: %s", arena_strerror(err));
+    cr_assert_gt(st.pages_copied, 0);
+    arena_stats_t s;
+    cr_assert_eq(arena_stats(a, &s), 0);
+    cr_assert_leq(s.vmas, 24);
+    for (int i = 0; i < N; i++) {
+        char *now = arena_forward(a, objs[i]);
+        if (i % 3) {
+            cr_assert_null(now);
+            continue;
+        }
+        cr_assert_not_null(now);
+        for (int b = 0; b < 4000; b += 97)
+            cr_assert_eq((unsigned char)now[b], i % 251);
+    }
+    arena_destroy(a);
+}
+
+/* 1 GiB of one-object pages, every fourth survives: remapping each survivor would need
+ * more mappings than vm.max_map_count; the collection stays inside the budget. */
+Test(collect, sparse_1g_within_vma_limit, .timeout = 600)
+{
+    arena_config_t cfg;
+    arena_config_init(&cfg);
+    cfg.mover = ARENA_MOVE_MMAP_FIXED;
+    arena_t *a = NULL;
+    cr_assert_eq(arena_create(&a, &cfg), 0);
+    size_t n = ((size_t)1 << 30) / 4096;
+    char **objs = malloc(n * sizeof *objs);
+    for (size_t i = 0; i < n; i++) {
+        objs[i] = arena_alloc(a, 4000);
+        cr_assert_not_null(objs[i]);
+    }
+    for (size_t i = 0; i < n; i += 4) {
+        memcpy(objs[i] + 8, &i, sizeof i);
+        cr_assert_eq(arena_mark(a, objs[i] + 100), 0);
+    }
+    arena_collect_stats_t st;
+    int err = arena_collect(a, &st);
+    cr_assert_eq(err, 0, "collect: %s", arena_strerror(err));
+    arena_stats_t s;
+    cr_assert_eq(arena_stats(a, &s), 0);
+    cr_assert_leq(s.vmas, s.vma_budget);
+    cr_assert_lt(arena__os_count_maps(), arena__os_max_map_count());
+    cr_assert_eq(st.objects_live, n / 4);
+    for (size_t i = 0; i < n; i += 4) {
+        char *now = arena_forward(a, objs[i]);
+        cr_assert_not_null(now);
+        size_t tag;
+        memcpy(&tag, now + 8, sizeof tag);
+        cr_assert_eq(tag, i);
+    }
+    free(objs);
+    arena_destroy(a);
+}
+
+Test(collect, errors)
+{
+    arena_t *a = make(ARENA_MOVE_AUTO, 4096, 0);
+    int local;
+    cr_assert_eq(arena_mark(NULL, &local), ARENA_ENULL);
+    cr_assert_eq(arena_mark(a, NULL), ARENA_ENULL);
+    cr_assert_eq(arena_mark(a, &local), ARENA_EFOREIGN);
+    cr_assert_eq(arena_pin(a, &local), ARENA_EFOREIGN);
+    char *p = arena_alloc(a, 32);
+    cr_assert_eq(arena_mark(a, p + 64), ARENA_ENOTOBJ); /* free space after the object */
+    cr_assert_eq(arena_collect(NULL, NULL), ARENA_ENULL);
+    cr_assert_eq(arena_forward(a, &local), (void *)&local);
+    cr_assert_eq(arena_collect(a, NULL), 0);
+    cr_assert_null(arena_forward(a, p), "unmarked object survived");
+    arena_destroy(a);
+}
