@@ -337,7 +337,11 @@ static void mirrors_follow(struct cycle *c, size_t slot, size_t n)
             continue;
         size_t m = n < v->nslots - slot ? n : v->nslots - slot;
         size_t *fp = page_list(c, slot, m);
-        note_error(c, fp == NULL ? ENOMEM : arena__view_set(v, slot, fp, m, ARENA_MOVE_MMAP_FIXED));
+        int err = fp == NULL ? ENOMEM : arena__view_set(v, slot, fp, m, ARENA_MOVE_MMAP_FIXED);
+        /* view_set rolled back: the mirror shows the old layout, which no pointer the
+         * runtime will hold after forwarding can use (R9.6). */
+        v->out_of_step = err != 0;
+        note_error(c, err);
         free(fp);
     }
 }

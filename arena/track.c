@@ -64,3 +64,9 @@ int arena_track_backend(const arena_view_t *v)
     (void)v;
     return -1;
 }
+
+/* Nothing is tracked by this front end yet, so a forked child has no tracking state to drop. */
+void arena__track_forked(arena_t *a)
+{
+    (void)a;
+}

@@ -181,7 +181,9 @@ typedef struct arena_collect_stats {
  * Mirror views follow. st may be NULL. After it returns, use arena_forward() to
  * update every pointer the runtime holds. On error (a syscall refused mid-way) the
  * collection is finished by copying or rolled back: no object is lost, and
- * arena_forward stays valid for whatever did move. Stop-the-world. */
+ * arena_forward stays valid for whatever did move. A MIRROR view the collection could
+ * not update is out of step (arena_view_addr returns NULL for it) until a later
+ * collection updates it. Stop-the-world. */
 ARENA_API int arena_collect(arena_t *a, arena_collect_stats_t *st);
 
 /* Where the object that contained old (an address valid before the last collection)
@@ -243,7 +245,8 @@ ARENA_API int arena_view_prot(const arena_view_t *v);     /* the view's protecti
 /* The file page that slot shows, or ARENA_NO_PAGE. */
 ARENA_API size_t arena_view_file_page(const arena_view_t *v, size_t slot);
 
-/* For a MIRROR view: the address in v of the heap byte heap_ptr, or NULL. */
+/* For a MIRROR view: the address in v of the heap byte heap_ptr, or NULL (also while the
+ * mirror is out of step after a failed collection, see arena_collect). */
 ARENA_API void *arena_view_addr(const arena_view_t *v, const void *heap_ptr);
 
 /* Choose the primitive this view uses (default: the arena's). REMAP_FILE_PAGES on a

@@ -5,7 +5,7 @@
 # the same target is linked with a small driver that feeds it seeded pseudo-random inputs.
 set(ARENA_FUZZ_DIR ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 set(ARENA_FUZZ_RUNS 20000 CACHE STRING "libFuzzer -runs for the fuzz_api ctest")
-set(ARENA_FUZZ_SECONDS 45 CACHE STRING "libFuzzer -max_total_time for the fuzz_api ctest")
+set(ARENA_FUZZ_SECONDS 30 CACHE STRING "libFuzzer -max_total_time for the fuzz_api ctest")
 
 if(CMAKE_C_COMPILER_ID MATCHES "Clang")
   set(ARENA_FUZZ_CLANG ${CMAKE_C_COMPILER})

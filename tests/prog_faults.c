@@ -44,6 +44,7 @@ static struct obj objs[NOBJ + NEXTRA];
 static int failures;
 static int sequence_mover;
 static const char *step = "";
+static bool mirror_lags; /* the last collection failed: the mirror may be out of step */
 
 static const char *sys_name[ARENA_SYS_COUNT] = {
     [ARENA_SYS_MEMFD_CREATE] = "memfd_create", [ARENA_SYS_OPEN] = "open",
@@ -147,6 +148,9 @@ static void verify(arena_t *a, arena_view_t *mirror, size_t n)
             fail("arena_object(%p) is not the object start", (void *)o->p);
         if (mirror != NULL) {
             char *m = arena_view_addr(mirror, o->p);
+            /* NULL: out of step after a failed collection (arena_collect), but never wrong. */
+            if (m == NULL && mirror_lags)
+                continue;
             if (m == NULL || !intact(m, o))
                 fail("object %u differs through the mirror (%p)", o->id, (void *)m);
         }
@@ -172,6 +176,7 @@ static int mark_collect(arena_t *a, arena_view_t *mirror, size_t n, bool (*keep)
     }
     int err = arena_collect(a, NULL);
     check_code("arena_collect", err);
+    mirror_lags = err != 0;
     for (size_t i = 0; i < n; i++) {
         struct obj *o = &objs[i];
         if (!o->live)
@@ -204,6 +209,13 @@ static void check_linear(arena_t *a, arena_view_t *linear)
         if (f != ARENA_NO_PAGE && f < nlin && memcmp(hb + s * ps, lb + f * ps, ps) != 0)
             fail("LINEAR view page %zu differs from heap slot %zu", f, s);
     }
+}
+
+static int armed_sys = -1;
+
+static bool munmap_refused(void)
+{
+    return armed_sys == ARENA_SYS_MUNMAP && arena__fault_fired();
 }
 
 static size_t count_fds(void)
@@ -348,6 +360,10 @@ static int sequence(void)
     if (!recovered && arena__fault_fired())
         maps = count_maps();
 leaks:
+    /* The kernel refuses munmap only when it would split a mapping past vm.max_map_count;
+     * a refused munmap of a whole temporary range leaks that range, and nothing can be done. */
+    if (munmap_refused())
+        maps = count_maps();
     if (count_fds() != fds)
         fail("descriptors: %zu before, %zu after destroy", fds, count_fds());
     if (count_maps() != maps)
@@ -367,6 +383,7 @@ static int run_child(int sys, unsigned long nth, unsigned long *calls)
     if (pid == 0) {
         close(pfd[0]);
         alarm(60);
+        armed_sys = sys;
         if (sys >= 0)
             arena__fault_arm(sys, nth, sys_errno[sys]);
         unsigned long base[ARENA_SYS_COUNT];

@@ -195,7 +195,7 @@ static void op_query(struct model *m, struct input *in)
     }
     if (!arena_contains(m->a, p)) {
         CHECK(obj == NULL);
-        CHECK(arena_mark(m->a, p) == ARENA_EFOREIGN);
+        CHECK(arena_mark(m->a, p) == (p == NULL ? ARENA_ENULL : ARENA_EFOREIGN));
         CHECK(arena_forward(m->a, p) == p);
     } else if (obj == NULL) {
         CHECK(arena_mark(m->a, p) == ARENA_ENOTOBJ);
