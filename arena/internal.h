@@ -166,9 +166,14 @@ struct arena__gc;      /* forwarding tables of the last collection: private to c
 void arena__gc_fini(arena_t *a);
 
 /* ------------------------------------------------------------------ track.c ---- */
-void arena__track_view_closing(arena_view_t *v);  /* stop tracking before unmapping */
-void arena__track_arena_destroy(arena_t *a);      /* unregister all areas of the arena */
-/* A collection is about to move slots / has moved them: dirty bits follow the pages. */
+/* Every hook below is a no-op for a view that is not tracked, so callers need not test.
+ * Before a view is unmapped (arena_view_close, arena_destroy) tracking stops. */
+void arena__track_view_closing(arena_view_t *v);
+void arena__track_arena_destroy(arena_t *a);      /* stop tracking every view of the arena */
+/* AFTER slots [src, src+n) of view v moved to [dst, dst+n) (any mover, copying included):
+ * the moved pages keep their touched state (R8.6). Calling it twice for one move is harmless.
+ * Other changes of what slots show need no call: tracking finds them in the slot table and
+ * counts their pages as touched (R8.7). */
 void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n);
 
 /* ------------------------------------------------------------------ arena.c ---- */

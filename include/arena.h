@@ -273,7 +273,9 @@ ARENA_API int arena_view_apply(arena_view_t *v, size_t first, const size_t *file
 
 /* Move: slots dst.. show what slots src.. showed, and src.. show nothing (where the
  * ranges do not overlap). Uses the view's mover: MREMAP carries page tables (no
- * refault), COPY copies into fresh file pages. Errors as arena_view_map. */
+ * refault), COPY copies into fresh file pages. With COPY both the old and the fresh
+ * file pages stay allocated and belong to the caller (arena_view_file_page tells the
+ * fresh ones; give either back with arena_file_free). Errors as arena_view_map. */
 ARENA_API int arena_view_move(arena_view_t *v, size_t dst, size_t src, size_t npages);
 
 /* Change the protection of slots slot..slot+npages-1 (ARENA_PROT_* bits, W+X refused).

@@ -320,6 +320,28 @@ Test(view, apply_coalesces_runs)
     arena_destroy(a);
 }
 
+Test(view, remap_file_pages_is_used_on_shown_runs)
+{
+    arena_t *a = make_arena(0);
+    size_t p = tagged_pages(a, 64, 1);
+    arena_view_t *v = open_view(a, 64, ARENA_PROT_READ | ARENA_PROT_WRITE, ARENA_MOVE_REMAP_FILE_PAGES);
+    unsigned long mm = arena__fault_calls(ARENA_SYS_MMAP), rfp = arena__fault_calls(ARENA_SYS_REMAP_FILE_PAGES);
+    cr_assert_eq(arena_view_map(v, 0, p, 64), 0);
+    cr_expect_eq(arena__fault_calls(ARENA_SYS_MMAP) - mm, 1, "empty slots: established with MAP_FIXED");
+    cr_expect_eq(arena__fault_calls(ARENA_SYS_REMAP_FILE_PAGES), rfp);
+    size_t table[64];
+    for (size_t i = 0; i < 64; i++)
+        table[i] = p + (i + 32) % 64;
+    mm = arena__fault_calls(ARENA_SYS_MMAP);
+    cr_assert_eq(arena_view_apply(v, 0, table, 64), 0);
+    cr_expect_eq(arena__fault_calls(ARENA_SYS_REMAP_FILE_PAGES) - rfp, 2, "one remap per run");
+    cr_expect_eq(arena__fault_calls(ARENA_SYS_MMAP), mm);
+    cr_expect_eq(*slot_word(v, 0), 33);
+    cr_expect_eq(*slot_word(v, 32), 1);
+    cr_expect_eq(arena_view_vmas(v), maps_of(v));
+    arena_destroy(a);
+}
+
 Test(view, mremap_moves_whole_runs)
 {
     if (!arena__move_have_dontunmap())

@@ -1,0 +1,288 @@
+/*
+ * track_uffd.c -- the userfaultfd tracking backend (docs/design.md §8, R8.8).
+ *
+ * The view's range is registered with a userfaultfd in write-protect mode with
+ * UFFD_FEATURE_WP_ASYNC: a write to a protected page is let through by the kernel itself,
+ * which only records it in the page table (no signal, no VMA split). PAGEMAP_SCAN on
+ * /proc/self/pagemap then lists the written pages and write-protects them again in the
+ * same call (PM_SCAN_WP_MATCHING). Needs Linux 6.7; detected at run time.
+ *
+ * Debian 12's kernel headers predate both interfaces, so the definitions are repeated here
+ * from the kernel's UAPI (include/uapi/linux/userfaultfd.h and fs.h) when missing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "track.h"
+
+#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+
+#ifndef PAGEMAP_SCAN
+#define PAGE_IS_WPALLOWED (1 << 0)
+#define PAGE_IS_WRITTEN (1 << 1)
+struct page_region {
+    __u64 start;
+    __u64 end;
+    __u64 categories;
+};
+struct pm_scan_arg {
+    __u64 size;
+    __u64 flags;
+    __u64 start;
+    __u64 end;
+    __u64 walk_end;
+    __u64 vec;
+    __u64 vec_len;
+    __u64 max_pages;
+    __u64 category_inverted;
+    __u64 category_mask;
+    __u64 category_anyof_mask;
+    __u64 return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#endif
+
+#define FEATURES (UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+
+/* A userfaultfd with the async write-protect API, or -1 with errno. Unprivileged
+ * processes may only have one that handles user-mode faults (vm.unprivileged_userfaultfd). */
+static int open_uffd(void)
+{
+    int fd = arena__os_userfaultfd(O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && errno == EPERM)
+        fd = arena__os_userfaultfd(O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+    if (fd < 0)
+        return -1;
+    struct uffdio_api api;
+    memset(&api, 0, sizeof api);
+    api.api = UFFD_API;
+    api.features = FEATURES;
+    if (arena__os_ioctl(fd, UFFDIO_API, &api) != 0 || (api.features & FEATURES) != FEATURES) {
+        int err = errno ? errno : ENOTSUP;
+        arena__os_close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+static int scan(int pagemap, struct pm_scan_arg *arg)
+{
+    return arena__os_ioctl(pagemap, PAGEMAP_SCAN, arg);
+}
+
+static bool probed_ok;
+
+static void probe(void)
+{
+    int fd = open_uffd();
+    if (fd < 0)
+        return;
+    int pm = arena__os_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+    if (pm >= 0) {
+        struct pm_scan_arg arg;
+        memset(&arg, 0, sizeof arg);
+        arg.size = sizeof arg;
+        arg.start = arg.end = (__u64)arena__os_page();
+        probed_ok = scan(pm, &arg) >= 0;
+        arena__os_close(pm);
+    }
+    arena__os_close(fd);
+}
+
+bool arena__tuffd_available(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, probe);
+    return probed_ok;
+}
+
+static int range_ioctl(struct arena__track *t, unsigned long req, size_t slot, size_t n, __u64 mode)
+{
+    if (req == UFFDIO_REGISTER) {
+        struct uffdio_register r;
+        memset(&r, 0, sizeof r);
+        r.range.start = (__u64)(uintptr_t)(t->base + (slot << t->shift));
+        r.range.len = (__u64)n << t->shift;
+        r.mode = mode;
+        return arena__os_ioctl(t->uffd, req, &r);
+    }
+    if (req == UFFDIO_WRITEPROTECT) {
+        struct uffdio_writeprotect w;
+        memset(&w, 0, sizeof w);
+        w.range.start = (__u64)(uintptr_t)(t->base + (slot << t->shift));
+        w.range.len = (__u64)n << t->shift;
+        w.mode = mode;
+        return arena__os_ioctl(t->uffd, req, &w);
+    }
+    struct uffdio_range r;
+    r.start = (__u64)(uintptr_t)(t->base + (slot << t->shift));
+    r.len = (__u64)n << t->shift;
+    return arena__os_ioctl(t->uffd, req, &r);
+}
+
+/* Register (idempotent for the same context: new mappings replaced the registered ones)
+ * and write-protect the mapped runs of [slot, slot+n). */
+int arena__tuffd_arm(struct arena__track *t, size_t slot, size_t n)
+{
+    size_t s = slot, end = slot + n;
+    while (s < end) {
+        if (!arena__track_slot_mapped(t, s)) {
+            s++;
+            continue;
+        }
+        size_t run = s;
+        while (s < end && arena__track_slot_mapped(t, s))
+            s++;
+        if (range_ioctl(t, UFFDIO_WRITEPROTECT, run, s - run, UFFDIO_WRITEPROTECT_MODE_WP) == 0)
+            continue;
+        if (range_ioctl(t, UFFDIO_REGISTER, run, s - run, UFFDIO_REGISTER_MODE_WP) != 0 ||
+            range_ioctl(t, UFFDIO_WRITEPROTECT, run, s - run, UFFDIO_WRITEPROTECT_MODE_WP) != 0)
+            return errno;
+    }
+    return 0;
+}
+
+static void unregister_all(struct arena__track *t)
+{
+    size_t s = 0, end = t->view->high < t->nslots ? t->view->high : t->nslots;
+    while (s < end) {
+        if (!arena__track_slot_mapped(t, s)) {
+            s++;
+            continue;
+        }
+        size_t run = s;
+        while (s < end && arena__track_slot_mapped(t, s))
+            s++;
+        range_ioctl(t, UFFDIO_UNREGISTER, run, s - run, 0);
+    }
+}
+
+void arena__tuffd_detach(struct arena__track *t)
+{
+    if (t->uffd >= 0) {
+        unregister_all(t);
+        arena__os_close(t->uffd);
+    }
+    if (t->pagemap >= 0)
+        arena__os_close(t->pagemap);
+    t->uffd = t->pagemap = -1;
+}
+
+int arena__tuffd_attach(struct arena__track *t)
+{
+    t->pagemap = -1;
+    t->uffd = open_uffd();
+    if (t->uffd < 0)
+        return errno ? errno : ENOTSUP;
+    t->pagemap = arena__os_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+    int err = t->pagemap < 0 ? errno : arena__tuffd_arm(t, 0, t->view->high < t->nslots ? t->view->high : t->nslots);
+    if (err != 0) {
+        arena__tuffd_detach(t);
+        return err;
+    }
+    return 0;
+}
+
+/* Scan [slot, end) of the view; each region found calls add(). WP re-protects them. */
+static int scan_runs(struct arena__track *t, size_t slot, size_t end, bool wp, size_t limit,
+                     void (*add)(struct arena__track *, size_t, void *), void *ctx)
+{
+    struct page_region regs[64];
+    size_t found = 0;
+    size_t s = slot;
+    while (s < end && found < limit) {
+        if (!arena__track_slot_mapped(t, s)) {
+            s++;
+            continue;
+        }
+        size_t run = s;
+        while (s < end && arena__track_slot_mapped(t, s))
+            s++;
+        struct pm_scan_arg arg;
+        memset(&arg, 0, sizeof arg);
+        arg.size = sizeof arg;
+        arg.flags = PM_SCAN_CHECK_WPASYNC | (wp ? PM_SCAN_WP_MATCHING : 0);
+        arg.start = (__u64)(uintptr_t)(t->base + (run << t->shift));
+        arg.end = (__u64)(uintptr_t)(t->base + (s << t->shift));
+        arg.vec = (__u64)(uintptr_t)regs;
+        arg.vec_len = sizeof regs / sizeof regs[0];
+        arg.category_mask = PAGE_IS_WRITTEN;
+        arg.return_mask = PAGE_IS_WRITTEN;
+        while (arg.start < arg.end && found < limit) {
+            /* Counted in OS pages: a limit in arena pages is never exceeded. */
+            arg.max_pages = limit - found;
+            int r = scan(t->pagemap, &arg);
+            if (r < 0)
+                return errno;
+            for (int i = 0; i < r; i++) {
+                size_t first = (size_t)((char *)(uintptr_t)regs[i].start - t->base) >> t->shift;
+                size_t last = (size_t)((char *)(uintptr_t)regs[i].end - 1 - t->base) >> t->shift;
+                for (size_t p = first; p <= last && found < limit; p++) {
+                    add(t, p, ctx);
+                    found++;
+                }
+            }
+            arg.start = arg.walk_end;
+        }
+    }
+    return 0;
+}
+
+struct collect {
+    void **pages;
+    size_t n;
+};
+
+static void add_page(struct arena__track *t, size_t slot, void *ctx)
+{
+    struct collect *c = ctx;
+    char *addr = t->base + (slot << t->shift);
+    if (c->n > 0 && c->pages[c->n - 1] == addr)
+        return; /* several OS pages of one arena page */
+    c->pages[c->n++] = addr;
+}
+
+int arena__tuffd_scan(struct arena__track *t, void **pages, size_t max, size_t *count)
+{
+    struct collect c = {pages, 0};
+    size_t end = t->view->high < t->nslots ? t->view->high : t->nslots;
+    int err = scan_runs(t, 0, end, true, max, add_page, &c);
+    *count = c.n;
+    return err;
+}
+
+struct bits_ctx {
+    uint64_t *bits;
+    size_t first;
+};
+
+static void add_bit(struct arena__track *t, size_t slot, void *ctx)
+{
+    (void)t;
+    struct bits_ctx *b = ctx;
+    size_t i = slot - b->first;
+    b->bits[i >> 6] |= (uint64_t)1 << (i & 63);
+}
+
+int arena__tuffd_written(struct arena__track *t, size_t slot, size_t n, uint64_t *bits)
+{
+    struct bits_ctx b = {bits, slot};
+    return scan_runs(t, slot, slot + n, false, SIZE_MAX, add_bit, &b);
+}

@@ -1,0 +1,45 @@
+; N queens by list-based backtracking: lots of short-lived lists.
+(define (iota1 n)
+  (let loop ((i n) (l '()))
+    (if (= i 0) l (loop (- i 1) (cons i l)))))
+
+(define (ok? row dist placed)
+  (or (null? placed)
+      (and (not (= (car placed) (+ row dist)))
+           (not (= (car placed) (- row dist)))
+           (ok? row (+ dist 1) (cdr placed)))))
+
+(define (try-it x y z)
+  (if (null? x)
+      (if (null? y) 1 0)
+      (+ (if (ok? (car x) 1 z)
+             (try-it (append (cdr x) y) '() (cons (car x) z))
+             0)
+         (try-it (cdr x) (cons (car x) y) z))))
+
+(define (queens n) (try-it (iota1 n) '() '()))
+
+(define (show n)
+  (display "queens(") (display n) (display ") = ") (display (queens n)) (newline))
+(for-each show '(1 2 3 4 5 6 7 8))
+
+; One solution as a board, through vectors.
+(define (first-solution n)
+  (let ((cols (make-vector n 0)))
+    (define (safe? row col)
+      (let loop ((r 0))
+        (cond ((= r row) #t)
+              ((let ((c (vector-ref cols r)))
+                 (or (= c col) (= (abs (- c col)) (- row r)))) #f)
+              (else (loop (+ r 1))))))
+    (define (place row)
+      (if (= row n)
+          #t
+          (let loop ((col 0))
+            (cond ((= col n) #f)
+                  ((and (safe? row col)
+                        (begin (vector-set! cols row col) (place (+ row 1)))) #t)
+                  (else (loop (+ col 1)))))))
+    (place 0)
+    cols))
+(display "first 8-queens solution: ") (display (first-solution 8)) (newline)

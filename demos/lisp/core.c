@@ -1,0 +1,198 @@
+/*
+ * core.c -- the root stack, allocation, interned symbols, errors.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lisp.h"
+
+struct lisp L;
+
+void root_push(val *slot)
+{
+    if (L.nroots == L.roots_cap) {
+        size_t cap = L.roots_cap ? 2 * L.roots_cap : 4096;
+        val **r = realloc(L.roots, cap * sizeof *r);
+        if (!r) {
+            fprintf(stderr, "arena-lisp: out of memory for the root stack\n");
+            exit(2);
+        }
+        L.roots = r;
+        L.roots_cap = cap;
+    }
+    L.roots[L.nroots++] = slot;
+}
+
+void lisp_each_root(root_visitor visit, void *ctx)
+{
+    for (size_t i = 0; i < L.nroots; i++)
+        visit(L.roots[i], ctx);
+    for (size_t i = 0; i < L.symcap; i++)
+        if (L.symtab[i])
+            visit(&L.symtab[i], ctx);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void lisp_gc(size_t need)
+{
+    uint64_t t0 = now_ns();
+    int rc = L.heap->collect(need);
+    L.gc_ns += now_ns() - t0;
+    L.gcs++;
+    if (rc != 0)
+        lisp_error("out of memory (collection could not make room for %zu bytes)", need);
+}
+
+obj *alloc_obj(int type, size_t count)
+{
+    size_t bytes = obj_bytes_for(type, count);
+    void *p = NULL;
+    /* --gc-stress=N collects every N allocations: a rooting mistake then shows up
+     * at once instead of in one run out of a thousand. */
+    if (!L.stress || ++L.stress_count % L.stress != 0)
+        p = L.heap->alloc(bytes);
+    if (!p) {
+        lisp_gc(bytes);
+        p = L.heap->alloc(bytes);
+        if (!p)
+            lisp_error("out of memory allocating %zu bytes", bytes);
+    }
+    L.bytes_allocated += bytes;
+    obj *o = p;
+    o->hdr = HDR(type, count);
+    return o;
+}
+
+val cons(val a, val d)
+{
+    GC_BEGIN;
+    ROOT(a);
+    ROOT(d);
+    obj *o = alloc_obj(T_PAIR, 2);
+    o->f[0] = a;
+    o->f[1] = d;
+    GC_END;
+    return (val)o;
+}
+
+val list2(val a, val b)
+{
+    GC_BEGIN;
+    ROOT(a);
+    val tail = cons(b, NIL);
+    ROOT(tail);
+    GC_RETURN(cons(a, tail));
+}
+
+val make_string(const char *s, size_t n)
+{
+    /* s must not point into the heap: the allocation may move it. Callers copying a
+     * heap string pass NULL and copy from their rooted value afterwards. */
+    obj *o = alloc_obj(T_STRING, n);
+    if (s)
+        memcpy(STR_CHARS((val)o), s, n);
+    else
+        memset(STR_CHARS((val)o), ' ', n);
+    STR_CHARS((val)o)[n] = 0;
+    return (val)o;
+}
+
+val make_flonum(double d)
+{
+    obj *o = alloc_obj(T_FLONUM, 0);
+    FLO((val)o) = d;
+    return (val)o;
+}
+
+val make_vector(size_t n, val fill)
+{
+    GC_BEGIN;
+    ROOT(fill);
+    obj *o = alloc_obj(T_VECTOR, n);
+    for (size_t i = 0; i < n; i++)
+        o->f[i] = fill;
+    GC_END;
+    return (val)o;
+}
+
+static uint64_t hash_name(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211u;
+    return h;
+}
+
+static void symtab_grow(void)
+{
+    size_t cap = L.symcap ? 2 * L.symcap : 1024;
+    val *t = calloc(cap, sizeof *t);
+    if (!t) {
+        fprintf(stderr, "arena-lisp: out of memory for the symbol table\n");
+        exit(2);
+    }
+    for (size_t i = 0; i < L.symcap; i++) {
+        val s = L.symtab[i];
+        if (!s)
+            continue;
+        size_t j = hash_name(SYM_NAME(s), COUNT(s)) & (cap - 1);
+        while (t[j])
+            j = (j + 1) & (cap - 1);
+        t[j] = s;
+    }
+    free(L.symtab);
+    L.symtab = t;
+    L.symcap = cap;
+}
+
+val intern(const char *name)
+{
+    size_t n = strlen(name);
+    if (2 * (L.nsyms + 1) > L.symcap)
+        symtab_grow();
+    size_t j = hash_name(name, n) & (L.symcap - 1);
+    for (; L.symtab[j]; j = (j + 1) & (L.symcap - 1)) {
+        val s = L.symtab[j];
+        if (COUNT(s) == n && memcmp(SYM_NAME(s), name, n) == 0)
+            return s;
+    }
+    /* name may live in the heap (string->symbol): copy it out before allocating. */
+    char buf[256], *copy = n < sizeof buf ? buf : malloc(n + 1);
+    if (!copy)
+        lisp_error("out of memory");
+    memcpy(copy, name, n + 1);
+    obj *o = alloc_obj(T_SYMBOL, n);
+    int id = special_id(copy);
+    o->hdr |= (uint64_t)id << 16;
+    o->f[0] = UNBOUND;
+    memcpy(SYM_NAME((val)o), copy, n + 1);
+    if (copy != buf)
+        free(copy);
+    /* The allocation may have collected, which never changes the table's shape, but
+     * find the free slot again to be independent of that. */
+    j = hash_name(SYM_NAME((val)o), n) & (L.symcap - 1);
+    while (L.symtab[j])
+        j = (j + 1) & (L.symcap - 1);
+    L.symtab[j] = (val)o;
+    L.nsyms++;
+    return (val)o;
+}
+
+_Noreturn void lisp_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    longjmp(*L.on_error, 1);
+}

@@ -1,0 +1,227 @@
+/*
+ * lisp.h -- a small Scheme whose every object lives in a garbage-collected heap.
+ *
+ * The interpreter is written for a precise, moving collector: every value a C
+ * function holds across an allocation sits in a local registered on the root stack
+ * (ROOT()), so a collection can find it and overwrite it with the object's new
+ * address. Objects carry a one-word header that says which of their words are
+ * values, so a collector can trace any object without knowing Scheme.
+ *
+ * The heap itself is behind struct heap_backend: a semispace copying collector
+ * (heap_semi.c) and the arena (heap_arena.c) implement the same four calls.
+ */
+#ifndef LISP_H
+#define LISP_H
+
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef uintptr_t val;
+
+/* Tagging. Objects are 16-byte aligned, so a pointer has its low four bits clear.
+ *   ...xxx1  fixnum (62 bits, signed)
+ *   ...0010  constant (nil, booleans, unspecified, unbound, eof)
+ *   ...0110  character
+ *   ...1010  primitive procedure (index into the primitive table)
+ *   ...0000  heap object (never 0) */
+#define FIXNUM_P(v) (((v) & 1) != 0)
+#define MKFIX(n) ((val)(((uintptr_t)(intptr_t)(n) << 1) | 1))
+#define FIXVAL(v) ((intptr_t)(v) >> 1)
+#define FIX_MAX (INTPTR_MAX >> 1)
+#define FIX_MIN (INTPTR_MIN >> 1)
+#define PTR_P(v) ((((v) & 15) == 0) && (v) != 0)
+#define IMM(n) ((val)(((uintptr_t)(n) << 4) | 2))
+#define NIL IMM(0)
+#define TRUE_V IMM(1)
+#define FALSE_V IMM(2)
+#define UNSPEC IMM(3)
+#define UNBOUND IMM(4)
+#define EOF_V IMM(5)
+#define BOOL(c) ((c) ? TRUE_V : FALSE_V)
+#define CHAR_P(v) (((v) & 15) == 6)
+#define MKCHAR(c) ((val)(((uintptr_t)(unsigned char)(c) << 4) | 6))
+#define CHARVAL(v) ((int)((v) >> 4))
+#define PRIM_P(v) (((v) & 15) == 10)
+#define MKPRIM(i) ((val)(((uintptr_t)(i) << 4) | 10))
+#define PRIMIDX(v) ((size_t)((v) >> 4))
+
+/* Object types. The header word: type (8 bits) | mark (8) | aux (8) | count (40). */
+enum obj_type {
+    T_PAIR = 1,  /* car, cdr */
+    T_SYMBOL,    /* global value, then the NUL-terminated name (count = name length) */
+    T_STRING,    /* bytes (count = length), NUL-terminated */
+    T_VECTOR,    /* count values */
+    T_CLOSURE,   /* params, body, env, name */
+    T_ENV,       /* parent, names, vals: one frame of local variables */
+    T_FLONUM,    /* a double */
+    T_FORWARD,   /* semispace only: the object moved to f[0] */
+};
+
+typedef struct obj {
+    uint64_t hdr;
+    val f[];
+} obj;
+
+#define HDR(type, count) ((uint64_t)(type) | ((uint64_t)(count) << 24))
+#define OBJ(v) ((obj *)(v))
+#define TYPE(v) ((int)(OBJ(v)->hdr & 0xff))
+#define MARK(o) ((int)(((o)->hdr >> 8) & 0xff))
+#define SET_MARK(o, m) ((o)->hdr = ((o)->hdr & ~(uint64_t)0xff00) | ((uint64_t)(m) << 8))
+#define AUX(v) ((int)((OBJ(v)->hdr >> 16) & 0xff))
+#define COUNT(v) ((size_t)(OBJ(v)->hdr >> 24))
+#define IS(v, t) (PTR_P(v) && TYPE(v) == (t))
+
+#define car(v) (OBJ(v)->f[0])
+#define cdr(v) (OBJ(v)->f[1])
+#define SYM_VALUE(v) (OBJ(v)->f[0])
+#define SYM_NAME(v) ((char *)&OBJ(v)->f[1])
+#define STR_CHARS(v) ((char *)&OBJ(v)->f[0])
+#define VEC_ELTS(v) (OBJ(v)->f)
+#define CLO_PARAMS(v) (OBJ(v)->f[0])
+#define CLO_BODY(v) (OBJ(v)->f[1])
+#define CLO_ENV(v) (OBJ(v)->f[2])
+#define CLO_NAME(v) (OBJ(v)->f[3])
+#define ENV_PARENT(v) (OBJ(v)->f[0])
+#define ENV_NAMES(v) (OBJ(v)->f[1])
+#define ENV_VALS(v) (OBJ(v)->f[2])
+typedef struct flonum_obj {
+    uint64_t hdr;
+    double d;
+} flonum_obj;
+#define FLO(v) (((flonum_obj *)(v))->d)
+
+/* How many leading words after the header are values (what a collector traces). */
+static inline size_t obj_nvals(const obj *o)
+{
+    switch (o->hdr & 0xff) {
+    case T_PAIR: return 2;
+    case T_SYMBOL: return 1;
+    case T_VECTOR: return (size_t)(o->hdr >> 24);
+    case T_CLOSURE: return 4;
+    case T_ENV: return 3;
+    default: return 0;
+    }
+}
+
+/* Bytes the object occupies, a multiple of 16 (so a forwarding word always fits). */
+static inline size_t obj_bytes_for(int type, size_t count)
+{
+    size_t n = 8;
+    switch (type) {
+    case T_PAIR: n += 16; break;
+    case T_SYMBOL: n += 8 + count + 1; break;
+    case T_STRING: n += count + 1; break;
+    case T_VECTOR: n += 8 * count; break;
+    case T_CLOSURE: n += 32; break;
+    case T_ENV: n += 24; break;
+    case T_FLONUM: n += 8; break;
+    default: break;
+    }
+    return (n + 15) & ~(size_t)15;
+}
+
+static inline size_t obj_bytes(const obj *o)
+{
+    return obj_bytes_for((int)(o->hdr & 0xff), (size_t)(o->hdr >> 24));
+}
+
+/* ------------------------------------------------------------ heap backends ---- */
+/* A collector sees the interpreter only through these: the roots, and each object's
+ * header. visit(slot) may overwrite *slot with the object's new address. */
+typedef void (*root_visitor)(val *slot, void *ctx);
+void lisp_each_root(root_visitor visit, void *ctx);
+
+struct heap_backend {
+    const char *name;
+    /* Prepare a heap; bytes is the --heap size (first semispace / first GC threshold). */
+    int (*init)(size_t bytes, int generational);
+    /* Storage for an object of bytes (a multiple of 16), or NULL when a collection is due. */
+    void *(*alloc)(size_t bytes);
+    /* Collect, so that at least need bytes can be allocated afterwards. 0 or -1. */
+    int (*collect)(size_t need);
+    void (*fini)(void);
+    /* Extra statistics for --stats: appended to the JSON line (may be NULL). */
+    void (*describe)(FILE *out);
+};
+
+extern const struct heap_backend heap_semispace;
+extern const struct heap_backend heap_arena_backend;
+
+/* ------------------------------------------------------------ interpreter ---- */
+struct lisp {
+    const struct heap_backend *heap;
+    val **roots;       /* the root stack: addresses of rooted C locals */
+    size_t nroots, roots_cap;
+    val *symtab;       /* interned symbols (open addressing; each entry is a root) */
+    size_t symcap, nsyms;
+    size_t depth;      /* eval nesting, bounded so deep recursion is an error, not a crash */
+    jmp_buf *on_error;
+    uint64_t gcs, gc_ns, bytes_allocated;
+    int verbose_gc;
+    uint64_t stress, stress_count; /* collect every stress allocations (0 = off) */
+};
+extern struct lisp L;
+
+/* Rooting. GC_BEGIN records the root stack; ROOT(x) registers local x; every exit
+ * path restores the stack with GC_END (or GC_RETURN). */
+#define GC_BEGIN size_t gc_saved_roots_ = L.nroots
+#define ROOT(x) root_push(&(x))
+#define GC_END (L.nroots = gc_saved_roots_)
+#define GC_RETURN(e)         \
+    do {                     \
+        val gc_ret_ = (e);   \
+        GC_END;              \
+        return gc_ret_;      \
+    } while (0)
+
+void root_push(val *slot);
+
+/* Allocation: may collect, so every value the caller still needs must be rooted. */
+obj *alloc_obj(int type, size_t count);
+void lisp_gc(size_t need);
+
+val cons(val a, val d);
+val make_string(const char *s, size_t n);
+val make_flonum(double d);
+val make_vector(size_t n, val fill);
+val intern(const char *name);
+val list2(val a, val b);
+
+_Noreturn void lisp_error(const char *fmt, ...);
+
+/* reader / printer (read.c) */
+struct reader {
+    const char *s;
+    size_t pos, len;
+    int incomplete;   /* set when input ended inside a form */
+};
+val read_form(struct reader *r);
+void print_val(FILE *out, val v, int write);
+
+/* evaluator (eval.c) */
+val eval(val x, val env);
+val apply_proc(val f, val args);
+void eval_init(void);
+int special_id(const char *name);
+
+/* primitives (prims.c) */
+typedef val (*prim_fn)(val args, size_t argc);
+struct prim {
+    const char *name;
+    prim_fn fn;
+    int min, max;   /* arity; max -1 = variadic */
+};
+extern const struct prim prims[];
+extern size_t nprims;
+extern size_t prim_apply_index;
+void prims_init(void);
+int lisp_equal(val a, val b);
+int lisp_eqv(val a, val b);
+
+#define PAIR_P(v) IS(v, T_PAIR)
+#define SYMBOL_P(v) IS(v, T_SYMBOL)
+#define STRING_P(v) IS(v, T_STRING)
+
+#endif
