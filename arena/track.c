@@ -662,9 +662,3 @@ void arena__track_forked(arena_t *a)
         recount_splits(t);
     }
 }
-
-/* Nothing is tracked by this front end yet, so a forked child has no tracking state to drop. */
-void arena__track_forked(arena_t *a)
-{
-    (void)a;
-}
