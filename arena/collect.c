@@ -178,7 +178,8 @@ static void defer_slots(struct cycle *c, size_t slot, size_t n)
 
 static void punch_deferred(struct cycle *c)
 {
-    qsort(c->dead_fp, c->ndead, sizeof *c->dead_fp, cmp_size);
+    if (c->ndead > 1) /* dead_fp is NULL when nothing died: qsort(NULL, ...) is undefined */
+        qsort(c->dead_fp, c->ndead, sizeof *c->dead_fp, cmp_size);
     for (size_t i = 0; i < c->ndead;) {
         size_t j = i + 1;
         while (j < c->ndead && c->dead_fp[j] == c->dead_fp[i] + (j - i))
