@@ -138,6 +138,7 @@ struct cycle {
     size_t sparse_bytes;      /* below this many live bytes a page is sparse */
     uint32_t *where;          /* during the slide: final slot of the page at each slot */
     size_t copy_fp, copy_fp_n;        /* fresh consecutive file pages for copied units */
+    size_t *dead_fp, ndead, dead_cap; /* file pages to punch once no slot shows them */
 };
 
 static void note_error(struct cycle *c, int err)
@@ -146,10 +147,54 @@ static void note_error(struct cycle *c, int err)
         c->err = err;
 }
 
+static int cmp_size(const void *x, const void *y)
+{
+    size_t a = *(const size_t *)x, b = *(const size_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* File pages no longer needed are punched at the end of the collection, after their
+ * slots were unmapped (R7.2): cheaper, and sorted into runs. */
+static void defer_free(struct cycle *c, size_t fp)
+{
+    if (c->ndead == c->dead_cap) {
+        size_t cap = c->dead_cap ? c->dead_cap * 2 : 1024;
+        size_t *d = realloc(c->dead_fp, cap * sizeof *d);
+        if (d == NULL) {
+            arena__backing_free(&c->a->backing, fp, 1);
+            return;
+        }
+        c->dead_fp = d;
+        c->dead_cap = cap;
+    }
+    c->dead_fp[c->ndead++] = fp;
+}
+
+static void defer_slots(struct cycle *c, size_t slot, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        defer_free(c, c->h->pages[slot + i].file_page);
+}
+
+static void punch_deferred(struct cycle *c)
+{
+    qsort(c->dead_fp, c->ndead, sizeof *c->dead_fp, cmp_size);
+    for (size_t i = 0; i < c->ndead;) {
+        size_t j = i + 1;
+        while (j < c->ndead && c->dead_fp[j] == c->dead_fp[i] + (j - i))
+            j++;
+        note_error(c, arena__backing_free(&c->a->backing, c->dead_fp[i], j - i));
+        i = j;
+    }
+    free(c->dead_fp);
+}
+
+
 static void release_flush(struct cycle *c)
 {
     if (c->release_n == 0)
         return;
+    defer_slots(c, c->release_slot, c->release_n);
     note_error(c, arena__heap_discard(c->a, c->release_slot, c->release_n));
     c->st.pages_released += c->release_n;
     c->release_n = 0;
@@ -307,8 +352,10 @@ static void sweep_all(struct cycle *c)
         }
     }
     release_flush(c);
-    if (c->evac_pool_n != 0)
+    if (c->evac_pool_n != 0) {
+        defer_slots(c, c->evac_pool, c->evac_pool_n);
         note_error(c, arena__heap_discard(c->a, c->evac_pool, c->evac_pool_n));
+    }
     c->evac_pool_n = 0;
 }
 
@@ -443,13 +490,8 @@ static int move_copy(struct cycle *c, size_t dst, size_t src, size_t n)
             n * a->page_size);
     /* Logical page i now lives at dst+i: the first fresh_n in fresh pages, the rest in the
      * source's first file pages; the source's last fresh_n file pages are garbage. */
-    for (size_t i = n - fresh_n; i < n;) {
-        size_t j = i + 1;
-        while (j < n && old[j] == old[i] + (j - i))
-            j++;
-        arena__backing_free(&a->backing, old[i], j - i);
-        i = j;
-    }
+    for (size_t i = n - fresh_n; i < n; i++)
+        defer_free(c, old[i]);
     for (size_t i = 0; i < n; i++)
         h->pages[src + i].file_page = (uint32_t)(i < fresh_n ? fp + i : old[i - fresh_n]);
     free(old);
@@ -621,6 +663,7 @@ static void finish(struct cycle *c)
     }
     note_error(c, arena__heap_unmap_stale(a, h->top));
     mirrors_follow(c, 0, h->top);
+    punch_deferred(c);
     note_error(c, arena__heap_rebuild_free(a));
     c->st.pages_after = h->used_pages;
     c->st.vmas_after = arena__vmas(a);

@@ -358,9 +358,8 @@ int arena__heap_release(arena_t *a, size_t slot, size_t n)
 
 int arena__heap_discard(arena_t *a, size_t slot, size_t n)
 {
-    int err = free_file_pages(a, slot, n);
     mark_free(a->heap, slot, n, ARENA__PAGE_STALE);
-    return err;
+    return 0;
 }
 
 int arena__heap_unmap_stale(arena_t *a, size_t limit)

@@ -17,7 +17,7 @@ enum arena__page_kind {
     ARENA__PAGE_LARGE_TAIL, /* a later page of a large object; aux = distance to the head */
 };
 
-/* A FREE slot that still shows a (punched) file page: during a collection dead and
+/* A FREE slot that still shows a file page: during a collection dead and
  * vacated slots are unmapped only at the end, in runs, so holes do not split the heap
  * into more mappings than the budget allows while pages slide (R7.2). */
 #define ARENA__PAGE_STALE 1u
@@ -74,8 +74,9 @@ size_t arena__heap_size_at(const arena_t *a, size_t slot, const char *obj);
 int arena__heap_take(arena_t *a, size_t n, int kind, size_t *slot_out);
 /* Give slots back: unmap them (every view), punch their file pages, mark them FREE. */
 int arena__heap_release(arena_t *a, size_t slot, size_t n);
-/* Punch and free the file pages of slots and mark them FREE and STALE, leaving the
- * mappings for arena__heap_unmap_stale (collect.c, inside a collection). */
+/* Mark slots FREE and STALE, leaving their mappings for arena__heap_unmap_stale and
+ * their file pages to the caller (collect.c punches them after the unmapping: punching
+ * a mapped page costs a TLB shootdown per call). */
 int arena__heap_discard(arena_t *a, size_t slot, size_t n);
 /* Unmap every run of STALE slots below limit. */
 int arena__heap_unmap_stale(arena_t *a, size_t limit);
