@@ -50,7 +50,7 @@ enum arena_error {
     ARENA_OK = 0,
     ARENA_ENULL = -1001,     /* a required pointer argument is NULL */
     ARENA_ERANGE = -1002,    /* a slot, file page or count is out of range */
-    ARENA_EALIGN = -1003,    /* an address, size or offset is not page aligned */
+    ARENA_EALIGN = -1003,    /* an address, size or offset is not page aligned (reserved: no call returns it yet) */
     ARENA_ESIZE = -1004,     /* a size of 0, or larger than the reservation allows */
     ARENA_ECLOSED = -1005,   /* the view was closed */
     ARENA_EFOREIGN = -1006,  /* the pointer is not inside this arena */
@@ -78,7 +78,8 @@ enum arena_backing {
 };
 
 enum arena_mover {
-    ARENA_MOVE_AUTO = 0,          /* per run: copy short runs, mremap long ones (2 MiB-aligned when possible) */
+    ARENA_MOVE_AUTO = 0,          /* collector: per run, copy short runs, mremap long ones (2 MiB-aligned when
+                                     possible); arena_view_move: MREMAP where the kernel has it, else MMAP_FIXED */
     ARENA_MOVE_REMAP_FILE_PAGES,  /* remap_file_pages(2) on an existing shared mapping */
     ARENA_MOVE_MMAP_FIXED,        /* mmap(MAP_FIXED) of the file run at the target */
     ARENA_MOVE_MREMAP,            /* mremap(MREMAP_FIXED|MREMAP_DONTUNMAP): page tables move along */
@@ -179,15 +180,18 @@ typedef struct arena_collect_stats {
  * punch the file pages of dead pages, evacuate sparse pages, slide live pages toward
  * the low end of the heap by remapping (copying short runs), and clear the marks.
  * Mirror views follow. st may be NULL. After it returns, use arena_forward() to
- * update every pointer the runtime holds. On error (a syscall refused mid-way) the
- * collection is finished by copying or rolled back: no object is lost, and
- * arena_forward stays valid for whatever did move. Stop-the-world. */
+ * update every pointer the runtime holds. Errors: ARENA_ENULL; ENOMEM when the
+ * forwarding table cannot be allocated (nothing was collected); otherwise a positive
+ * errno is the first kernel error met by a collection that still completed: a move
+ * that failed was finished by copying or left in place, no object is lost, *st is
+ * filled and arena_forward is valid for whatever did move. Stop-the-world. */
 ARENA_API int arena_collect(arena_t *a, arena_collect_stats_t *st);
 
 /* Where the object that contained old (an address valid before the last collection)
  * is now: the new address of the same byte. Returns old itself for objects that did
  * not move and for pointers outside the heap; NULL for a pointer into an object that
- * died in the last collection. */
+ * died in the last collection, or into heap space that held no object. Valid until the
+ * next collection, for addresses from before the last one only. */
 ARENA_API void *arena_forward(const arena_t *a, const void *old);
 
 /* ---------------------------------------------------------------------------------
@@ -200,7 +204,8 @@ ARENA_API void *arena_forward(const arena_t *a, const void *old);
 ARENA_API int arena_file_alloc(arena_t *a, size_t npages, size_t *first);
 
 /* Give back file pages from arena_file_alloc: their memory is punched out of the file.
- * Every view must have stopped showing them. Errors: ARENA_ERANGE. */
+ * Every view must have stopped showing them (not checked). Errors: ARENA_ENULL,
+ * ARENA_ESIZE (npages 0), ARENA_ERANGE (a page not allocated), the punch's errno. */
 ARENA_API int arena_file_free(arena_t *a, size_t first, size_t npages);
 
 /* ---------------------------------------------------------------------------------
@@ -225,11 +230,13 @@ enum arena_view_layout {
  * prot is the view's protection: READ, READ|WRITE or READ|EXEC (WRITE|EXEC is refused
  * with ARENA_EPROT so W^X pairs stay honest). flags: 0 or ARENA_VIEW_PRIVATE.
  * LINEAR shows file pages 0..nslots-1, which must exist (arena_file_alloc).
- * Errors: ARENA_ENULL, ARENA_ESIZE, ARENA_EPROT, ARENA_ERANGE, ARENA_EVMA, ENOMEM. */
+ * Errors: ARENA_ENULL, ARENA_ECONFIG (layout, flags), ARENA_ESIZE, ARENA_EPROT,
+ * ARENA_ERANGE, ARENA_EVMA, ENOMEM. */
 ARENA_API int arena_view_open(arena_t *a, int layout, size_t nslots, int prot, int flags,
                               arena_view_t **out);
 
-/* Close a view: its range is unmapped. Closing the heap view is refused (ARENA_EHEAP). */
+/* Close a view: its range is unmapped; the handle answers ARENA_ECLOSED until
+ * arena_destroy. Errors: ARENA_ENULL, ARENA_ECLOSED, ARENA_EHEAP (the heap view). */
 ARENA_API int arena_view_close(arena_view_t *v);
 
 /* The heap's own view (slot i = the i-th page of the heap reservation). It can be
@@ -238,7 +245,7 @@ ARENA_API arena_view_t *arena_heap_view(arena_t *a);
 
 ARENA_API void *arena_view_base(const arena_view_t *v);   /* address of slot 0 */
 ARENA_API size_t arena_view_slots(const arena_view_t *v); /* number of slots */
-ARENA_API int arena_view_prot(const arena_view_t *v);     /* the view's protection */
+ARENA_API int arena_view_prot(const arena_view_t *v);     /* the protection it was opened with */
 
 /* The file page that slot shows, or ARENA_NO_PAGE. */
 ARENA_API size_t arena_view_file_page(const arena_view_t *v, size_t slot);
@@ -248,7 +255,8 @@ ARENA_API void *arena_view_addr(const arena_view_t *v, const void *heap_ptr);
 
 /* Choose the primitive this view uses (default: the arena's). REMAP_FILE_PAGES on a
  * private view: ARENA_EPRIVATE. MREMAP where the kernel lacks MREMAP_DONTUNMAP for
- * shared mappings: ARENA_ENOTSUP. */
+ * shared mappings: ARENA_ENOTSUP. Also ARENA_ENULL, ARENA_ECLOSED, ARENA_EHEAP,
+ * ARENA_ECONFIG (unknown mover). */
 ARENA_API int arena_view_set_mover(arena_view_t *v, int mover);
 
 /* Slots slot..slot+npages-1 show file pages file_page..file_page+npages-1 (the same
@@ -272,11 +280,13 @@ ARENA_API int arena_view_apply(arena_view_t *v, size_t first, const size_t *file
  * ranges do not overlap). Uses the view's mover: MREMAP carries page tables (no
  * refault), COPY copies into fresh file pages. With COPY both the old and the fresh
  * file pages stay allocated and belong to the caller (arena_view_file_page tells the
- * fresh ones; give either back with arena_file_free). Errors as arena_view_map. */
+ * fresh ones; give either back with arena_file_free). Errors as arena_view_map, plus
+ * ARENA_ENOTSUP (MREMAP unavailable) and ENOSPC (COPY). */
 ARENA_API int arena_view_move(arena_view_t *v, size_t dst, size_t src, size_t npages);
 
-/* Change the protection of slots slot..slot+npages-1 (ARENA_PROT_* bits, W+X refused).
- * Each protection run may cost a mapping: ARENA_EVMA past the budget. */
+/* Change the protection of slots slot..slot+npages-1 (ARENA_PROT_* bits, W+X refused
+ * with ARENA_EPROT). Each protection run may cost a mapping: ARENA_EVMA past the
+ * budget. Other errors as arena_view_unmap. */
 ARENA_API int arena_view_protect(arena_view_t *v, size_t slot, size_t npages, int prot);
 
 /* The number of mappings (VMAs) this view is accounted for. */
@@ -289,20 +299,25 @@ ARENA_API size_t arena_view_vmas(const arena_view_t *v);
 #define ARENA_TRACK_ACCESS 2  /* report pages read or written (libsigsegv only) */
 
 /* Start tracking the view (use arena_heap_view(a) for the heap). Every page starts
- * clean. Errors: ARENA_EBUSY (already tracking), ARENA_ENOTSUP, ARENA_EVMA, errno. */
+ * clean. Errors: ARENA_ENULL, ARENA_ECLOSED, ARENA_ECONFIG (what), ARENA_EPROT (the
+ * view cannot be written / read), ARENA_EBUSY (already tracking), ARENA_ENOTSUP,
+ * ARENA_EVMA, errno. */
 ARENA_API int arena_track_start(arena_view_t *v, int what);
 
 /* Store up to max addresses of pages touched since start or the last take, re-arm
  * them, and set *count. Pages left over stay pending for the next take. Under VMA
  * pressure tracking coarsens to blocks of pages and reports every page of a touched
- * block (conservative, never a missed page). */
+ * block (conservative, never a missed page). Errors: ARENA_ENULL, ARENA_ECLOSED,
+ * ARENA_ESTATE (not tracking), errno. */
 ARENA_API int arena_track_take(arena_view_t *v, void **pages, size_t max, size_t *count);
 
-/* Stop tracking: every page becomes accessible again. */
+/* Stop tracking: every page becomes accessible again. Errors: ARENA_ENULL,
+ * ARENA_ECLOSED, ARENA_ESTATE (not tracking). */
 ARENA_API int arena_track_stop(arena_view_t *v);
 
 /* Before a system call writes into [addr, addr+len) (read(2), recv(2), ...): mark the
- * pages touched and unprotect them, so the kernel does not return EFAULT. */
+ * pages touched and unprotect them, so the kernel does not return EFAULT. Errors:
+ * ARENA_ENULL, ARENA_ERANGE (the range wraps). */
 ARENA_API int arena_track_prepare_io(arena_t *a, void *addr, size_t len);
 
 /* Which backend tracks the view: ARENA_TRACKER_SIGSEGV or _UFFD, or -1 when none. */
@@ -333,6 +348,8 @@ typedef struct arena_stats {
     int mover;                /* the arena's mover as configured */
 } arena_stats_t;
 
+/* Fill *s with a snapshot of the arena (takes the arena lock; one mincore pass over the
+ * used heap). Errors: ARENA_ENULL. */
 ARENA_API int arena_stats(const arena_t *a, arena_stats_t *s);
 
 #ifdef __cplusplus

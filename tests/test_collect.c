@@ -316,3 +316,31 @@ Test(collect, errors)
     cr_assert_null(arena_forward(a, p), "unmarked object survived");
     arena_destroy(a);
 }
+
+/* Long runs slide by whole 2 MiB steps with mremap (page tables move along). */
+Test(collect, long_runs_mremap_2m)
+{
+    arena_t *a = make(ARENA_MOVE_AUTO, 4096, 0);
+    enum { N = 6 };
+    char *objs[N];
+    for (int i = 0; i < N; i++) {
+        objs[i] = arena_alloc(a, (size_t)2 << 20);
+        cr_assert_not_null(objs[i]);
+        memset(objs[i], 'a' + i, (size_t)2 << 20);
+    }
+    for (int i = 1; i < N; i++)
+        cr_assert_eq(arena_mark(a, objs[i] + 12345), 0);
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_collect(a, &st), 0);
+    if (arena__move_have_dontunmap())
+        cr_assert_geq(st.runs_mremap_2m, 1, "remapped %zu runs, copied %zu", st.runs_remapped, st.runs_copied);
+    for (int i = 1; i < N; i++) {
+        char *now = arena_forward(a, objs[i]);
+        cr_assert_not_null(now);
+        cr_assert_eq(((uintptr_t)now - (uintptr_t)objs[i]) % ((size_t)2 << 20), 0, "not congruent mod 2 MiB");
+        for (size_t b = 0; b < ((size_t)2 << 20); b += 4096)
+            cr_assert_eq(now[b], 'a' + i);
+    }
+    cr_assert_eq(arena_forward(a, objs[0]), NULL);
+    arena_destroy(a);
+}
