@@ -43,17 +43,20 @@ if(ARENA_BUILD_DEMOS AND TARGET arena-lisp)
     set_tests_properties(${name} PROPERTIES TIMEOUT 300 LABELS lisp)
   endfunction()
 
-  # A small first heap (64 KiB) makes every program collect many times and grow.
-  set(LISP_COLLECTORS semispace)
+  # Small heaps make every program collect many times: the semispaces start at 64 KiB
+  # and grow; the arena collects every 256 KiB allocated (the nursery when generational).
   foreach(prog fib tak nqueens binary-trees strings features)
-    foreach(gc ${LISP_COLLECTORS})
-      lisp_test(lisp_${prog}_${gc} ${prog} "--gc=${gc} --heap 64k")
-    endforeach()
+    lisp_test(lisp_${prog}_semispace ${prog} "--gc=semispace --heap 64k")
+    lisp_test(lisp_${prog}_arena ${prog} "--gc=arena --heap 256k")
+    lisp_test(lisp_${prog}_generational ${prog} "--gc=arena --generational --heap 256k")
   endforeach()
-  # A collection every 499 allocations: a value held across an allocation without a
-  # root is moved under the interpreter's feet and the output changes (a collection at
-  # every allocation, --gc-stress=1, passes too but takes minutes).
+  # Collections at arbitrary points (every N allocations): a value held across an
+  # allocation without a root is moved under the interpreter's feet and the output
+  # changes. (--gc-stress=1, a collection at every allocation, passes too but takes minutes.)
   lisp_test(lisp_features_semispace_stress features "--gc=semispace --gc-stress=499")
+  lisp_test(lisp_features_arena_stress features "--gc=arena --gc-stress=2999")
+  lisp_test(lisp_strings_generational_stress strings "--gc=arena --generational --gc-stress=1999")
   lisp_test(lisp_error_semispace error "--gc=semispace" RC 1)
+  lisp_test(lisp_error_arena error "--gc=arena" RC 1)
   lisp_test(lisp_stdin_semispace fib "--gc=semispace" STDIN)
 endif()
