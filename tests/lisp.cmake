@@ -1,4 +1,5 @@
-# arena-lisp: every program under every collector, output compared with the expected file.
+# arena-lisp: every program under every collector, output compared with the expected file;
+# and arena-wx, the W^X demo.
 #
 # This file is both the ctest registration (included by tests/CMakeLists.txt) and,
 # run with `cmake -P`, the checker each test invokes:
@@ -59,4 +60,11 @@ if(ARENA_BUILD_DEMOS AND TARGET arena-lisp)
   lisp_test(lisp_error_semispace error "--gc=semispace" RC 1)
   lisp_test(lisp_error_arena error "--gc=arena" RC 1)
   lisp_test(lisp_stdin_semispace fib "--gc=semispace" STDIN)
+endif()
+
+# arena-wx: code written through a read-write view runs through a read-execute view of
+# the same file pages; it checks its own results and exits non-zero on a mismatch.
+if(ARENA_BUILD_DEMOS AND TARGET arena-wx)
+  add_test(NAME wx COMMAND arena-wx)
+  set_tests_properties(wx PROPERTIES TIMEOUT 60 LABELS lisp)
 endif()
