@@ -18,7 +18,8 @@
  *      keep them, and pinning keeps them at their addresses, so pointers to old
  *      objects never need forwarding);
  *   3. marks young objects from the roots and from the fields of the old objects
- *      found on touched pages (arena_object() walks a page object by object),
+ *      found on touched pages that hold old objects (a bitmap of such pages is kept
+ *      as objects are promoted; arena_object() walks a page object by object),
  *      never descending into old objects;
  *   4. arena_collect(): dead young objects are freed, young-only pages slide;
  *   5. forwards the roots, the fields of the young survivors and the fields of the
@@ -46,7 +47,10 @@ static struct {
     size_t ndirty, dirtycap;
     obj **scanned;        /* old objects whose fields this minor collection traced */
     size_t nscanned, scancap;
-    uint64_t minors, majors, minor_ns, major_ns, dirty_pages, old_pinned;
+    uint64_t *old_pages;  /* bit per heap slot: holds (part of) an old object */
+    char *heap_base;
+    size_t page_size, nslots;
+    uint64_t minors, majors, minor_ns, major_ns, dirty_pages, scanned_pages, old_pinned;
 } G;
 
 static _Noreturn void fatal(const char *what, int err)
@@ -81,14 +85,33 @@ int gen_init(void)
         fprintf(stderr, "arena-lisp: --generational needs page tracking: %s\n", arena_strerror(rc));
         return -1;
     }
+    G.heap_base = arena_view_base(G.hv);
+    G.nslots = arena_view_slots(G.hv);
+    G.page_size = arena_page_size(AH.a);
+    G.old_pages = calloc((G.nslots + 63) / 64, sizeof *G.old_pages);
+    if (!G.old_pages)
+        return -1;
     AH.gen = 1;
     G.major_trigger = 4 * AH.initial;
     return 0;
 }
 
+static size_t slot_of(const void *p)
+{
+    return (size_t)((const char *)p - G.heap_base) / G.page_size;
+}
+
+static int page_has_old(const void *page)
+{
+    size_t s = slot_of(page);
+    return s < G.nslots && ((G.old_pages[s / 64] >> (s % 64)) & 1);
+}
+
 static void promote(obj *o)
 {
     SET_MARK(o, MARK(o) | AH_OLD);
+    for (size_t s = slot_of(o), e = slot_of((char *)o + obj_bytes(o) - 1); s <= e; s++)
+        G.old_pages[s / 64] |= (uint64_t)1 << (s % 64);
     if (G.nold == G.oldcap)
         G.old = grow(G.old, &G.oldcap, sizeof *G.old);
     G.old[G.nold++] = o;
@@ -152,6 +175,10 @@ static void minor(void)
     size_t ps = arena_page_size(AH.a);
     G.nscanned = 0;
     for (size_t i = 0; i < G.ndirty; i++) {
+        /* Most touched pages are the nursery's own: nothing old to scan there. */
+        if (!page_has_old(G.dirty[i]))
+            continue;
+        G.scanned_pages++;
         scan_page(G.dirty[i], ps);
         ah_mark_drain(1);
     }
@@ -177,6 +204,7 @@ static void major(void)
 {
     G.nold = 0;
     G.old_bytes = 0;
+    memset(G.old_pages, 0, (G.nslots + 63) / 64 * sizeof *G.old_pages);
     ah_mark_roots();
     ah_mark_drain(0);
     ah_run_collect();
@@ -215,6 +243,7 @@ void gen_fini(void)
     free(G.old);
     free(G.dirty);
     free(G.scanned);
+    free(G.old_pages);
     memset(&G, 0, sizeof G);
 }
 
@@ -222,9 +251,10 @@ void gen_describe(FILE *out)
 {
     fprintf(out,
             ",\"minor_gcs\":%llu,\"major_gcs\":%llu,\"minor_ms\":%.3f,\"major_ms\":%.3f,"
-            "\"dirty_pages\":%llu,\"old_pins\":%llu,\"old_kb\":%zu,\"tracker\":\"%s\"",
+            "\"dirty_pages\":%llu,\"scanned_pages\":%llu,\"old_pins\":%llu,\"old_kb\":%zu,"
+            "\"tracker\":\"%s\"",
             (unsigned long long)G.minors, (unsigned long long)G.majors, (double)G.minor_ns / 1e6,
             (double)G.major_ns / 1e6, (unsigned long long)G.dirty_pages,
-            (unsigned long long)G.old_pinned, G.old_bytes / 1024,
+            (unsigned long long)G.scanned_pages, (unsigned long long)G.old_pinned, G.old_bytes / 1024,
             arena_track_backend(G.hv) == ARENA_TRACKER_UFFD ? "uffd" : "sigsegv");
 }
