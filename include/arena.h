@@ -200,7 +200,8 @@ ARENA_API void *arena_forward(const arena_t *a, const void *old);
 
 /* Reserve npages consecutive file pages (zeroed, allocated with fallocate so a write
  * can never SIGBUS) that the heap will not use; *first receives the first file page.
- * Errors: ARENA_ENULL, ARENA_ESIZE, ENOSPC, ENOMEM. */
+ * Errors: ARENA_ENULL, ARENA_ESIZE (npages 0), ENOSPC (cfg.max_file or the file system),
+ * ENOMEM, or the errno of ftruncate / fallocate. */
 ARENA_API int arena_file_alloc(arena_t *a, size_t npages, size_t *first);
 
 /* Give back file pages from arena_file_alloc: their memory is punched out of the file.
