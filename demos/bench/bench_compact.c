@@ -11,6 +11,7 @@
  */
 #include "bench.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,7 @@ static int run_arena(const struct bench_opts *o, const struct pattern *p, double
     size_t n = o->heap / page;
     char *base = arena_view_base(arena_heap_view(a));
     char **objs = malloc(n * sizeof *objs);
+    uint64_t *ids = malloc(n * sizeof *ids);
     size_t live = 0;
     int rc = -1;
     for (size_t i = 0; i < n; i++) {
@@ -97,6 +99,7 @@ static int run_arena(const struct bench_opts *o, const struct pattern *p, double
     for (size_t i = 0; i < n; i++) {
         if (slot_live(p, (size_t)(objs[i] - base) / page, page)) {
             arena_mark(a, objs[i]);
+            ids[live] = i;
             objs[live++] = objs[i];
         }
     }
@@ -109,12 +112,25 @@ static int run_arena(const struct bench_opts *o, const struct pattern *p, double
         snprintf(why, whylen, "arena_collect: %s", arena_have_strerror(err));
         goto out;
     }
-    for (size_t i = 0; i < live; i++)
+    for (size_t i = 0; i < live; i++) {
         objs[i] = arena_forward(a, objs[i]);
+        /* A figure only counts when the live pages survived: reading the first word
+         * would fault them in, so check the address here and the word after timing. */
+        if (!objs[i] || !arena_contains(a, objs[i])) {
+            snprintf(why, whylen, "live page %zu of %zu forwarded to %p", i, live, (void *)objs[i]);
+            goto out;
+        }
+    }
     uint64_t t2 = bench_now_ns();
     for (size_t i = 0; i < live; i++)
         touch_pages(objs[i], page, os_page, 1);
     uint64_t t3 = bench_now_ns();
+    for (size_t i = 0; i < live; i++) {
+        if (*(uint64_t *)objs[i] != ids[i] + 1) {
+            snprintf(why, whylen, "live page %zu (object %" PRIu64 ") lost its content", i, ids[i]);
+            goto out;
+        }
+    }
     out[M_PAUSE] = (double)(t1 - t0);
     out[M_TOUCH] = (double)(t3 - t2);
     out[M_TOTAL] = out[M_PAUSE] + out[M_TOUCH];
@@ -129,6 +145,7 @@ static int run_arena(const struct bench_opts *o, const struct pattern *p, double
                          (double)st.vmas_after};
     rc = 0;
 out:
+    free(ids);
     free(objs);
     arena_destroy(a);
     return rc;

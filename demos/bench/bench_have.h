@@ -5,20 +5,16 @@
  * are built against whatever has landed. Every entry point the tools use is declared
  * weak: one that is not in the library links as NULL, and the row (or mode) that
  * needs it is skipped with a note instead of failing to build or being faked.
- * With a static library a weak reference alone does not pull an archive member in;
- * the strong references inside the library (arena_create -> heap, collect, track,
- * stats) do, and ARENA_HAVE() is only asked after arena_create exists.
+ * With a static library a weak reference alone does not pull an archive member in:
+ * the life-cycle calls (arena_create, arena_destroy, arena_strerror) are referenced
+ * strongly, and the library's own references from them pull in the heap, collection,
+ * views, tracking and statistics.
  */
 #ifndef ARENA_BENCH_HAVE_H
 #define ARENA_BENCH_HAVE_H
 
 #include "arena.h"
 
-#pragma weak arena_strerror
-#pragma weak arena_config_init
-#pragma weak arena_create
-#pragma weak arena_destroy
-#pragma weak arena_page_size
 #pragma weak arena_alloc
 #pragma weak arena_object
 #pragma weak arena_object_size
@@ -44,7 +40,7 @@
 /* arena_strerror when present, else a number. */
 static inline const char *arena_have_strerror(int err)
 {
-    return ARENA_HAVE(arena_strerror) ? arena_strerror(err) : "error (arena_strerror missing)";
+    return arena_strerror(err);
 }
 
 #endif

@@ -52,6 +52,8 @@ void bench_row(const char *bench, const char *metric, double value, const char *
     print_number(baseline);
     fputs(",\"ratio\":", stdout);
     print_number(isnan(baseline) || baseline == 0 ? NAN : value / baseline);
+    if (isnan(value))
+        fputs(",\"note\":\"not measured: the library call failed or is missing\"", stdout);
     fputs("}\n", stdout);
     fflush(stdout);
 }
