@@ -239,7 +239,8 @@ ARENA_API int arena_view_open(arena_t *a, int layout, size_t nslots, int prot, i
                               arena_view_t **out);
 
 /* Close a view: its range is unmapped; the handle answers ARENA_ECLOSED until
- * arena_destroy. Errors: ARENA_ENULL, ARENA_ECLOSED, ARENA_EHEAP (the heap view). */
+ * arena_destroy. Errors: ARENA_ENULL, ARENA_ECLOSED, ARENA_EHEAP (the heap view), or the
+ * errno of a refused munmap (the view then stays open, with tracking stopped). */
 ARENA_API int arena_view_close(arena_view_t *v);
 
 /* The heap's own view (slot i = the i-th page of the heap reservation). It can be
