@@ -86,10 +86,13 @@ int arena__move_mremap(const struct arena__move_ctx *c, char *dst, char *src, si
     if (!err)
         err = mremap_dontunmap(dst, scratch, len);
     if (!err) {
-        /* The part of src that dst does not cover goes back to the reservation. */
+        /* The part of src that dst does not cover goes back to the reservation. If that is
+         * refused the move has still happened (part of src now shows dst's pages, it cannot
+         * be "as it was"): report success; the leftover keeps showing old file pages until
+         * the slots are mapped again (R9.6). */
         char *lo = src < dst ? src : dst + len;
         size_t left = src < dst ? (size_t)(dst - src) : (size_t)(src - dst);
-        err = arena__move_unmap(c, lo, left / c->page_size);
+        (void)arena__move_unmap(c, lo, left / c->page_size);
     }
     arena__os_munmap(scratch, len);
     return err;
