@@ -1,4 +1,5 @@
-# arena-lisp: every program under every collector, output compared with the expected file.
+# arena-lisp: every program under every collector, output compared with the expected file;
+# and arena-wx, the W^X demo.
 #
 # This file is both the ctest registration (included by tests/CMakeLists.txt) and,
 # run with `cmake -P`, the checker each test invokes:
@@ -43,17 +44,27 @@ if(ARENA_BUILD_DEMOS AND TARGET arena-lisp)
     set_tests_properties(${name} PROPERTIES TIMEOUT 300 LABELS lisp)
   endfunction()
 
-  # A small first heap (64 KiB) makes every program collect many times and grow.
-  set(LISP_COLLECTORS semispace)
+  # Small heaps make every program collect many times: the semispaces start at 64 KiB
+  # and grow; the arena collects every 256 KiB allocated (the nursery when generational).
   foreach(prog fib tak nqueens binary-trees strings features)
-    foreach(gc ${LISP_COLLECTORS})
-      lisp_test(lisp_${prog}_${gc} ${prog} "--gc=${gc} --heap 64k")
-    endforeach()
+    lisp_test(lisp_${prog}_semispace ${prog} "--gc=semispace --heap 64k")
+    lisp_test(lisp_${prog}_arena ${prog} "--gc=arena --heap 256k")
+    lisp_test(lisp_${prog}_generational ${prog} "--gc=arena --generational --heap 256k")
   endforeach()
-  # A collection every 499 allocations: a value held across an allocation without a
-  # root is moved under the interpreter's feet and the output changes (a collection at
-  # every allocation, --gc-stress=1, passes too but takes minutes).
+  # Collections at arbitrary points (every N allocations): a value held across an
+  # allocation without a root is moved under the interpreter's feet and the output
+  # changes. (--gc-stress=1, a collection at every allocation, passes too but takes minutes.)
   lisp_test(lisp_features_semispace_stress features "--gc=semispace --gc-stress=499")
+  lisp_test(lisp_features_arena_stress features "--gc=arena --gc-stress=2999")
+  lisp_test(lisp_strings_generational_stress strings "--gc=arena --generational --gc-stress=1999")
   lisp_test(lisp_error_semispace error "--gc=semispace" RC 1)
+  lisp_test(lisp_error_arena error "--gc=arena" RC 1)
   lisp_test(lisp_stdin_semispace fib "--gc=semispace" STDIN)
+endif()
+
+# arena-wx: code written through a read-write view runs through a read-execute view of
+# the same file pages; it checks its own results and exits non-zero on a mismatch.
+if(ARENA_BUILD_DEMOS AND TARGET arena-wx)
+  add_test(NAME wx COMMAND arena-wx)
+  set_tests_properties(wx PROPERTIES TIMEOUT 60 LABELS lisp)
 endif()

@@ -1,8 +1,10 @@
 /*
  * bench_runtime.c -- the arena under a real runtime: arena-lisp (built next to
  * arena-bench) runs its programs with --gc=arena and --gc=semispace and reports
- * --stats as a JSON line; rows give total time, GC pause and peak RSS, arena against
- * semispace. Without arena-lisp (or its programs) the row is a note.
+ * --stats as a JSON line ({"total_ms","gc_pause_ms","peak_rss_kb",...}); rows give total
+ * time, GC pause and peak RSS, arena against semispace. The programs are the .scm files
+ * of demos/lisp-programs (or $ARENA_LISP_PROGRAMS). Without arena-lisp, its programs or
+ * its arena collector, the row is a note.
  */
 #include "bench.h"
 
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef ARENA_SOURCE_DIR
@@ -33,21 +36,6 @@ static double json_number(const char *line, const char *key)
     return end == p ? NAN : v;
 }
 
-/* The first of several possible names the stats line uses for one figure. */
-static double json_any(const char *line, const char *const *keys)
-{
-    for (; *keys; keys++) {
-        double v = json_number(line, *keys);
-        if (!isnan(v))
-            return v;
-    }
-    return NAN;
-}
-
-static const char *const total_keys[] = {"total_ns", "time_ns", "elapsed_ns", "wall_ns", NULL};
-static const char *const pause_keys[] = {"gc_pause_ns", "gc_ns", "pause_ns", "gc_time_ns", NULL};
-static const char *const rss_keys[] = {"peak_rss", "peak_rss_bytes", "max_rss", "maxrss", NULL};
-
 enum { F_TOTAL, F_PAUSE, F_RSS, F_N };
 
 /* Run one program under one collector; fills f[] from the stats line. */
@@ -55,7 +43,8 @@ static int run_lisp(const char *lisp, const char *prog, const char *gc, double f
                     char *why, size_t whylen)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' --gc=%s --stats '%s' 2>&1 >/dev/null", lisp, gc, prog);
+    /* The stats line follows the program's own output on stdout. */
+    snprintf(cmd, sizeof cmd, "'%s' --gc=%s --stats '%s' 2>/dev/null", lisp, gc, prog);
     FILE *p = popen(cmd, "r");
     if (!p) {
         snprintf(why, whylen, "cannot run %s", lisp);
@@ -66,10 +55,10 @@ static int run_lisp(const char *lisp, const char *prog, const char *gc, double f
     while (fgets(line, sizeof line, p)) {
         if (line[0] != '{')
             continue;
-        f[F_TOTAL] = json_any(line, total_keys);
-        f[F_PAUSE] = json_any(line, pause_keys);
-        f[F_RSS] = json_any(line, rss_keys);
-        found = true;
+        f[F_TOTAL] = json_number(line, "total_ms");
+        f[F_PAUSE] = json_number(line, "gc_pause_ms");
+        f[F_RSS] = json_number(line, "peak_rss_kb");
+        found = !isnan(f[F_TOTAL]);
     }
     int status = pclose(p);
     if (!found || status != 0) {
@@ -80,10 +69,18 @@ static int run_lisp(const char *lisp, const char *prog, const char *gc, double f
     return 0;
 }
 
+/* A Scheme program meant to run to completion (error.scm checks the error exit). */
 static bool is_program(const char *name)
 {
     const char *dot = strrchr(name, '.');
-    return dot && (!strcmp(dot, ".lisp") || !strcmp(dot, ".lsp") || !strcmp(dot, ".scm"));
+    return dot && !strcmp(dot, ".scm") && strncmp(name, "error.", 6) != 0;
+}
+
+/* --quick runs only the smallest program. */
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
 static void one_program(const struct bench_opts *o, const char *lisp, const char *path,
@@ -107,9 +104,9 @@ static void one_program(const struct bench_opts *o, const char *lisp, const char
             b[k * reps + r] = fs[k];
         }
     }
-    bench_row(bench, "total_time", bench_median(v, reps), "ns", bench_median(b, reps));
-    bench_row(bench, "gc_pause", bench_median(v + reps, reps), "ns", bench_median(b + reps, reps));
-    bench_row(bench, "peak_rss", bench_median(v + 2 * reps, reps), "bytes",
+    bench_row(bench, "total_time", bench_median(v, reps), "ms", bench_median(b, reps));
+    bench_row(bench, "gc_pause", bench_median(v + reps, reps), "ms", bench_median(b + reps, reps));
+    bench_row(bench, "peak_rss", bench_median(v + 2 * reps, reps), "KiB",
               bench_median(b + 2 * reps, reps));
     free(v);
 }
@@ -125,30 +122,35 @@ int bench_runtime(const struct bench_opts *o)
     const char *env = getenv("ARENA_LISP_PROGRAMS");
     char dirs[3][4096];
     snprintf(dirs[0], sizeof dirs[0], "%s", env ? env : "");
-    snprintf(dirs[1], sizeof dirs[1], "%s/demos/lisp/programs", ARENA_SOURCE_DIR);
-    snprintf(dirs[2], sizeof dirs[2], "%s/../demos/lisp/programs", o->self);
+    snprintf(dirs[1], sizeof dirs[1], "%s/demos/lisp-programs", ARENA_SOURCE_DIR);
+    snprintf(dirs[2], sizeof dirs[2], "%s/../demos/lisp-programs", o->self);
     int ran = 0;
     for (int d = 0; d < 3 && !ran; d++) {
-        DIR *dir = dirs[d][0] ? opendir(dirs[d]) : NULL;
-        if (!dir)
-            continue;
         /* Sorted order keeps the rows in the same order from run to run. */
         struct dirent **names;
-        closedir(dir);
-        int n = scandir(dirs[d], &names, NULL, alphasort);
+        int n = dirs[d][0] ? scandir(dirs[d], &names, NULL, alphasort) : -1;
+        char path[8192], smallest[8192] = "";
+        off_t smallest_size = -1;
         for (int i = 0; i < n; i++) {
-            if (is_program(names[i]->d_name) && (!o->quick || ran == 0)) {
-                char path[8192];
-                if (snprintf(path, sizeof path, "%s/%s", dirs[d], names[i]->d_name) <
-                    (int)sizeof path) {
+            if (is_program(names[i]->d_name) &&
+                snprintf(path, sizeof path, "%s/%s", dirs[d], names[i]->d_name) < (int)sizeof path) {
+                off_t size = file_size(path);
+                if (!o->quick) {
                     one_program(o, lisp, path, names[i]->d_name);
                     ran++;
+                } else if (size >= 0 && (smallest_size < 0 || size < smallest_size)) {
+                    smallest_size = size;
+                    memcpy(smallest, path, sizeof path);
                 }
             }
             free(names[i]);
         }
-        if (n > 0)
+        if (n >= 0)
             free(names);
+        if (smallest[0]) {
+            one_program(o, lisp, smallest, strrchr(smallest, '/') + 1);
+            ran++;
+        }
     }
     if (!ran)
         bench_note("runtime", "skipped",

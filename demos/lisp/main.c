@@ -1,9 +1,9 @@
 /*
  * main.c -- arena-lisp: run a Scheme program, or a REPL, on a chosen collector.
  *
- *   arena-lisp [--gc=arena|semispace] [--heap SIZE] [--generational] [--stats] [FILE]
+ *   arena-lisp [--gc=arena|semispace] [--heap SIZE] [--generational] [--stats] [FILE [ARG...]]
  *
- * With FILE, runs it. Without, reads stdin: a prompting REPL on a terminal, a
+ * With FILE, runs it (the ARGs are the list of strings *args*). Without, reads stdin: a prompting REPL on a terminal, a
  * program otherwise. --stats prints one JSON line after the program's output:
  *   {"gc":..,"program":..,"total_ms":..,"gc_pause_ms":..,"gcs":..,"peak_rss_kb":..}
  */
@@ -24,6 +24,8 @@ struct options {
     size_t heap;
     int stats, generational;
     const char *file;
+    char **args; /* after FILE: the program's *args* */
+    int nargs;
     int status;
 };
 
@@ -138,6 +140,22 @@ static void print_stats(const struct options *o, uint64_t total_ns)
     printf("}\n");
 }
 
+/* *args*: the command-line words after FILE, as a list of strings. */
+static void define_args(char **args, int n)
+{
+    GC_BEGIN;
+    val list = NIL, s = NIL;
+    ROOT(list);
+    ROOT(s);
+    for (int i = n; i-- > 0;) {
+        s = make_string(args[i], strlen(args[i]));
+        list = cons(s, list);
+    }
+    val sym = intern("*args*");
+    SYM_VALUE(sym) = list;
+    GC_END;
+}
+
 static void *interpreter(void *arg)
 {
     struct options *o = arg;
@@ -155,6 +173,7 @@ static void *interpreter(void *arg)
         return NULL;
     }
     eval_init();
+    define_args(o->args, o->nargs);
     if (o->file || !isatty(0)) {
         FILE *f = o->file ? fopen(o->file, "r") : stdin;
         if (!f) {
@@ -193,7 +212,7 @@ static size_t parse_size(const char *s)
 
 static void usage(void)
 {
-    fputs("usage: arena-lisp [--gc=arena|semispace] [--heap SIZE] [--generational] [--stats] [--gc-stress=N] [FILE]\n",
+    fputs("usage: arena-lisp [--gc=arena|semispace] [--heap SIZE] [--generational] [--stats] [--gc-stress=N] [FILE [ARG...]]\n",
           stderr);
     exit(2);
 }
@@ -221,10 +240,12 @@ int main(int argc, char **argv)
             L.stress = strtoull(a + 12, NULL, 10);
         else if (a[0] == '-' && a[1])
             usage();
-        else if (!o.file)
+        else {
             o.file = a;
-        else
-            usage();
+            o.args = argv + i + 1;
+            o.nargs = argc - i - 1;
+            break;
+        }
     }
     if (!o.heap)
         usage();

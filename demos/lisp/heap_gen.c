@@ -1,0 +1,260 @@
+/*
+ * heap_gen.c -- generational collection on the arena, with page tracking as the
+ * write barrier.
+ *
+ * Two generations, "sticky": every object that survives a collection becomes old
+ * (AH_OLD in its header) and stays old until a major collection finds it dead.
+ *
+ * The write barrier is the arena's page tracking on the heap view: at the end of
+ * every collection the touched pages are taken and dropped, so every heap page is
+ * clean; the pages the program writes until the next collection (and pages the
+ * heap newly maps, which the tracker reports as touched) are the remembered set. A young object
+ * can only be referenced from an old one through a write made after the young one
+ * was allocated, i.e. after the last collection, so it lies on a touched page.
+ *
+ * A minor collection:
+ *   1. takes the touched pages;
+ *   2. arena_pin()s every old object from a plain list (no tracing: the arena must
+ *      keep them, and pinning keeps them at their addresses, so pointers to old
+ *      objects never need forwarding);
+ *   3. marks young objects from the roots and from the fields of the old objects
+ *      found on touched pages that hold old objects (a bitmap of such pages is kept
+ *      as objects are promoted; arena_object() walks a page object by object),
+ *      never descending into old objects;
+ *   4. arena_collect(): dead young objects are freed, young-only pages slide;
+ *   5. forwards the roots, the fields of the young survivors and the fields of the
+ *      scanned old objects, and promotes the survivors (appends them to the list).
+ * Its cost is O(young survivors + objects on touched pages + old objects pinned),
+ * the last term being one arena_pin call per old object, never a trace of them.
+ *
+ * A major collection (when the old generation has doubled since the last one) is
+ * the full mark / collect / forward of heap_arena.c; it rebuilds the old list and
+ * releases dead old objects. Old objects that die between majors are kept (and
+ * whatever they point to): the usual floating garbage of a generational collector.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "heap_arena.h"
+
+static struct {
+    arena_view_t *hv;
+    obj **old;            /* every old object (addresses stay valid: pinned in minors) */
+    size_t nold, oldcap;
+    size_t old_bytes, major_trigger;
+    void **dirty;         /* touched pages taken at the start of a minor collection */
+    size_t ndirty, dirtycap;
+    obj **scanned;        /* old objects whose fields this minor collection traced */
+    size_t nscanned, scancap;
+    uint64_t *old_pages;  /* bit per heap slot: holds (part of) an old object */
+    char *heap_base;
+    size_t page_size, nslots;
+    uint64_t minors, majors, minor_ns, major_ns, dirty_pages, scanned_pages, old_pinned;
+} G;
+
+static _Noreturn void fatal(const char *what, int err)
+{
+    fprintf(stderr, "arena-lisp: %s: %s\n", what, arena_strerror(err));
+    exit(3);
+}
+
+static void *grow(void *p, size_t *cap, size_t elt)
+{
+    *cap = *cap ? 2 * *cap : 1024;
+    p = realloc(p, *cap * elt);
+    if (!p) {
+        fprintf(stderr, "arena-lisp: out of memory (generational tables)\n");
+        exit(3);
+    }
+    return p;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int gen_init(void)
+{
+    G.hv = arena_heap_view(AH.a);
+    int rc = arena_track_start(G.hv, ARENA_TRACK_WRITES);
+    if (rc) {
+        fprintf(stderr, "arena-lisp: --generational needs page tracking: %s\n", arena_strerror(rc));
+        return -1;
+    }
+    G.heap_base = arena_view_base(G.hv);
+    G.nslots = arena_view_slots(G.hv);
+    G.page_size = arena_page_size(AH.a);
+    G.old_pages = calloc((G.nslots + 63) / 64, sizeof *G.old_pages);
+    if (!G.old_pages)
+        return -1;
+    AH.gen = 1;
+    G.major_trigger = 4 * AH.initial;
+    return 0;
+}
+
+static size_t slot_of(const void *p)
+{
+    return (size_t)((const char *)p - G.heap_base) / G.page_size;
+}
+
+static int page_has_old(const void *page)
+{
+    size_t s = slot_of(page);
+    return s < G.nslots && ((G.old_pages[s / 64] >> (s % 64)) & 1);
+}
+
+static void promote(obj *o)
+{
+    SET_MARK(o, MARK(o) | AH_OLD);
+    for (size_t s = slot_of(o), e = slot_of((char *)o + obj_bytes(o) - 1); s <= e; s++)
+        G.old_pages[s / 64] |= (uint64_t)1 << (s % 64);
+    if (G.nold == G.oldcap)
+        G.old = grow(G.old, &G.oldcap, sizeof *G.old);
+    G.old[G.nold++] = o;
+    G.old_bytes += obj_bytes(o);
+}
+
+static void take_dirty(void)
+{
+    G.ndirty = 0;
+    for (;;) {
+        if (G.dirtycap - G.ndirty < 256)
+            G.dirty = grow(G.dirty, &G.dirtycap, sizeof *G.dirty);
+        size_t n = 0;
+        size_t room = G.dirtycap - G.ndirty;
+        int rc = arena_track_take(G.hv, G.dirty + G.ndirty, room, &n);
+        if (rc)
+            fatal("arena_track_take", rc);
+        G.ndirty += n;
+        if (n < room)
+            return;
+    }
+}
+
+/* Push the fields of every old object on the page (once per object). */
+static void scan_page(char *page, size_t page_size)
+{
+    for (char *p = page; p < page + page_size;) {
+        obj *o = arena_object(AH.a, p);
+        if (!o) {
+            p += 16;
+            continue;
+        }
+        if ((MARK(o) & (AH_OLD | AH_SCANNED)) == AH_OLD) {
+            SET_MARK(o, MARK(o) | AH_SCANNED);
+            if (G.nscanned == G.scancap)
+                G.scanned = grow(G.scanned, &G.scancap, sizeof *G.scanned);
+            G.scanned[G.nscanned++] = o;
+            size_t n = obj_nvals(o);
+            for (size_t i = 0; i < n; i++)
+                if (PTR_P(o->f[i]))
+                    ah_push(o->f[i]);
+        }
+        char *next = (char *)o + obj_bytes(o);
+        p = next > p ? next : p + 16;
+    }
+}
+
+static void minor(void)
+{
+    take_dirty();
+    G.dirty_pages += G.ndirty;
+    for (size_t i = 0; i < G.nold; i++) {
+        int rc = arena_pin(AH.a, G.old[i]);
+        if (rc)
+            fatal("arena_pin", rc);
+    }
+    G.old_pinned += G.nold;
+
+    ah_mark_roots();
+    ah_mark_drain(1);
+    size_t ps = arena_page_size(AH.a);
+    G.nscanned = 0;
+    for (size_t i = 0; i < G.ndirty; i++) {
+        /* Most touched pages are the nursery's own: nothing old to scan there. */
+        if (!page_has_old(G.dirty[i]))
+            continue;
+        G.scanned_pages++;
+        scan_page(G.dirty[i], ps);
+        ah_mark_drain(1);
+    }
+
+    ah_run_collect();
+
+    ah_fix_roots();
+    ah_fix_drain(promote);
+    for (size_t i = 0; i < G.nscanned; i++) {
+        obj *o = G.scanned[i];
+        SET_MARK(o, MARK(o) & ~AH_SCANNED);
+        size_t n = obj_nvals(o);
+        for (size_t k = 0; k < n; k++)
+            if (PTR_P(o->f[k])) {
+                o->f[k] = ah_forward(o->f[k]);
+                ah_push(o->f[k]);
+            }
+        ah_fix_drain(promote);
+    }
+}
+
+static void major(void)
+{
+    G.nold = 0;
+    G.old_bytes = 0;
+    memset(G.old_pages, 0, (G.nslots + 63) / 64 * sizeof *G.old_pages);
+    ah_mark_roots();
+    ah_mark_drain(0);
+    ah_run_collect();
+    ah_fix_roots();
+    ah_fix_drain(promote);
+    G.major_trigger = 2 * G.old_bytes > 4 * AH.initial ? 2 * G.old_bytes : 4 * AH.initial;
+}
+
+void gen_collect(size_t need)
+{
+    uint64_t t0 = now_ns();
+    int is_major = G.old_bytes > G.major_trigger || need == 0;
+    if (is_major)
+        major();
+    else
+        minor();
+    /* Every object is old now: the remembered set starts empty again. What the
+     * collection itself touched (moved pages, forwarded fields) is dropped too. */
+    take_dirty();
+    uint64_t dt = now_ns() - t0;
+    if (is_major) {
+        G.majors++;
+        G.major_ns += dt;
+    } else {
+        G.minors++;
+        G.minor_ns += dt;
+    }
+    /* The nursery stays --heap bytes: minors stay proportional to it. */
+    AH.threshold = AH.initial > 2 * need ? AH.initial : 2 * need;
+    AH.since = 0;
+}
+
+void gen_fini(void)
+{
+    arena_track_stop(G.hv);
+    free(G.old);
+    free(G.dirty);
+    free(G.scanned);
+    free(G.old_pages);
+    memset(&G, 0, sizeof G);
+}
+
+void gen_describe(FILE *out)
+{
+    fprintf(out,
+            ",\"minor_gcs\":%llu,\"major_gcs\":%llu,\"minor_ms\":%.3f,\"major_ms\":%.3f,"
+            "\"dirty_pages\":%llu,\"scanned_pages\":%llu,\"old_pins\":%llu,\"old_kb\":%zu,"
+            "\"tracker\":\"%s\"",
+            (unsigned long long)G.minors, (unsigned long long)G.majors, (double)G.minor_ns / 1e6,
+            (double)G.major_ns / 1e6, (unsigned long long)G.dirty_pages,
+            (unsigned long long)G.scanned_pages, (unsigned long long)G.old_pinned, G.old_bytes / 1024,
+            arena_track_backend(G.hv) == ARENA_TRACKER_UFFD ? "uffd" : "sigsegv");
+}
