@@ -144,6 +144,11 @@ int arena_create(arena_t **out, const arena_config_t *cfg_in)
     err = arena__heap_init(a);
     if (err)
         goto fail_views;
+    err = arena__fork_register(a); /* R9.1 */
+    if (err) {
+        arena__heap_fini(a);
+        goto fail_views;
+    }
     *out = a;
     return 0;
 
@@ -161,6 +166,7 @@ void arena_destroy(arena_t *a)
 {
     if (!a)
         return;
+    arena__fork_unregister(a);
     arena__track_arena_destroy(a);
     arena__gc_fini(a);
     arena__heap_fini(a);

@@ -180,7 +180,8 @@ static void defer_slots(struct cycle *c, size_t slot, size_t n)
 
 static void punch_deferred(struct cycle *c)
 {
-    qsort(c->dead_fp, c->ndead, sizeof *c->dead_fp, cmp_size);
+    if (c->ndead > 1) /* dead_fp is NULL when nothing died: qsort(NULL, ...) is undefined */
+        qsort(c->dead_fp, c->ndead, sizeof *c->dead_fp, cmp_size);
     for (size_t i = 0; i < c->ndead;) {
         size_t j = i + 1;
         while (j < c->ndead && c->dead_fp[j] == c->dead_fp[i] + (j - i))
@@ -386,7 +387,11 @@ static void mirrors_follow(struct cycle *c, size_t slot, size_t n)
             continue;
         size_t m = n < v->nslots - slot ? n : v->nslots - slot;
         size_t *fp = page_list(c, slot, m);
-        note_error(c, fp == NULL ? ENOMEM : arena__view_set(v, slot, fp, m, ARENA_MOVE_MMAP_FIXED));
+        int err = fp == NULL ? ENOMEM : arena__view_set(v, slot, fp, m, ARENA_MOVE_MMAP_FIXED);
+        /* view_set rolled back: the mirror shows the old layout, which no pointer the
+         * runtime will hold after forwarding can use (R9.6). */
+        v->out_of_step = err != 0;
+        note_error(c, err);
         free(fp);
     }
 }

@@ -110,6 +110,8 @@ struct arena_view {
     size_t shown;          /* slots showing a file page */
     size_t high;           /* 1 + the highest slot that ever showed a file page */
     int registry;          /* index in the process-wide table of views (view.c), -1 = none */
+    bool out_of_step;      /* MIRROR: the last collection could not update it (R9.6); until one
+                              does, arena_view_addr returns NULL for it */
     struct arena__track *track;   /* NULL when not tracking */
     struct arena_view *next;      /* in arena->views */
 };

@@ -647,36 +647,42 @@ int arena__view_protect(arena_view_t *v, size_t slot, size_t n, int prot)
 }
 
 /* -------------------------------------------------------------- life cycle -- */
+/* A table whose munmap is refused stays recorded, so arena__view_destroy tries again. */
 static void release_tables(arena_view_t *v)
 {
-    if (v->slot_enc)
-        arena__os_munmap(v->slot_enc, v->nslots * sizeof *v->slot_enc);
-    if (v->slot_prot)
-        arena__os_munmap(v->slot_prot, v->nslots);
-    v->slot_enc = NULL;
-    v->slot_prot = NULL;
+    if (v->slot_enc && arena__os_munmap(v->slot_enc, v->nslots * sizeof *v->slot_enc) == 0)
+        v->slot_enc = NULL;
+    if (v->slot_prot && arena__os_munmap(v->slot_prot, v->nslots) == 0)
+        v->slot_prot = NULL;
 }
 
-/* Give the range back and mark closed; the struct stays for ECLOSED (R5.9). */
-static void view_close(arena_view_t *v)
+/* Give the range back and mark closed; the struct stays for ECLOSED (R5.9). If the kernel
+ * refuses the munmap, the view stays open and whole and the error is returned (R9.6). */
+static int view_close(arena_view_t *v)
 {
     if (v->closed)
-        return;
+        return 0;
     arena__track_view_closing(v);
+    if (v->base && arena__os_munmap(v->base, v->nslots * v->arena->page_size) != 0)
+        return errno;
     registry_remove(v);
-    if (v->base)
-        arena__os_munmap(v->base, v->nslots * v->arena->page_size);
     release_tables(v);
     v->closed = true;
     v->vmas = 0;
     v->shown = 0;
+    return 0;
 }
 
 void arena__view_destroy(arena_view_t *v)
 {
     if (!v)
         return;
-    view_close(v);
+    if (view_close(v) != 0) {
+        /* Nothing more can be done for the range than leave it mapped. */
+        registry_remove(v);
+        v->closed = true;
+    }
+    release_tables(v);
     arena_t *a = v->arena;
     for (arena_view_t **pp = &a->views; *pp; pp = &(*pp)->next)
         if (*pp == v) {
@@ -816,9 +822,9 @@ int arena_view_close(arena_view_t *v)
     if (err)
         return err;
     pthread_mutex_lock(&v->arena->lock);
-    view_close(v);
+    err = view_close(v);
     pthread_mutex_unlock(&v->arena->lock);
-    return 0;
+    return err;
 }
 
 arena_view_t *arena_heap_view(arena_t *a)
@@ -855,7 +861,7 @@ size_t arena_view_file_page(const arena_view_t *v, size_t slot)
 
 void *arena_view_addr(const arena_view_t *v, const void *heap_ptr)
 {
-    if (!v || v->closed || v->layout != ARENA_VIEW_MIRROR || !v->arena->heap_view)
+    if (!v || v->closed || v->layout != ARENA_VIEW_MIRROR || v->out_of_step || !v->arena->heap_view)
         return NULL;
     const arena_view_t *h = v->arena->heap_view;
     uintptr_t off = (uintptr_t)heap_ptr - (uintptr_t)h->base;

@@ -184,7 +184,9 @@ typedef struct arena_collect_stats {
  * forwarding table cannot be allocated (nothing was collected); otherwise a positive
  * errno is the first kernel error met by a collection that still completed: a move
  * that failed was finished by copying or left in place, no object is lost, *st is
- * filled and arena_forward is valid for whatever did move. Stop-the-world. */
+ * filled and arena_forward is valid for whatever did move. A MIRROR view the collection
+ * could not update is out of step (arena_view_addr returns NULL for it) until a later
+ * collection updates it. Stop-the-world. */
 ARENA_API int arena_collect(arena_t *a, arena_collect_stats_t *st);
 
 /* Where the object that contained old (an address valid before the last collection)
@@ -250,7 +252,8 @@ ARENA_API int arena_view_prot(const arena_view_t *v);     /* the protection it w
 /* The file page that slot shows, or ARENA_NO_PAGE. */
 ARENA_API size_t arena_view_file_page(const arena_view_t *v, size_t slot);
 
-/* For a MIRROR view: the address in v of the heap byte heap_ptr, or NULL. */
+/* For a MIRROR view: the address in v of the heap byte heap_ptr, or NULL (also while the
+ * mirror is out of step after a failed collection, see arena_collect). */
 ARENA_API void *arena_view_addr(const arena_view_t *v, const void *heap_ptr);
 
 /* Choose the primitive this view uses (default: the arena's). REMAP_FILE_PAGES on a
