@@ -202,7 +202,8 @@ ARENA_API void *arena_forward(const arena_t *a, const void *old);
 
 /* Reserve npages consecutive file pages (zeroed, allocated with fallocate so a write
  * can never SIGBUS) that the heap will not use; *first receives the first file page.
- * Errors: ARENA_ENULL, ARENA_ESIZE, ENOSPC, ENOMEM. */
+ * Errors: ARENA_ENULL, ARENA_ESIZE (npages 0), ENOSPC (cfg.max_file or the file system),
+ * ENOMEM, or the errno of ftruncate / fallocate. */
 ARENA_API int arena_file_alloc(arena_t *a, size_t npages, size_t *first);
 
 /* Give back file pages from arena_file_alloc: their memory is punched out of the file.
@@ -238,7 +239,8 @@ ARENA_API int arena_view_open(arena_t *a, int layout, size_t nslots, int prot, i
                               arena_view_t **out);
 
 /* Close a view: its range is unmapped; the handle answers ARENA_ECLOSED until
- * arena_destroy. Errors: ARENA_ENULL, ARENA_ECLOSED, ARENA_EHEAP (the heap view). */
+ * arena_destroy. Errors: ARENA_ENULL, ARENA_ECLOSED, ARENA_EHEAP (the heap view), or the
+ * errno of a refused munmap (the view then stays open, with tracking stopped). */
 ARENA_API int arena_view_close(arena_view_t *v);
 
 /* The heap's own view (slot i = the i-th page of the heap reservation). It can be

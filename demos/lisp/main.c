@@ -212,7 +212,8 @@ static size_t parse_size(const char *s)
 
 static void usage(void)
 {
-    fputs("usage: arena-lisp [--gc=arena|semispace] [--heap SIZE] [--generational] [--stats] [--gc-stress=N] [FILE [ARG...]]\n",
+    fputs("usage: arena-lisp [--gc=arena|semispace] [--heap SIZE] [--generational] [--stats] [--tracker=sigsegv|uffd]\n"
+          "                  [--gc-stress=N] [FILE [ARG...]]\n",
           stderr);
     exit(2);
 }
@@ -236,6 +237,10 @@ int main(int argc, char **argv)
             o.generational = 1;
         else if (!strcmp(a, "--verbose-gc"))
             L.verbose_gc = 1;
+        else if (!strcmp(a, "--tracker=sigsegv"))
+            L.tracker = 1;
+        else if (!strcmp(a, "--tracker=uffd"))
+            L.tracker = 2;
         else if (!strncmp(a, "--gc-stress=", 12))
             L.stress = strtoull(a + 12, NULL, 10);
         else if (a[0] == '-' && a[1])
