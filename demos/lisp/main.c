@@ -128,6 +128,8 @@ static void print_stats(const struct options *o, uint64_t total_ns)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    if (L.mid_line)
+        putchar('\n'); /* the stats line must be a line of its own */
     const char *prog = o->file ? strrchr(o->file, '/') : NULL;
     prog = prog ? prog + 1 : o->file ? o->file : "stdin";
     printf("{\"gc\":\"%s\",\"program\":\"%s\",\"total_ms\":%.3f,\"gc_pause_ms\":%.3f,\"gcs\":%llu,"
