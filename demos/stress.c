@@ -246,6 +246,13 @@ static void op_verify(struct mutator *m, struct ref *r)
     const char *what = obj_verify(r->p, r, &off);
     if (what)
         corruption("mutator read", r, r->p, what, off);
+    /* Only this thread writes this object, so its mirror image must match now too. */
+    if (mirror) {
+        const char *mp = arena_view_addr(mirror, r->p);
+        if (!mp || memcmp(mp, r->p, r->size) != 0)
+            corruption("mirror view, mutator read", r, r->p,
+                       mp ? "mirror content differs" : "no mirror address", 0);
+    }
     m->verified_objects++;
     m->verified_bytes += r->size;
 }
@@ -518,9 +525,13 @@ static void summary(uint64_t start)
         rewrites += mutators[t].rewrites;
     }
     double s = (double)(now_ns() - start) / 1e9;
+    int backend = opt.track ? arena_track_backend(arena_heap_view(arena)) : -1;
     printf("arena-stress: %s threads=%d seed=%" PRIu64 " page=%zu%s%s\n",
            opt.malloc_baseline ? "baseline=malloc" : "arena", opt.threads, opt.seed, page_size,
-           opt.track ? " track" : "", opt.mirror ? " mirror" : "");
+           backend == ARENA_TRACKER_UFFD      ? " track=uffd"
+           : backend == ARENA_TRACKER_SIGSEGV ? " track=sigsegv"
+                                              : "",
+           opt.mirror ? " mirror" : "");
     printf("  time %.2f s, operations %" PRIu64 " (%.0f/s), allocations %" PRIu64 ", rewrites %" PRIu64 "\n",
            s, ops, ops / s, allocs, rewrites);
     printf("  cycles %" PRIu64 ", collections %" PRIu64 " (pause mean %.3f ms, max %.3f ms), pinned %" PRIu64 "\n",
@@ -636,7 +647,8 @@ static void open_arena(void)
             fatal("arena_view_open(MIRROR): %s", arena_have_strerror(err));
     }
     if (opt.track) {
-        if (!ARENA_HAVE(arena_track_start) || !ARENA_HAVE(arena_track_take))
+        if (!ARENA_HAVE(arena_track_start) || !ARENA_HAVE(arena_track_take) ||
+            !ARENA_HAVE(arena_track_backend))
             skip("--track: this build of the library has no tracking");
         err = arena_track_start(arena_heap_view(arena), ARENA_TRACK_WRITES);
         if (err == ARENA_ENOTSUP)

@@ -2,7 +2,7 @@
  * bench_runtime.c -- the arena under a real runtime: arena-lisp (built next to
  * arena-bench) runs its programs with --gc=arena and --gc=semispace and reports
  * --stats as a JSON line ({"total_ms","gc_pause_ms","peak_rss_kb",...}); rows give total
- * time, GC pause and peak RSS, arena against semispace. The programs are the .scm files
+ * time, GC pause and peak RSS, arena (and arena --generational) against semispace. The programs are the .scm files
  * of demos/lisp-programs (or $ARENA_LISP_PROGRAMS). Without arena-lisp, its programs or
  * its arena collector, the row is a note.
  */
@@ -45,6 +45,8 @@ static int run_lisp(const char *lisp, const char *prog, const char *gc, double f
     char cmd[4096];
     /* The stats line follows the program's own output on stdout. */
     snprintf(cmd, sizeof cmd, "'%s' --gc=%s --stats '%s' 2>/dev/null", lisp, gc, prog);
+    for (double *x = f; x < f + F_N; x++)
+        *x = NAN;
     FILE *p = popen(cmd, "r");
     if (!p) {
         snprintf(why, whylen, "cannot run %s", lisp);
@@ -83,31 +85,48 @@ static off_t file_size(const char *path)
     return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
+/* The collectors compared with semispace: the arena, and the arena with generations
+ * (tracked pages as the write barrier). */
+static const struct {
+    const char *args, *suffix;
+} variants[] = {{"arena", ""}, {"arena --generational", "_generational"}};
+#define NVARIANTS (sizeof variants / sizeof variants[0])
+
 static void one_program(const struct bench_opts *o, const char *lisp, const char *path,
                         const char *name)
 {
-    char bench[256], why[512];
+    static const char *const metrics[F_N] = {"total_time", "gc_pause", "peak_rss"};
+    static const char *const units[F_N] = {"ms", "ms", "KiB"};
+    char bench[256], why[512], metric[64];
     snprintf(bench, sizeof bench, "runtime.%.*s", (int)(strrchr(name, '.') - name), name);
-    int reps = o->repeat;
-    double *v = malloc((size_t)reps * F_N * 2 * sizeof *v), *b = v + (size_t)reps * F_N;
-    for (int r = 0; r < reps; r++) {
-        double fa[F_N], fs[F_N];
-        bench_progress("%s %d/%d", bench, r + 1, reps);
-        if (run_lisp(lisp, path, "arena", fa, why, sizeof why) ||
-            run_lisp(lisp, path, "semispace", fs, why, sizeof why)) {
-            bench_note(bench, "failed", why);
-            free(v);
-            return;
-        }
-        for (int k = 0; k < F_N; k++) {
-            v[k * reps + r] = fa[k];
-            b[k * reps + r] = fs[k];
+    size_t reps = (size_t)o->repeat;
+    /* v[(variant * F_N + figure) * reps + r]; the semispace baseline is variant NVARIANTS. */
+    double *v = malloc((NVARIANTS + 1) * F_N * reps * sizeof *v);
+    bool failed[NVARIANTS + 1] = {false};
+    for (size_t r = 0; r < reps; r++) {
+        for (size_t k = 0; k <= NVARIANTS; k++) {
+            double f[F_N];
+            bench_progress("%s %zu/%zu", bench, r + 1, reps);
+            if (failed[k] || run_lisp(lisp, path, k < NVARIANTS ? variants[k].args : "semispace",
+                                      f, why, sizeof why)) {
+                if (!failed[k])
+                    bench_note(bench, "failed", why);
+                failed[k] = true;
+                continue;
+            }
+            for (int m = 0; m < F_N; m++)
+                v[(k * F_N + (size_t)m) * reps + r] = f[m];
         }
     }
-    bench_row(bench, "total_time", bench_median(v, reps), "ms", bench_median(b, reps));
-    bench_row(bench, "gc_pause", bench_median(v + reps, reps), "ms", bench_median(b + reps, reps));
-    bench_row(bench, "peak_rss", bench_median(v + 2 * reps, reps), "KiB",
-              bench_median(b + 2 * reps, reps));
+    for (size_t k = 0; k < NVARIANTS && !failed[NVARIANTS]; k++) {
+        if (failed[k])
+            continue;
+        for (size_t m = 0; m < F_N; m++) {
+            snprintf(metric, sizeof metric, "%s%s", metrics[m], variants[k].suffix);
+            bench_row(bench, metric, bench_median(v + (k * F_N + m) * reps, (int)reps), units[m],
+                      bench_median(v + (NVARIANTS * F_N + m) * reps, (int)reps));
+        }
+    }
     free(v);
 }
 

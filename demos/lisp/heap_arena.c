@@ -154,6 +154,7 @@ static int arena_init(size_t bytes, int generational)
     /* The tracker keeps per-slot state for the whole reservation: reserve what a
      * demo can use, not the default 64 GiB. */
     cfg.reserve = (size_t)2 << 30;
+    cfg.tracker = L.tracker == 1 ? ARENA_TRACKER_SIGSEGV : L.tracker == 2 ? ARENA_TRACKER_UFFD : ARENA_TRACKER_AUTO;
     int rc = arena_create(&AH.a, &cfg);
     if (rc) {
         fprintf(stderr, "arena-lisp: arena_create: %s\n", arena_strerror(rc));

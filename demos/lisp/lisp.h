@@ -160,6 +160,8 @@ struct lisp {
     jmp_buf *on_error;
     uint64_t gcs, gc_ns, bytes_allocated;
     int verbose_gc;
+    int mid_line;      /* the program's output so far does not end in a newline */
+    int tracker;       /* --tracker: enum arena_tracker for --generational (0 = auto) */
     uint64_t stress, stress_count; /* collect every stress allocations (0 = off) */
 };
 extern struct lisp L;

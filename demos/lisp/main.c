@@ -128,6 +128,8 @@ static void print_stats(const struct options *o, uint64_t total_ns)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    if (L.mid_line)
+        putchar('\n'); /* the stats line must be a line of its own */
     const char *prog = o->file ? strrchr(o->file, '/') : NULL;
     prog = prog ? prog + 1 : o->file ? o->file : "stdin";
     printf("{\"gc\":\"%s\",\"program\":\"%s\",\"total_ms\":%.3f,\"gc_pause_ms\":%.3f,\"gcs\":%llu,"
@@ -212,7 +214,8 @@ static size_t parse_size(const char *s)
 
 static void usage(void)
 {
-    fputs("usage: arena-lisp [--gc=arena|semispace] [--heap SIZE] [--generational] [--stats] [--gc-stress=N] [FILE [ARG...]]\n",
+    fputs("usage: arena-lisp [--gc=arena|semispace] [--heap SIZE] [--generational] [--stats] [--tracker=sigsegv|uffd]\n"
+          "                  [--gc-stress=N] [FILE [ARG...]]\n",
           stderr);
     exit(2);
 }
@@ -236,6 +239,10 @@ int main(int argc, char **argv)
             o.generational = 1;
         else if (!strcmp(a, "--verbose-gc"))
             L.verbose_gc = 1;
+        else if (!strcmp(a, "--tracker=sigsegv"))
+            L.tracker = 1;
+        else if (!strcmp(a, "--tracker=uffd"))
+            L.tracker = 2;
         else if (!strncmp(a, "--gc-stress=", 12))
             L.stress = strtoull(a + 12, NULL, 10);
         else if (a[0] == '-' && a[1])

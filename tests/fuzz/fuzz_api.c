@@ -72,6 +72,7 @@ struct model {
     size_t nobjs;
     arena_view_t *views[MAX_VIEWS];
     size_t own_first, own_pages; /* file pages from arena_file_alloc, 0 pages = none */
+    bool faults;                 /* a system call failure was armed */
 };
 
 static bool is_code(int err)
@@ -116,7 +117,8 @@ static void op_alloc(struct model *m, struct input *in)
         return;
     }
     if (p == NULL) {
-        CHECK(errno == ENOMEM || errno == ENOSPC);
+        /* With a system call failing on purpose, its errno may come through. */
+        CHECK(errno == ENOMEM || errno == ENOSPC || (m->faults && errno > 0));
         return;
     }
     CHECK(((uintptr_t)p & 15) == 0);
@@ -212,8 +214,10 @@ static void op_view_open(struct model *m, struct input *in)
     arena_view_t **slot = pick_view(m, in);
     int layout = take8(in) % 4, prot = take8(in) % 9, flags = take8(in) % 3;
     size_t nslots = take_index(in);
-    if (*slot != NULL)
-        CHECK(arena_view_close(*slot) == 0);
+    if (*slot != NULL) {
+        int err = arena_view_close(*slot);
+        CHECK(err == 0 || (m->faults && is_code(err)));
+    }
     *slot = NULL;
     /* Writable views of heap pages would corrupt the model: this target only writes through
      * the heap and its pages from arena_file_alloc. */
@@ -278,12 +282,16 @@ static void op_file(struct model *m, struct input *in)
     }
     /* Views must stop showing the pages first: close them all. */
     for (size_t i = 0; i < MAX_VIEWS; i++) {
-        if (m->views[i] != NULL)
-            CHECK(arena_view_close(m->views[i]) == 0);
-        m->views[i] = NULL;
+        if (m->views[i] != NULL) {
+            int err = arena_view_close(m->views[i]);
+            CHECK(err == 0 || (m->faults && is_code(err)));
+        }
+        m->views[i] = NULL; /* left open on error: arena_destroy closes it */
     }
-    CHECK(arena_file_free(m->a, m->own_first, m->own_pages) == 0);
-    CHECK(arena_file_free(m->a, m->own_first, m->own_pages) == ARENA_ERANGE);
+    int err = arena_file_free(m->a, m->own_first, m->own_pages);
+    CHECK(err == 0 || (m->faults && is_code(err)));
+    if (err == 0)
+        CHECK(arena_file_free(m->a, m->own_first, m->own_pages) == ARENA_ERANGE);
     m->own_pages = 0;
 }
 
@@ -301,8 +309,9 @@ static void op_track(struct model *m, struct input *in)
     CHECK(is_code(err));
 }
 
-static void op_fault(struct input *in)
+static void op_fault(struct model *m, struct input *in)
 {
+    m->faults = true;
 #ifdef ARENA_FAULT_INJECTION
     static const int errs[] = {ENOMEM, ENOSPC, EPERM, EINVAL, EAGAIN};
     arena__fault_arm(take8(in) % ARENA_SYS_COUNT, 1 + take8(in) % 6, errs[take8(in) % 5]);
@@ -340,7 +349,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 10: op_view_change(&m, &in); break;
         case 11: op_file(&m, &in); break;
         case 12: op_track(&m, &in); break;
-        default: op_fault(&in); break;
+        default: op_fault(&m, &in); break;
         }
     }
 #ifdef ARENA_FAULT_INJECTION
