@@ -68,7 +68,7 @@ if(ARENA_BUILD_DEMOS AND TARGET arena-lisp)
 
   # Small heaps make every program collect many times: the semispaces start at 64 KiB
   # and grow; the arena collects every 256 KiB allocated (the nursery when generational).
-  foreach(prog fib tak nqueens binary-trees strings features)
+  foreach(prog fib tak nqueens binary-trees strings features old-to-young)
     lisp_test(lisp_${prog}_semispace ${prog} "--gc=semispace --heap 64k")
     lisp_test(lisp_${prog}_arena ${prog} "--gc=arena --heap 256k")
     lisp_test(lisp_${prog}_generational ${prog} "--gc=arena --generational --heap 256k")

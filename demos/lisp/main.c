@@ -124,7 +124,7 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void print_stats(const struct options *o, uint64_t total_ns)
+static void print_stats(const struct options *o, uint64_t total_ns) /* R10.4 */
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
