@@ -89,6 +89,18 @@ static size_t default_vma_budget(void)
     return budget < 64 ? 64 : budget;
 }
 
+/* Mappings kept free below vm.max_map_count whatever the configured budget: a batch the
+ * kernel refuses half-way is rolled back with mmap(MAP_FIXED), and a rollback needs
+ * mappings of its own. A budget the kernel cannot honour is clamped to this (R4.9). */
+#define ROLLBACK_HEADROOM 512
+
+static size_t clamp_vma_budget(size_t budget)
+{
+    size_t max = arena__os_max_map_count(), used = arena__os_count_maps();
+    size_t room = used + ROLLBACK_HEADROOM < max ? max - used - ROLLBACK_HEADROOM : 64;
+    return budget > room ? room : budget;
+}
+
 static void fill_defaults(arena_config_t *cfg, size_t os_page)
 {
     if (!cfg->page_size)
@@ -103,6 +115,7 @@ static void fill_defaults(arena_config_t *cfg, size_t os_page)
         cfg->sparse_percent = 25;
     if (!cfg->vma_budget)
         cfg->vma_budget = default_vma_budget();
+    cfg->vma_budget = clamp_vma_budget(cfg->vma_budget);
 }
 
 /* ------------------------------------------------------------- life cycle -- */

@@ -98,7 +98,10 @@ typedef struct arena_config {
     int backing;             /* enum arena_backing; default AUTO */
     const char *dir;         /* directory for ARENA_BACKING_TMPFILE; NULL = $TMPDIR, else /tmp */
     int mover;               /* enum arena_mover; default AUTO */
-    size_t vma_budget;       /* most mappings the arena may add; 0 = a safe share of vm.max_map_count */
+    size_t vma_budget;       /* most mappings the arena may add; 0 = half of what vm.max_map_count
+                                leaves; a larger value than the kernel can honour (max_map_count
+                                minus the process's mappings minus 512 kept for rollbacks) is
+                                clamped: arena_stats() reports the budget in force */
     int tracker;             /* enum arena_tracker; default AUTO */
     size_t copy_below;       /* runs shorter than this many pages are copied, not remapped;
                                 0 = calibrated once per process */

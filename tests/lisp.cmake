@@ -3,7 +3,8 @@
 #
 # This file is both the ctest registration (included by tests/CMakeLists.txt) and,
 # run with `cmake -P`, the checker each test invokes:
-#   cmake -DLISP=exe -DARGS="..." -DPROGRAM=file.scm -DEXPECTED=file.out [-DSTDIN=1] [-DRC=n] -P lisp.cmake
+#   cmake -DLISP=exe -DARGS="..." -DPROGRAM=file.scm -DEXPECTED=file.out [-DSTDIN=1] [-DRC=n]
+#         [-DSTATS=collector] -P lisp.cmake
 if(CMAKE_SCRIPT_MODE_FILE)
   separate_arguments(args UNIX_COMMAND "${ARGS}")
   if(NOT DEFINED RC)
@@ -19,6 +20,24 @@ if(CMAKE_SCRIPT_MODE_FILE)
   if(NOT rc STREQUAL RC)
     message(FATAL_ERROR "arena-lisp ${ARGS} ${PROGRAM}: exit status ${rc}, expected ${RC}\nstderr:\n${err}\nstdout:\n${out}")
   endif()
+  if(STATS)
+    # The last line is the --stats JSON object: check it, then compare the rest.
+    string(REGEX MATCH "[^\n]*\n$" last "${out}")
+    string(LENGTH "${out}" n)
+    string(LENGTH "${last}" m)
+    math(EXPR keep "${n} - ${m}")
+    string(SUBSTRING "${out}" 0 ${keep} out)
+    foreach(field gc program total_ms gc_pause_ms gcs peak_rss_kb)
+      string(JSON value ERROR_VARIABLE jerr GET "${last}" ${field})
+      if(jerr)
+        message(FATAL_ERROR "--stats line lacks ${field} (${jerr}):\n${last}")
+      endif()
+      set(stat_${field} "${value}")
+    endforeach()
+    if(NOT stat_gcs GREATER 0 OR NOT stat_peak_rss_kb GREATER 0 OR NOT stat_gc STREQUAL STATS)
+      message(FATAL_ERROR "--stats line: expected collections by ${STATS}:\n${last}")
+    endif()
+  endif()
   file(READ ${EXPECTED} want)
   if(NOT out STREQUAL want)
     message(FATAL_ERROR "arena-lisp ${ARGS} ${PROGRAM}: output differs from ${EXPECTED}\nstderr:\n${err}\ngot:\n${out}")
@@ -29,8 +48,11 @@ endif()
 if(ARENA_BUILD_DEMOS AND TARGET arena-lisp)
   set(LISP_PROGRAMS ${PROJECT_SOURCE_DIR}/demos/lisp-programs)
   function(lisp_test name program args)
-    cmake_parse_arguments(T "STDIN" "RC" "" ${ARGN})
+    cmake_parse_arguments(T "STDIN" "RC;STATS" "" ${ARGN})
     set(extra)
+    if(T_STATS)
+      list(APPEND extra -DSTATS=${T_STATS})
+    endif()
     if(T_STDIN)
       list(APPEND extra -DSTDIN=1)
     endif()
@@ -46,7 +68,7 @@ if(ARENA_BUILD_DEMOS AND TARGET arena-lisp)
 
   # Small heaps make every program collect many times: the semispaces start at 64 KiB
   # and grow; the arena collects every 256 KiB allocated (the nursery when generational).
-  foreach(prog fib tak nqueens binary-trees strings features)
+  foreach(prog fib tak nqueens binary-trees strings features old-to-young)
     lisp_test(lisp_${prog}_semispace ${prog} "--gc=semispace --heap 64k")
     lisp_test(lisp_${prog}_arena ${prog} "--gc=arena --heap 256k")
     lisp_test(lisp_${prog}_generational ${prog} "--gc=arena --generational --heap 256k")
@@ -60,6 +82,9 @@ if(ARENA_BUILD_DEMOS AND TARGET arena-lisp)
   lisp_test(lisp_error_semispace error "--gc=semispace" RC 1)
   lisp_test(lisp_error_arena error "--gc=arena" RC 1)
   lisp_test(lisp_stdin_semispace fib "--gc=semispace" STDIN)
+  # --stats appends one JSON line (what arena-bench reads).
+  lisp_test(lisp_stats_semispace nqueens "--gc=semispace --heap 64k --stats" STATS semispace)
+  lisp_test(lisp_stats_arena nqueens "--gc=arena --heap 256k --stats" STATS arena)
 endif()
 
 # arena-wx: code written through a read-write view runs through a read-execute view of

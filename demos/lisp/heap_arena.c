@@ -1,6 +1,6 @@
 /*
  * heap_arena.c -- the interpreter's heap on the arena: arena_alloc for every object,
- * and a precise collection in three passes.
+ * and a precise collection in three passes (R10.2).
  *
  *   1. mark:    trace from the roots with an explicit stack; each object reached is
  *               flagged in its header (so it is traced once) and arena_mark()ed.

@@ -1,6 +1,6 @@
 /*
  * heap_gen.c -- generational collection on the arena, with page tracking as the
- * write barrier.
+ * write barrier (R10.3).
  *
  * Two generations, "sticky": every object that survives a collection becomes old
  * (AH_OLD in its header) and stays old until a major collection finds it dead.

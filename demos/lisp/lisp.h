@@ -160,12 +160,13 @@ struct lisp {
     jmp_buf *on_error;
     uint64_t gcs, gc_ns, bytes_allocated;
     int verbose_gc;
+    int mid_line;      /* the program's output so far does not end in a newline */
     int tracker;       /* --tracker: enum arena_tracker for --generational (0 = auto) */
     uint64_t stress, stress_count; /* collect every stress allocations (0 = off) */
 };
 extern struct lisp L;
 
-/* Rooting. GC_BEGIN records the root stack; ROOT(x) registers local x; every exit
+/* Rooting (R10.1). GC_BEGIN records the root stack; ROOT(x) registers local x; every exit
  * path restores the stack with GC_END (or GC_RETURN). */
 #define GC_BEGIN size_t gc_saved_roots_ = L.nroots
 #define ROOT(x) root_push(&(x))

@@ -124,10 +124,12 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void print_stats(const struct options *o, uint64_t total_ns)
+static void print_stats(const struct options *o, uint64_t total_ns) /* R10.4 */
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    if (L.mid_line)
+        putchar('\n'); /* the stats line must be a line of its own */
     const char *prog = o->file ? strrchr(o->file, '/') : NULL;
     prog = prog ? prog + 1 : o->file ? o->file : "stdin";
     printf("{\"gc\":\"%s\",\"program\":\"%s\",\"total_ms\":%.3f,\"gc_pause_ms\":%.3f,\"gcs\":%llu,"

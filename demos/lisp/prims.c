@@ -795,6 +795,10 @@ static val p_display(val args, size_t argc)
 {
     (void)argc;
     print_val(stdout, A1, 0);
+    if (STRING_P(A1))
+        L.mid_line = COUNT(A1) ? STR_CHARS(A1)[COUNT(A1) - 1] != '\n' : L.mid_line;
+    else
+        L.mid_line = !(CHAR_P(A1) && CHARVAL(A1) == '\n');
     return UNSPEC;
 }
 
@@ -802,6 +806,7 @@ static val p_write(val args, size_t argc)
 {
     (void)argc;
     print_val(stdout, A1, 1);
+    L.mid_line = 1;
     return UNSPEC;
 }
 
@@ -810,6 +815,7 @@ static val p_newline(val args, size_t argc)
     (void)args;
     (void)argc;
     fputc('\n', stdout);
+    L.mid_line = 0;
     return UNSPEC;
 }
 
