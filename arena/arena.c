@@ -112,7 +112,7 @@ static void fill_defaults(arena_config_t *cfg, size_t os_page)
     if (cfg->reserve < cfg->page_size)
         cfg->reserve = cfg->page_size;
     if (!cfg->sparse_percent)
-        cfg->sparse_percent = 25;
+        cfg->sparse_percent = 75;
     if (!cfg->vma_budget)
         cfg->vma_budget = default_vma_budget();
     cfg->vma_budget = clamp_vma_budget(cfg->vma_budget);

@@ -136,6 +136,8 @@ struct cycle {
     size_t release_slot, release_n;   /* dead slots waiting to be released as one run */
     size_t evac_slot, evac_used;      /* the page being filled by evacuation */
     size_t evac_pool, evac_pool_n;    /* fresh slots taken for evacuation, not yet used */
+    size_t evac_chunk;                /* slots the next take asks for: doubles, so a large
+                                         evacuation costs few mapping calls */
     size_t sparse_bytes;      /* below this many live bytes a page is sparse */
     uint32_t *where;          /* during the slide: final slot of the page at each slot */
     size_t copy_fp, copy_fp_n;        /* fresh consecutive file pages for copied units */
@@ -257,7 +259,8 @@ static char *evac_room(struct cycle *c, size_t size)
     arena_t *a = c->a;
     if (c->evac_slot == (size_t)-1 || c->evac_used + size > a->page_size) {
         if (c->evac_pool_n == 0) {
-            size_t want = 16;
+            size_t want = c->evac_chunk < 16 ? 16 : c->evac_chunk;
+            c->evac_chunk = want < 512 ? want * 2 : want;
             if (arena__heap_take(a, want, ARENA__PAGE_POOL, &c->evac_pool) != 0 &&
                 arena__heap_take(a, want = 1, ARENA__PAGE_POOL, &c->evac_pool) != 0)
                 return NULL;
@@ -855,7 +858,7 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
     struct cycle c = {.a = a, .h = h, .evac_slot = (size_t)-1};
     c.st.vmas_before = arena__vmas(a);
     c.st.pages_before = h->used_pages;
-    unsigned sparse = a->cfg.sparse_percent ? a->cfg.sparse_percent : 25;
+    unsigned sparse = a->cfg.sparse_percent ? a->cfg.sparse_percent : 75;
     c.sparse_bytes = a->page_size * (sparse > 100 ? 100 : sparse) / 100;
     /* Every thread's current page is retired: the next allocation refills (R6.1). */
     atomic_fetch_add(&h->epoch, 1);

@@ -105,7 +105,9 @@ typedef struct arena_config {
     int tracker;             /* enum arena_tracker; default AUTO */
     size_t copy_below;       /* runs shorter than this many pages are copied, not remapped;
                                 0 = calibrated once per process */
-    unsigned sparse_percent; /* pages less than this % live are evacuated object by object; 0 = 25 */
+    unsigned sparse_percent; /* pages less than this % live are evacuated object by object; 0 = 75
+                              * (copying live bytes is far cheaper than keeping a page: at 25
+                              * a 30 %-survival heap kept 1.44x its live bytes, at 75 1.12x) */
     size_t max_file;         /* cap on the backing file in bytes (exhaustion -> ENOSPC); 0 = none */
 } arena_config_t;
 
