@@ -125,8 +125,11 @@ static int prot_of(const struct arena__track *t, size_t slot, bool armed)
     return armed ? prot_armed_of(t, slot) : prot_open_of(t, slot);
 }
 
-/* Selects the tracker's own open bits instead of a bitmap relative to `first`. */
-static const uint64_t BITS[1];
+/* Select by the tracker's own open bits instead of a bitmap relative to `first`; ARMED:
+ * the slots armed now (bit clear, and showing what they showed when armed). */
+static const uint64_t BITS[1], ARMED[1];
+
+static bool slot_changed(const struct arena__track *t, size_t s);
 
 static bool picked(const struct arena__track *t, size_t s, size_t first, const uint64_t *sel,
                    bool want)
@@ -135,6 +138,8 @@ static bool picked(const struct arena__track *t, size_t s, size_t first, const u
         return false;
     if (sel == NULL)
         return true;
+    if (sel == ARMED)
+        return !bit_get(t, s) && !slot_changed(t, s);
     return (sel == BITS ? bit_get(t, s) : plain_get(sel, s - first)) == want;
 }
 
@@ -254,6 +259,7 @@ static void track_free(struct arena__track *t)
     free((void *)t->open);
     free(t->shown);
     free(t->shown_prot);
+    free(t->carried);
     free((void *)t->lock);
     free(t);
 }
@@ -326,8 +332,10 @@ static int track_alloc(arena_view_t *v, int what, int backend, struct arena__tra
     t->open = calloc(t->nwords, sizeof *t->open);
     t->shown = calloc(t->nslots, sizeof *t->shown);
     t->shown_prot = calloc(t->nslots, 1);
+    t->carried = calloc(t->nwords, sizeof *t->carried);
     t->lock = calloc(t->nlocks, sizeof *t->lock);
-    if (t->open == NULL || t->shown == NULL || t->shown_prot == NULL || t->lock == NULL) {
+    if (t->open == NULL || t->shown == NULL || t->shown_prot == NULL || t->carried == NULL ||
+        t->lock == NULL) {
         track_free(t);
         return ENOMEM;
     }
@@ -418,7 +426,7 @@ static void rearm_groups(struct arena__track *t, size_t g_end)
         size_t first, end;
         group_range(t, g, &first, &end);
         group_lock(t, g);
-        set_runs(t, first, end, BITS, false, true, NULL);
+        set_runs(t, first, end, ARMED, true, true, NULL);
         group_unlock(t, g);
     }
 }
@@ -436,9 +444,9 @@ static int open_all(struct arena__track *t)
         group_range(t, g, &first, &gend);
         struct span f;
         group_lock(t, g);
-        err = set_runs(t, first, gend < end ? gend : end, BITS, false, false, &f);
+        err = set_runs(t, first, gend < end ? gend : end, ARMED, true, false, &f);
         if (err != 0)
-            set_runs(t, first, f.hi, BITS, false, true, NULL);
+            set_runs(t, first, f.hi, ARMED, true, true, NULL);
         group_unlock(t, g);
         if (err != 0)
             rearm_groups(t, g);
@@ -567,7 +575,7 @@ static int take_bits(struct arena__track *t, void **pages, size_t max, size_t *c
         group_range(t, g, &first, &end);
         bool any = false;
         for (size_t w = first >> 6; w < (end + 63) >> 6 && !any; w++)
-            any = atomic_load(&t->open[w]) != 0;
+            any = (atomic_load(&t->open[w]) | t->carried[w]) != 0;
         if (!any)
             continue;
         /* A group bigger than sel is handled in sel-sized pieces under one lock. */
@@ -577,9 +585,10 @@ static int take_bits(struct arena__track *t, void **pages, size_t max, size_t *c
             for (size_t i = 0; i <= (pend - piece) / 64; i++)
                 sel[i] = 0;
             for (size_t s = piece; s < pend && n < max; s++) {
-                if (!bit_get(t, s))
+                if (!bit_get(t, s) && !plain_get(t->carried, s))
                     continue;
                 bit_clear(t, s); /* before re-arming: a write after this is seen again */
+                plain_put(t->carried, s, false);
                 if (!arena__track_slot_mapped(t, s))
                     continue;
                 plain_put(sel, s - piece, true);
@@ -782,7 +791,8 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
         if (t->shown[dst + i] == t->view->slot_enc[dst + i])
             continue;
         plain_put(moved, i, true);
-        plain_put(state, i, t->backend == ARENA_TRACKER_UFFD || bit_get(t, src + i));
+        plain_put(state, i, t->backend == ARENA_TRACKER_UFFD || bit_get(t, src + i) ||
+                                plain_get(t->carried, src + i));
     }
     for (size_t i = 0; i < n; i++) {
         size_t s = src + i;
@@ -790,6 +800,7 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
             continue;
         t->shown[s] = t->view->slot_enc[s];
         bit_clear(t, s);
+        plain_put(t->carried, s, false);
         if (arena__track_slot_mapped(t, s))
             bit_set(t, s); /* the source shows something new: its contents count as touched */
     }
@@ -799,6 +810,7 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
         size_t g = (dst + i) >> group_shift(t);
         group_lock(t, g);
         t->shown[dst + i] = t->view->slot_enc[dst + i];
+        plain_put(t->carried, dst + i, false);
         if (plain_get(state, i))
             bit_set(t, dst + i);
         else
@@ -823,7 +835,14 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
             if (plain_get(to_arm, s - dst))
                 bit_set(t, s);
     }
-    set_runs(t, dst, dst + n, state, true, false, NULL);
+    /* A touched page the kernel would not open stays armed: it is reported from `carried`. */
+    while (set_runs(t, dst, dst + n, state, true, false, &f) != 0)
+        for (size_t s2 = f.lo; s2 < f.hi; s2++)
+            if (plain_get(state, s2 - dst)) {
+                plain_put(state, s2 - dst, false);
+                bit_clear(t, s2);
+                plain_put(t->carried, s2, true);
+            }
     free(state);
 }
 

@@ -32,6 +32,7 @@ struct arena__track {
     uint32_t *shown;          /* the view's slot table (slot_enc) as last armed */
     uint8_t *shown_prot;      /* and its per-slot protections (slot_prot), R8.11 */
     size_t nwords;
+    uint64_t *carried;        /* touched, but armed: a move the kernel would not open (R8.6) */
     _Atomic unsigned char *lock; /* per group */
     _Atomic unsigned group_shift; /* grows with the slots in use (regroup) */
     size_t nlocks;            /* one per group of the smallest size */
