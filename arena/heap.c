@@ -260,35 +260,13 @@ static void give_back_slots(struct arena__heap *h, size_t slot, size_t n)
     /* Otherwise the slots stay unused until the next collection rebuilds the holes. */
 }
 
-static bool have_mirrors(const arena_t *a)
-{
-    for (const arena_view_t *v = a->views; v != NULL; v = v->next)
-        if (is_mirror(v))
-            return true;
-    return false;
-}
-
-/* Fresh slots arrive with their page tables filled (R6.2): the file pages are already
- * allocated (fallocate), so one populated mapping moved into place replaces a page fault
- * per page on first touch, which dominated small-object allocation. */
-static int show_fresh(arena_t *a, size_t slot, size_t fp, size_t n)
-{
-    if (have_mirrors(a))
-        return arena__view_set_run(a->heap_view, slot, fp, n, ARENA_MOVE_MMAP_FIXED);
-    void *p = arena__os_mmap(NULL, n * a->page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                             a->backing.fd, (off_t)(fp * a->page_size));
-    if (p == MAP_FAILED)
-        return arena__view_set_run(a->heap_view, slot, fp, n, ARENA_MOVE_MMAP_FIXED);
-    return arena__view_adopt_run(a->heap_view, slot, fp, n, p);
-}
-
 static int map_fresh(arena_t *a, size_t slot, size_t n)
 {
     size_t fp;
     int err = arena__backing_alloc(&a->backing, n, &fp);
     if (err != 0)
         return err;
-    err = show_fresh(a, slot, fp, n);
+    err = arena__view_set_run(a->heap_view, slot, fp, n, ARENA_MOVE_MMAP_FIXED);
     if (err == 0)
         err = mirrors_set_run(a, slot, fp, n);
     if (err != 0) {
