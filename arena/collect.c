@@ -589,9 +589,12 @@ static bool batch_flush(struct cycle *c)
     struct batch *b = c->batch;
     if (b == NULL || b->scratch == NULL)
         return true;
-    arena__os_munmap(b->scratch, b->cap * a->page_size);
+    /* The scratch pages past the batch go; the batch itself moves into place with its
+     * page tables, so the mutator does not refault what the copy just touched. */
+    if (b->k < b->cap)
+        arena__os_munmap(b->scratch + b->k * a->page_size, (b->cap - b->k) * a->page_size);
+    int err = arena__view_adopt_run(a->heap_view, b->t, b->fp, b->k, b->scratch);
     b->scratch = NULL;
-    int err = arena__view_set_run(a->heap_view, b->t, b->fp, b->k, ARENA_MOVE_MMAP_FIXED);
     if (err != 0) {
         if (kernel_error(err))
             note_error(c, err);

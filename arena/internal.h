@@ -125,6 +125,9 @@ void arena__view_destroy(arena_view_t *v);
  * first, restores the old contents on failure. */
 int arena__view_set(arena_view_t *v, size_t slot, const size_t *file_pages, size_t n, int mover);
 int arena__view_set_run(arena_view_t *v, size_t slot, size_t file_page, size_t n, int mover);
+/* As arena__view_set_run, by moving the caller's populated shared mapping of those file
+ * pages (at scratch) into place; the scratch mapping is consumed either way. */
+int arena__view_adopt_run(arena_view_t *v, size_t slot, size_t file_page, size_t n, char *scratch);
 /* Slots dst.. show what src.. showed, src.. (outside dst..) nothing; all-or-nothing.
  * MREMAP carries page tables; COPY shows fresh file pages from the backing holding a copy
  * (the old pages stay allocated: their owner frees them); MMAP_FIXED / REMAP_FILE_PAGES

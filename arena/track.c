@@ -625,6 +625,24 @@ static void recount_splits(struct arena__track *t)
         atomic_store(&t->coarse, 0);
 }
 
+/* PAGEMAP_SCAN refuses (EPERM) a range holding a mapping that is not registered with the
+ * userfaultfd: one the kernel re-created while its slot kept the same file page (a move
+ * out and back within one collection, a rolled-back batch), which sync_changes cannot see.
+ * Its writes since were not recorded, so every mapped page counts as touched (conservative,
+ * R8.2: never a missed page), everything is armed (re-registering what lost it), and the
+ * scan runs again. */
+static int reregister_lost(struct arena__track *t, void **pages, size_t max, size_t *n)
+{
+    size_t end = used_end(t);
+    for (size_t s = 0; s < end; s++)
+        if (arena__track_slot_mapped(t, s))
+            bit_set(t, s);
+    int err = arena__tuffd_arm(t, 0, end);
+    if (err != 0)
+        return err;
+    return arena__tuffd_scan(t, pages, max, n);
+}
+
 static int take_locked(arena_view_t *v, void **pages, size_t max, size_t *count)
 {
     struct arena__track *t = v->track;
@@ -633,6 +651,8 @@ static int take_locked(arena_view_t *v, void **pages, size_t max, size_t *count)
     regroup(t);
     if (t->backend == ARENA_TRACKER_UFFD) {
         int err = arena__tuffd_scan(t, pages, max, &n);
+        if (err == EPERM)
+            err = reregister_lost(t, pages, max, &n);
         /* Pages the scan reported need no second report from the bitmap; if it failed
          * part way, the ones it had write-protected again stay pending there instead. */
         for (size_t i = 0; i < n; i++) {
@@ -785,14 +805,21 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
     if (state == NULL)
         return; /* the next take sees the changed slots as new contents: conservative */
     uint64_t *moved = state + words, *to_arm = moved + words;
+    bool any = false;
     for (size_t i = 0; i < n; i++) {
         /* A second call for the same move (view.c and collect.c both report it) finds the
-         * destination already in step. */
+         * destination already in step: it keeps its protection (re-arming a dirty page whose
+         * bit says open would leave it shut for good). */
         if (t->shown[dst + i] == t->view->slot_enc[dst + i])
-            continue;
+            continue; /* only moved slots are protected below */
+        any = true;
         plain_put(moved, i, true);
         plain_put(state, i, t->backend == ARENA_TRACKER_UFFD || bit_get(t, src + i) ||
                                 plain_get(t->carried, src + i));
+    }
+    if (!any) {
+        free(state);
+        return;
     }
     for (size_t i = 0; i < n; i++) {
         size_t s = src + i;

@@ -394,6 +394,46 @@ int arena__view_set_run(arena_view_t *v, size_t slot, size_t file_page, size_t n
     return err;
 }
 
+/* Slots [slot, slot+n) show file pages file_page.. by moving the caller's mapping of
+ * exactly those pages (at scratch: shared, the view's protection, populated) into place:
+ * the page tables come along, so nothing refaults (R5.8). When the move is not possible
+ * the pages are mapped the ordinary way. The scratch mapping is gone either way. */
+int arena__view_adopt_run(arena_view_t *v, size_t slot, size_t file_page, size_t n, char *scratch)
+{
+    size_t len = n * v->arena->page_size;
+    bool plain = (v->flags & ARENA_VIEW_PRIVATE) || v->slot_prot != NULL || v->track != NULL ||
+                 v->prot != (ARENA_PROT_READ | ARENA_PROT_WRITE);
+    struct change c;
+    int err = plain || n == 0 ? ENOTSUP : change_init(v, &c, slot, n);
+    if (err) {
+        arena__os_munmap(scratch, len);
+        return arena__view_set_run(v, slot, file_page, n, ARENA_MOVE_MMAP_FIXED);
+    }
+    for (size_t i = 0; i < n; i++)
+        c.newv[i] = encode(file_page + i);
+    size_t before = v->vmas;
+    err = budget_check(v, vmas_planned(v, &c, 1));
+    if (!err) {
+        errno = 0;
+        void *p = arena__os_mremap(scratch, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+                                   arena__view_slot_addr(v, slot));
+        if (p == MAP_FAILED) {
+            arena__os_munmap(scratch, len); /* still ours: the kernel changed nothing */
+            err = show_values(v, slot, c.newv, n, ARENA_MOVE_MMAP_FIXED, false);
+            if (err)
+                roll_back(v, &c, 1);
+        } else {
+            for (size_t i = 0; i < n; i++)
+                slot_write(v, slot + i, c.newv[i]);
+        }
+        v->vmas = vmas_after(v, before, &c, 1);
+    } else {
+        arena__os_munmap(scratch, len);
+    }
+    free_changes(&c, 1);
+    return err;
+}
+
 size_t arena__view_vmas_if(const arena_view_t *v, size_t slot, const size_t *file_pages, size_t file_page,
                            size_t n)
 {

@@ -307,8 +307,8 @@ static bool page_reported(void *const *pages, size_t n, const char *addr)
     return bsearch(&page, pages, n, sizeof *pages, cmp_ptr) != NULL;
 }
 
-/* Every page written since the last take; an empty result when the take fails. */
-static void **take_all(size_t *count)
+/* Every page written since the last take (when: which take, for the error message). */
+static void **take_all(size_t *count, const char *when)
 {
     arena_view_t *heap = arena_heap_view(arena);
     size_t cap = 4096, n = 0;
@@ -317,7 +317,8 @@ static void **take_all(size_t *count)
         size_t got = 0;
         int err = arena_track_take(heap, pages + n, cap - n, &got);
         if (err)
-            fatal("arena_track_take: %s", arena_have_strerror(err));
+            fatal("arena_track_take %s in cycle %" PRIu64 " failed: %s", when, cycle,
+                  arena_have_strerror(err));
         n += got;
         if (n < cap)
             break;
@@ -335,7 +336,7 @@ static void **take_all(size_t *count)
 static void check_tracking(void)
 {
     size_t n;
-    void **pages = take_all(&n);
+    void **pages = take_all(&n, "before the collection");
     for (int t = 0; t < opt.threads; t++) {
         struct mutator *m = &mutators[t];
         for (size_t i = 0; i < m->nwritten; i++) {
@@ -457,7 +458,7 @@ static void collect_cycle(uint64_t *rng)
     forward_and_verify();
     if (opt.track) {
         size_t n; /* the collection's own writes are not the mutators' */
-        free(take_all(&n));
+        free(take_all(&n, "after the collection"));
     }
 }
 

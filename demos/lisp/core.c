@@ -45,8 +45,12 @@ void lisp_gc(size_t need)
 {
     uint64_t t0 = now_ns();
     int rc = L.heap->collect(need);
-    L.gc_ns += now_ns() - t0;
+    uint64_t dt = now_ns() - t0;
+    L.gc_ns += dt;
     L.gcs++;
+    if (L.verbose_gc)
+        fprintf(stderr, "gc %llu (%s): %.3f ms, %.1f MiB allocated so far\n", (unsigned long long)L.gcs,
+                L.heap->name, (double)dt / 1e6, (double)L.bytes_allocated / (1 << 20));
     if (rc != 0)
         lisp_error("out of memory (collection could not make room for %zu bytes)", need);
 }

@@ -53,7 +53,7 @@ val ah_forward(val v)
     return (val)p;
 }
 
-/* Trace from whatever is on the stack; follow only objects that pass want(). */
+/* Trace from whatever is on the stack; with young_only, never enter an old object. */
 void ah_mark_drain(int young_only)
 {
     while (AH.sp) {

@@ -234,7 +234,7 @@ static size_t parse_size(const char *s)
 static void usage(void)
 {
     fputs("usage: arena-lisp [--gc=arena|semispace] [--heap SIZE] [--generational] [--stats] [--tracker=sigsegv|uffd]\n"
-          "                  [--gc-stress=N] [FILE [ARG...]]\n",
+          "                  [--gc-stress=N] [--verbose-gc] [FILE [ARG...]]\n",
           stderr);
     exit(2);
 }

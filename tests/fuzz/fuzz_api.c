@@ -117,8 +117,12 @@ static void op_alloc(struct model *m, struct input *in)
         return;
     }
     if (p == NULL) {
-        /* With a system call failing on purpose, its errno may come through. */
-        CHECK(errno == ENOMEM || errno == ENOSPC || (m->faults && errno > 0));
+        /* With a system call failing on purpose, its errno may come through. A size past
+         * the reservation is EINVAL (arena.h). */
+        int e = errno;
+        arena_stats_t st;
+        bool too_big = arena_stats(m->a, &st) == 0 && size > st.reserve;
+        CHECK(e == ENOMEM || e == ENOSPC || (e == EINVAL && too_big) || (m->faults && e > 0));
         return;
     }
     CHECK(((uintptr_t)p & 15) == 0);
