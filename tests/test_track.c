@@ -708,3 +708,69 @@ BOTH(take_loses_nothing_when_rearming_is_refused)
             break;
     }
 }
+
+/* ------------------------------------------------- coarse groups (R8.4) -- */
+
+/* A big view with a small part in use (like the 64 GiB heap view): the coarse groups are
+ * sized from the part in use, so sparse writes do not report every page in use. */
+Test(track_sigsegv, coarse_groups_follow_the_part_in_use)
+{
+    enum { USED = 2048, STEP = 8 };
+    arena_t *a = track_arena(ARENA_TRACKER_SIGSEGV, 400);
+    cr_assert_not_null(a);
+    size_t first;
+    arena_view_t *v = NULL;
+    cr_assert_eq(arena_file_alloc(a, USED, &first), 0);
+    cr_assert_eq(arena_view_open(a, ARENA_VIEW_EMPTY, (size_t)1 << 20, ARENA_PROT_READ | ARENA_PROT_WRITE, 0, &v), 0);
+    cr_assert_eq(arena_view_map(v, 0, first, USED), 0);
+    cr_assert_eq(arena_track_start(v, ARENA_TRACK_WRITES), 0);
+    char *base = arena_view_base(v);
+    for (size_t s = 0; s < USED; s += STEP)
+        base[s * PAGE] = 1;
+    unsigned char *seen = calloc((size_t)1 << 20, 1);
+    long n = take_all(v, seen, 512);
+    for (size_t s = 0; s < USED; s += STEP)
+        cr_assert_eq(seen[s], 1, "written slot %zu missed", s);
+    cr_assert_lt(n, USED, "%ld of %d pages in use reported for %d written", n, USED, USED / STEP);
+    free(seen);
+    arena_destroy(a);
+}
+
+/* ------------------------------------- per-slot protection (R8.11) -- */
+
+/* A slot made read-only on a tracked view stays read-only: tracking neither opens it for
+ * writing nor reports it for the faults the program itself meets there. */
+Test(track_sigsegv, slot_protection_is_kept, .signal = SIGSEGV)
+{
+    arena_t *a;
+    arena_view_t *v = tracked(&a, ARENA_TRACKER_SIGSEGV, 16, ARENA_TRACK_WRITES);
+    char *base = arena_view_base(v);
+    cr_assert_eq(arena_view_protect(v, 3, 1, ARENA_PROT_READ), 0);
+    base[2 * PAGE] = 1;
+    void *pages[16];
+    size_t count = 0;
+    cr_assert_eq(arena_track_take(v, pages, 16, &count), 0); /* reports 2, and 3 (new protection) */
+    cr_assert_eq(count, 2);
+    base[2 * PAGE] = 2;                  /* tracked page: opened again */
+    (void)*(volatile char *)(base + 3 * PAGE); /* readable */
+    *(volatile char *)(base + 3 * PAGE) = 1;   /* read-only: the program's own fault */
+}
+
+/* Pages given a more open protection are tracked relative to it. */
+BOTH(tracking_follows_a_changed_slot_protection)
+{
+    arena_t *a;
+    arena_view_t *v = tracked(&a, backend, 16, ARENA_TRACK_WRITES);
+    char *base = arena_view_base(v);
+    cr_assert_eq(arena_view_protect(v, 4, 2, ARENA_PROT_READ), 0);
+    void *pages[16];
+    size_t count = 0;
+    cr_assert_eq(arena_track_take(v, pages, 16, &count), 0);
+    cr_assert_eq(arena_view_protect(v, 4, 2, ARENA_PROT_READ | ARENA_PROT_WRITE), 0);
+    cr_assert_eq(arena_track_take(v, pages, 16, &count), 0);
+    base[5 * PAGE] = 1; /* writable again, and tracked */
+    cr_assert_eq(arena_track_take(v, pages, 16, &count), 0);
+    cr_assert_eq(count, 1);
+    cr_assert_eq(pages[0], base + 5 * PAGE);
+    arena_destroy(a);
+}
