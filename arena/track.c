@@ -431,7 +431,7 @@ static void rearm_groups(struct arena__track *t, size_t g_end)
     }
 }
 
-/* Open every armed page, group by group under its lock. All or nothing: if the kernel
+/* Open every armed page, group by group under its lock. All or nothing (R8.10a): if the kernel
  * refuses, what this call opened is armed again and the tracker is as before. */
 static int open_all(struct arena__track *t)
 {
