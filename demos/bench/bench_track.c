@@ -1,7 +1,9 @@
 /*
  * bench_track.c -- the cost of the first write to a tracked page, per backend
  * (libsigsegv, userfaultfd), against the cheapest thing a first write can cost: a
- * first-touch page fault on a fresh MAP_SHARED memfd page, measured in the same run.
+ * first-touch page fault on a fresh MAP_SHARED memfd page, measured in the same run;
+ * and the cost per reported page of the arena_track_take that collects and re-arms them,
+ * against the same fault (what a write barrier pays per page, once per take).
  */
 #include "bench.h"
 
@@ -33,8 +35,10 @@ static double first_touch_memfd(size_t pages, size_t page)
     return ns;
 }
 
-/* Per tracked page: ns of the first write; *reported gets the pages a take returned. */
-static double tracked_write(int backend, size_t pages, double *reported, char *why, size_t whylen)
+/* Per tracked page: ns of the first write; *reported gets the pages a take returned and
+ * *take_ns the time of the takes per reported page. */
+static double tracked_write(int backend, size_t pages, double *reported, double *take_ns, char *why,
+                            size_t whylen)
 {
     arena_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -74,11 +78,13 @@ static double tracked_write(int backend, size_t pages, double *reported, char *w
         *(volatile uint64_t *)objs[i] = ~(uint64_t)i;
     ns = (double)(bench_now_ns() - t0) / (double)pages;
     size_t total = 0, got;
+    t0 = bench_now_ns();
     do {
         got = 0;
         err = arena_track_take(heap, taken, pages, &got);
         total += got;
     } while (!err && got == pages && total < 4 * pages);
+    *take_ns = total ? (double)(bench_now_ns() - t0) / (double)total : NAN;
     *reported = (double)total;
     arena_track_stop(heap);
 out:
@@ -92,11 +98,11 @@ static void one(const struct bench_opts *o, int backend, const char *bench)
 {
     size_t pages = o->quick ? 256 : 8192;
     int reps = o->repeat;
-    double *v = malloc((size_t)reps * 2 * sizeof *v), *b = v + reps, reported = 0;
+    double *v = malloc((size_t)reps * 3 * sizeof *v), *b = v + reps, *t = b + reps, reported = 0;
     char why[256];
     for (int r = 0; r < reps; r++) {
         bench_progress("%s %d/%d", bench, r + 1, reps);
-        v[r] = tracked_write(backend, pages, &reported, why, sizeof why);
+        v[r] = tracked_write(backend, pages, &reported, &t[r], why, sizeof why);
         if (isnan(v[r])) {
             bench_note(bench, "skipped", why);
             free(v);
@@ -106,6 +112,7 @@ static void one(const struct bench_opts *o, int backend, const char *bench)
     }
     bench_row(bench, "ns_per_first_write", bench_median(v, reps), "ns", bench_median(b, reps));
     bench_row(bench, "pages_reported", reported, "pages", (double)pages);
+    bench_row(bench, "ns_take_per_page", bench_median(t, reps), "ns", bench_median(b, reps));
     free(v);
 }
 
