@@ -156,6 +156,12 @@ int arena__os_ioctl(int fd, unsigned long req, void *arg)
     return ioctl(fd, req, arg);
 }
 
+int arena__os_madvise(void *addr, size_t len, int advice)
+{
+    FAIL_IF_ARMED(ARENA_SYS_MADVISE, -1);
+    return madvise(addr, len, advice);
+}
+
 void arena__os_close(int fd)
 {
     if (fd >= 0) {

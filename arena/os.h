@@ -26,6 +26,7 @@ enum arena__sys {
     ARENA_SYS_FCNTL,
     ARENA_SYS_USERFAULTFD,
     ARENA_SYS_IOCTL,
+    ARENA_SYS_MADVISE,
     ARENA_SYS_COUNT
 };
 
@@ -41,6 +42,7 @@ int arena__os_fallocate(int fd, int mode, off_t off, off_t len);
 int arena__os_fcntl(int fd, int cmd, int arg);
 int arena__os_userfaultfd(int flags);
 int arena__os_ioctl(int fd, unsigned long req, void *arg);
+int arena__os_madvise(void *addr, size_t len, int advice);
 /* close(2) is not injectable: a failing close cannot be acted on. */
 void arena__os_close(int fd);
 

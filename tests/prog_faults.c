@@ -53,6 +53,7 @@ static const char *sys_name[ARENA_SYS_COUNT] = {
     [ARENA_SYS_MREMAP] = "mremap",             [ARENA_SYS_REMAP_FILE_PAGES] = "remap_file_pages",
     [ARENA_SYS_MPROTECT] = "mprotect",         [ARENA_SYS_FCNTL] = "fcntl",
     [ARENA_SYS_USERFAULTFD] = "userfaultfd",   [ARENA_SYS_IOCTL] = "ioctl",
+    [ARENA_SYS_MADVISE] = "madvise",
 };
 
 /* The errno each call fails with: what the kernel really returns when it refuses. */
@@ -63,6 +64,7 @@ static const int sys_errno[ARENA_SYS_COUNT] = {
     [ARENA_SYS_MREMAP] = ENOMEM,       [ARENA_SYS_REMAP_FILE_PAGES] = ENOMEM,
     [ARENA_SYS_MPROTECT] = ENOMEM,     [ARENA_SYS_FCNTL] = EPERM,
     [ARENA_SYS_USERFAULTFD] = EPERM,   [ARENA_SYS_IOCTL] = EINVAL,
+    [ARENA_SYS_MADVISE] = ENOMEM,
 };
 
 static void fail(const char *fmt, ...)
