@@ -133,6 +133,9 @@ struct cycle {
     int err;                  /* first kernel error met; the collection still completes */
     struct arena__gc *gc;     /* being built */
     size_t old_top;
+    size_t slide_left;        /* live pages the slide has not passed yet: bounds the fresh
+                                 pages taken for copies (a collection that copies one page
+                                 must not allocate and populate a whole 2 MiB window) */
     size_t release_slot, release_n;   /* dead slots waiting to be released as one run */
     size_t evac_slot, evac_used;      /* the page being filled by evacuation */
     size_t evac_pool, evac_pool_n;    /* fresh slots taken for evacuation, not yet used */
@@ -323,12 +326,17 @@ static void sweep_all(struct cycle *c)
         fwd[s] = FWD_DEAD;
         if (pg->kind == ARENA__PAGE_FREE) {
             release_flush(c);
+        } else if (pg->kind == ARENA__PAGE_SMALL && pg->live == 0) {
+            /* Nothing marked: the release clears the page's bitmaps wholesale, so its
+             * dead objects are only counted, not swept one by one (most pages of a
+             * runtime's young garbage end here). */
+            for (size_t w = s * h->words; w < (s + 1) * h->words; w++)
+                c->st.objects_freed += (size_t)__builtin_popcountll(h->starts[w]);
+            release_add(c, s, 1);
         } else if (pg->kind == ARENA__PAGE_SMALL) {
             sweep_small(c, s);
             c->st.bytes_live += pg->live;
-            if (pg->live == 0) {
-                release_add(c, s, 1);
-            } else if (pg->live < c->sparse_bytes && !pg->pinned && evacuate(c, s)) {
+            if (pg->live < c->sparse_bytes && !pg->pinned && evacuate(c, s)) {
                 fwd[s] = FWD_EVAC;
                 release_add(c, s, 1);
             } else {
@@ -452,7 +460,8 @@ static int fresh_pages(struct cycle *c, size_t n, size_t *fp)
         if (c->copy_fp_n != 0)
             arena__backing_free(b, c->copy_fp, c->copy_fp_n);
         c->copy_fp_n = 0;
-        size_t want = n < 256 ? 256 : n, first;
+        size_t want = c->slide_left < 256 ? c->slide_left : 256, first;
+        want = want < n ? n : want;
         if (arena__backing_alloc(b, want, &first) != 0) {
             want = n;
             int err = arena__backing_alloc(b, want, &first);
@@ -527,7 +536,8 @@ struct batch_unit {
 };
 
 struct batch {
-    size_t t, k, cap;           /* target slot, pages queued, window in pages */
+    size_t t, k, cap;           /* target slot, pages queued, largest window in pages */
+    size_t win;                 /* this window's pages: at most cap, at most what is left */
     size_t fp;                  /* first of cap fresh file pages */
     char *scratch;              /* the fresh pages, mapped populated */
     struct batch_unit *u;       /* queued units, slide order */
@@ -541,16 +551,18 @@ static size_t batch_window(const arena_t *a)
     return w < 16 ? 16 : w;
 }
 
-static bool batch_open(struct cycle *c)
+static bool batch_open(struct cycle *c, size_t n)
 {
     arena_t *a = c->a;
     struct batch *b = c->batch;
-    if (arena__backing_alloc(&a->backing, b->cap, &b->fp) != 0)
+    b->win = c->slide_left < b->cap ? c->slide_left : b->cap;
+    b->win = b->win < n ? n : b->win;
+    if (arena__backing_alloc(&a->backing, b->win, &b->fp) != 0)
         return false;
-    void *p = arena__os_mmap(NULL, b->cap * a->page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+    void *p = arena__os_mmap(NULL, b->win * a->page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
                              a->backing.fd, (off_t)(b->fp * a->page_size));
     if (p == MAP_FAILED) {
-        arena__backing_free(&a->backing, b->fp, b->cap);
+        arena__backing_free(&a->backing, b->fp, b->win);
         return false;
     }
     b->scratch = p;
@@ -567,10 +579,10 @@ static bool batch_add(struct cycle *c, size_t dst, size_t src, size_t n)
      * sources still show what they showed (arena__track_moved, R8.6). */
     if (b == NULL || n > b->cap || c->a->heap_view->track != NULL)
         return false;
-    if (b->scratch != NULL && (dst != b->t + b->k || b->k + n > b->cap))
+    if (b->scratch != NULL && (dst != b->t + b->k || b->k + n > b->win))
         return false;
     if (b->scratch == NULL) {
-        if (!batch_open(c))
+        if (!batch_open(c, n))
             return false;
         b->t = dst;
     }
@@ -591,18 +603,18 @@ static bool batch_flush(struct cycle *c)
         return true;
     /* The scratch pages past the batch go; the batch itself moves into place with its
      * page tables, so the mutator does not refault what the copy just touched. */
-    if (b->k < b->cap)
-        arena__os_munmap(b->scratch + b->k * a->page_size, (b->cap - b->k) * a->page_size);
+    if (b->k < b->win)
+        arena__os_munmap(b->scratch + b->k * a->page_size, (b->win - b->k) * a->page_size);
     int err = arena__view_adopt_run(a->heap_view, b->t, b->fp, b->k, b->scratch);
     b->scratch = NULL;
     if (err != 0) {
         if (kernel_error(err))
             note_error(c, err);
-        arena__backing_free(&a->backing, b->fp, b->cap);
+        arena__backing_free(&a->backing, b->fp, b->win);
         return false;
     }
-    if (b->k < b->cap)
-        note_error(c, arena__backing_free(&a->backing, b->fp + b->k, b->cap - b->k));
+    if (b->k < b->win)
+        note_error(c, arena__backing_free(&a->backing, b->fp + b->k, b->win - b->k));
     size_t fp = b->fp;
     for (size_t i = 0; i < b->nu; i++) {
         struct batch_unit *u = &b->u[i];
@@ -740,6 +752,11 @@ static size_t flush_or_undo(struct cycle *c, size_t cursor)
     return cursor;
 }
 
+static void passed(struct cycle *c, size_t n)
+{
+    c->slide_left = c->slide_left > n ? c->slide_left - n : 0;
+}
+
 /* Pass 2: live pages slide toward the low end in address order; pinned pages stay and
  * the slide goes around them (R7.5). */
 static void slide(struct cycle *c)
@@ -747,6 +764,7 @@ static void slide(struct cycle *c)
     struct arena__heap *h = c->h;
     size_t top = h->top, cursor = 0;
     uint32_t *where = c->where;
+    c->slide_left = h->used_pages;
     for (size_t s = 0; s < top;) {
         struct arena__page *pg = &h->pages[s];
         if (pg->kind == ARENA__PAGE_FREE) {
@@ -757,6 +775,7 @@ static void slide(struct cycle *c)
             where[s] = (uint32_t)s;
             c->st.pages_pinned++;
             c->st.pages_in_place++;
+            passed(c, 1);
             cursor = ++s;
             continue;
         }
@@ -770,6 +789,7 @@ static void slide(struct cycle *c)
             for (size_t i = 0; i < n; i++)
                 where[s + i] = (uint32_t)(t + i);
             cursor = t + n;
+            passed(c, n);
             s = e;
             continue;
         }
@@ -784,6 +804,7 @@ static void slide(struct cycle *c)
             c->st.pages_in_place += n;
         if (final == s || final == t)
             cursor = final + n;
+        passed(c, n);
         s = e;
     }
     flush_or_undo(c, cursor);
