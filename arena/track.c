@@ -795,16 +795,32 @@ void arena__track_arena_destroy(arena_t *a)
  * destination keeps the source's state; what the mover left in the kernel (mremap carries
  * the protection, a remap or copy shows the view's) is set right. The userfaultfd state of
  * the source is gone with its page tables, so there every moved page counts as touched. */
+/* Open the slots of sel (relative to first; consumed); a touched page the kernel would not
+ * open stays armed and is reported from `carried`. */
+static void open_or_carry(struct arena__track *t, size_t first, size_t end, uint64_t *sel)
+{
+    struct span f;
+    if (t->backend == ARENA_TRACKER_UFFD)
+        return;
+    while (set_runs(t, first, end, sel, true, false, &f) != 0)
+        for (size_t s = f.lo; s < f.hi; s++)
+            if (plain_get(sel, s - first)) {
+                plain_put(sel, s - first, false);
+                bit_clear(t, s);
+                plain_put(t->carried, s, true);
+            }
+}
+
 void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
 {
     struct arena__track *t = v == NULL ? NULL : v->track;
     if (t == NULL || n == 0 || dst + n > t->nslots || src + n > t->nslots || dst == src)
         return;
     size_t words = (n + 63) / 64;
-    uint64_t *state = calloc(words * 3, sizeof *state);
+    uint64_t *state = calloc(words * 4, sizeof *state);
     if (state == NULL)
         return; /* the next take sees the changed slots as new contents: conservative */
-    uint64_t *moved = state + words, *to_arm = moved + words;
+    uint64_t *moved = state + words, *to_arm = moved + words, *src_new = to_arm + words;
     bool any = false;
     for (size_t i = 0; i < n; i++) {
         /* A second call for the same move (view.c and collect.c both report it) finds the
@@ -828,9 +844,13 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
         t->shown[s] = t->view->slot_enc[s];
         bit_clear(t, s);
         plain_put(t->carried, s, false);
-        if (arena__track_slot_mapped(t, s))
+        if (arena__track_slot_mapped(t, s)) {
             bit_set(t, s); /* the source shows something new: its contents count as touched */
+            plain_put(src_new, i, true);
+        }
     }
+    /* Open as its bit says: a source whose unmapping the kernel refused is still armed. */
+    open_or_carry(t, src, src + n, src_new);
     for (size_t i = 0; i < n; i++) {
         if (!plain_get(moved, i))
             continue;
@@ -863,13 +883,7 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
                 bit_set(t, s);
     }
     /* A touched page the kernel would not open stays armed: it is reported from `carried`. */
-    while (set_runs(t, dst, dst + n, state, true, false, &f) != 0)
-        for (size_t s2 = f.lo; s2 < f.hi; s2++)
-            if (plain_get(state, s2 - dst)) {
-                plain_put(state, s2 - dst, false);
-                bit_clear(t, s2);
-                plain_put(t->carried, s2, true);
-            }
+    open_or_carry(t, dst, dst + n, state);
     free(state);
 }
 
