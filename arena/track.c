@@ -78,10 +78,16 @@ static char *slot_addr(const struct arena__track *t, size_t slot)
     return t->base + (slot << t->shift);
 }
 
+/* Changes only while every group lock is held (regroup). */
+static unsigned group_shift(const struct arena__track *t)
+{
+    return atomic_load(&t->group_shift);
+}
+
 static void group_range(const struct arena__track *t, size_t g, size_t *first, size_t *end)
 {
-    *first = g << t->group_shift;
-    *end = *first + ((size_t)1 << t->group_shift);
+    *first = g << group_shift(t);
+    *end = *first + ((size_t)1 << group_shift(t));
     if (*end > t->nslots)
         *end = t->nslots;
 }
@@ -102,30 +108,79 @@ static void group_unlock(struct arena__track *t, size_t g)
 
 /* ------------------------------------------------------ opening pages ---- */
 
-/* Give slots [first, end) where `want` holds the protection prot, one mprotect per
- * maximal run of mapped slots. Returns 0 or the errno of the first failure. */
-static int protect_runs(struct arena__track *t, size_t first, size_t end, const uint64_t *sel,
-                        bool want, int prot)
+/* R8.11: a touched page gets the slot's own protection (arena_view_protect), an armed one
+ * that minus what tracking must see. Both are plain reads: usable from the handler. */
+static int prot_open_of(const struct arena__track *t, size_t slot)
+{
+    return arena__prot_os(arena__view_slot_prot(t->view, slot));
+}
+
+static int prot_armed_of(const struct arena__track *t, size_t slot)
+{
+    return (t->what & ARENA_TRACK_ACCESS) ? PROT_NONE : prot_open_of(t, slot) & ~PROT_WRITE;
+}
+
+static int prot_of(const struct arena__track *t, size_t slot, bool armed)
+{
+    return armed ? prot_armed_of(t, slot) : prot_open_of(t, slot);
+}
+
+/* Select by the tracker's own open bits instead of a bitmap relative to `first`; ARMED:
+ * the slots armed now (bit clear, and showing what they showed when armed). */
+static const uint64_t BITS[1], ARMED[1];
+
+static bool slot_changed(const struct arena__track *t, size_t s);
+
+static bool picked(const struct arena__track *t, size_t s, size_t first, const uint64_t *sel,
+                   bool want)
+{
+    if (!arena__track_slot_mapped(t, s))
+        return false;
+    if (sel == NULL)
+        return true;
+    if (sel == ARMED)
+        return !bit_get(t, s) && !slot_changed(t, s);
+    return (sel == BITS ? bit_get(t, s) : plain_get(sel, s - first)) == want;
+}
+
+/* A run an mprotect refused: [lo, hi). The kernel may have changed part of it. */
+struct span {
+    size_t lo, hi;
+};
+
+/* Give the picked slots of [first, end) their armed or open protection, one mprotect per
+ * maximal run of equal protection. Returns 0 or the errno of the first failure; with
+ * `failed` it stops there and says which run it was, without it goes on (undoing). */
+static int set_runs(struct arena__track *t, size_t first, size_t end, const uint64_t *sel,
+                    bool want, bool armed, struct span *failed)
 {
     int err = 0;
     size_t s = first;
     while (s < end) {
-        bool in = arena__track_slot_mapped(t, s) && (sel == NULL || plain_get(sel, s - first) == want);
-        if (!in) {
+        if (!picked(t, s, first, sel, want)) {
             s++;
             continue;
         }
+        int prot = prot_of(t, s, armed);
         size_t run = s;
-        while (s < end && arena__track_slot_mapped(t, s) &&
-               (sel == NULL || plain_get(sel, s - first) == want))
+        while (s < end && picked(t, s, first, sel, want) && prot_of(t, s, armed) == prot)
             s++;
-        if (arena__os_mprotect(slot_addr(t, run), (s - run) << t->shift, prot) != 0 && err == 0)
-            err = errno;
+        if (arena__os_mprotect(slot_addr(t, run), (s - run) << t->shift, prot) == 0)
+            continue;
+        if (err == 0)
+            err = errno ? errno : EINVAL;
+        if (failed != NULL) {
+            failed->lo = run;
+            failed->hi = s;
+            return err;
+        }
     }
     return err;
 }
 
-/* Open every mapped slot of group g (R8.4: the coarse block). Group lock held. */
+/* Open every mapped slot of group g (R8.4: the coarse block). Group lock held. If the
+ * kernel refuses, what was opened counts as touched and the refused run is armed again,
+ * so a bit is set exactly on open pages. */
 static int open_group(struct arena__track *t, size_t g)
 {
     size_t first, end;
@@ -136,13 +191,14 @@ static int open_group(struct arena__track *t, size_t g)
             changed = 1;
     if (!changed)
         return 0;
-    if (protect_runs(t, first, end, NULL, true, t->prot_open) != 0)
-        return 0;
-    for (size_t s = first; s < end; s++)
+    struct span f = {end, end};
+    if (set_runs(t, first, end, BITS, false, false, &f) != 0)
+        set_runs(t, f.lo, f.hi, BITS, false, true, NULL);
+    for (size_t s = first; s < f.lo; s++)
         if (arena__track_slot_mapped(t, s))
             bit_set(t, s);
     splits_add(t, 2);
-    return 1;
+    return f.lo == end;
 }
 
 /* Open one slot, or its group once the splits near the budget (R8.4). Group lock held.
@@ -151,14 +207,18 @@ static int open_locked(struct arena__track *t, size_t slot)
 {
     if (!arena__track_slot_mapped(t, slot))
         return 0;
+    /* A slot protected against what tracking watches (arena_view_protect): its faults are
+     * the program's own. */
+    if (prot_armed_of(t, slot) == prot_open_of(t, slot))
+        return 0;
     if (atomic_load(&t->coarse))
-        return open_group(t, slot >> t->group_shift);
+        return open_group(t, slot >> group_shift(t));
     if (bit_get(t, slot))
         return 0;
-    if (arena__os_mprotect(slot_addr(t, slot), t->page, t->prot_open) != 0) {
+    if (arena__os_mprotect(slot_addr(t, slot), t->page, prot_open_of(t, slot)) != 0) {
         /* Out of mappings despite the estimate: the group costs at most the same. */
         atomic_store(&t->coarse, 1);
-        return open_group(t, slot >> t->group_shift);
+        return open_group(t, slot >> group_shift(t));
     }
     bit_set(t, slot);
     splits_add(t, 2);
@@ -174,12 +234,19 @@ int arena__track_fault(struct arena__track *t, void *addr)
     size_t slot = (size_t)((char *)addr - t->base) >> t->shift;
     if (slot >= t->nslots)
         return 0;
-    size_t g = slot >> t->group_shift;
+    unsigned gs = group_shift(t);
+    size_t g = slot >> gs;
     unsigned char z = 0;
     if (!atomic_compare_exchange_strong(&t->lock[g], &z, 1))
         return -1;
+    if (group_shift(t) != gs) { /* regrouped meanwhile: this lock is another group's */
+        group_unlock(t, g);
+        return -1;
+    }
+    int saved = errno;
     int r = open_locked(t, slot);
     group_unlock(t, g);
+    errno = saved;
     if (r > 0)
         atomic_fetch_add(&t->view->arena->track_faults, 1);
     return r;
@@ -191,12 +258,25 @@ static void track_free(struct arena__track *t)
 {
     free((void *)t->open);
     free(t->shown);
+    free(t->shown_prot);
+    free(t->carried);
     free((void *)t->lock);
     free(t);
 }
 
-/* Choose the coarse block so that even every block open stays within half of what the
- * budget leaves; the other half is for single pages before coarsening (R8.4). */
+/* The smallest coarse block for which every block of the slots in use open at once stays
+ * within the coarse half of the allowance (R8.4). Sized from the part in use, not the
+ * whole view: a 1 GiB heap in a 64 GiB view coarsens to blocks of 128 pages, not 4096. */
+static unsigned shift_for(const struct arena__track *t, size_t used)
+{
+    unsigned gs = GROUP_MIN_SHIFT;
+    while (gs < 40 && 2 * ((used + ((size_t)1 << gs) - 1) >> gs) > t->coarse_room)
+        gs++;
+    return gs;
+}
+
+/* Half of what the budget leaves is for single pages before coarsening, half bounds the
+ * coarse mode (R8.4). */
 static int plan_budget(struct arena__track *t, arena_t *a)
 {
     size_t used = arena__vmas(a);
@@ -206,13 +286,27 @@ static int plan_budget(struct arena__track *t, arena_t *a)
     if (allowance < 8)
         return ARENA_EVMA;
     t->fine_limit = allowance / 2;
-    size_t coarse_room = allowance - t->fine_limit;
-    unsigned gs = GROUP_MIN_SHIFT;
-    while (gs < 40 && 2 * ((t->nslots + ((size_t)1 << gs) - 1) >> gs) > coarse_room)
-        gs++;
-    t->group_shift = gs;
-    t->ngroups = (t->nslots + ((size_t)1 << gs) - 1) >> gs;
+    t->coarse_room = allowance - t->fine_limit;
+    t->group_shift = shift_for(t, used_end(t));
+    /* One lock per smallest group, so the groups can grow with the view without moving. */
+    t->nlocks = (t->nslots + ((size_t)1 << GROUP_MIN_SHIFT) - 1) >> GROUP_MIN_SHIFT;
     return 0;
+}
+
+/* The slots in use grew past what the coarse blocks were sized for (heap growth, new
+ * mappings): make the blocks bigger. Every lock is held meanwhile, so no handler works on
+ * a group of the old size; one that locked by the old size sees the change and retries. */
+static void regroup(struct arena__track *t)
+{
+    unsigned old = group_shift(t), gs = shift_for(t, used_end(t));
+    if (gs <= old)
+        return;
+    size_t n = (t->nslots + ((size_t)1 << old) - 1) >> old;
+    for (size_t g = 0; g < n; g++)
+        group_lock(t, g);
+    atomic_store(&t->group_shift, gs);
+    for (size_t g = 0; g < n; g++)
+        group_unlock(t, g);
 }
 
 static int track_alloc(arena_view_t *v, int what, int backend, struct arena__track **out)
@@ -228,8 +322,6 @@ static int track_alloc(arena_view_t *v, int what, int backend, struct arena__tra
     t->nslots = v->nslots;
     t->page = a->page_size;
     t->shift = (unsigned)a->page_shift;
-    t->prot_open = arena__prot_os(v->prot);
-    t->prot_armed = (what & ARENA_TRACK_ACCESS) ? PROT_NONE : (t->prot_open & ~PROT_WRITE);
     t->uffd = -1;
     int err = plan_budget(t, a);
     if (err != 0) {
@@ -239,12 +331,17 @@ static int track_alloc(arena_view_t *v, int what, int backend, struct arena__tra
     t->nwords = (t->nslots + 63) / 64;
     t->open = calloc(t->nwords, sizeof *t->open);
     t->shown = calloc(t->nslots, sizeof *t->shown);
-    t->lock = calloc(t->ngroups, sizeof *t->lock);
-    if (t->open == NULL || t->shown == NULL || t->lock == NULL) {
+    t->shown_prot = calloc(t->nslots, 1);
+    t->carried = calloc(t->nwords, sizeof *t->carried);
+    t->lock = calloc(t->nlocks, sizeof *t->lock);
+    if (t->open == NULL || t->shown == NULL || t->shown_prot == NULL || t->carried == NULL ||
+        t->lock == NULL) {
         track_free(t);
         return ENOMEM;
     }
     memcpy(t->shown, v->slot_enc, used_end(t) * sizeof *t->shown);
+    if (v->slot_prot != NULL)
+        memcpy(t->shown_prot, v->slot_prot, used_end(t));
     *out = t;
     return 0;
 }
@@ -276,9 +373,11 @@ static int sigsegv_arm_all(struct arena__track *t)
     int err = arena__tsig_attach(t);
     if (err != 0)
         return err;
-    err = protect_runs(t, 0, used_end(t), NULL, true, t->prot_armed);
+    /* All or nothing: what was armed before a refusal is opened again. */
+    struct span f;
+    err = set_runs(t, 0, used_end(t), NULL, true, true, &f);
     if (err != 0) {
-        protect_runs(t, 0, used_end(t), NULL, true, t->prot_open);
+        set_runs(t, 0, f.hi, NULL, true, false, NULL);
         arena__tsig_detach(t);
     }
     return err;
@@ -309,60 +408,131 @@ static int start_locked(arena_view_t *v, int what)
     return err != 0 ? err : start_backend(v, what, backend);
 }
 
-static void stop_locked(arena_view_t *v)
+/* Signals that might touch tracked pages wait while this thread holds group locks: their
+ * fault would find the group busy for ever. */
+static void block_signals(sigset_t *old)
+{
+    sigset_t all;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+/* Arm again the slots of groups [0, g_end) that were armed before open_all. */
+static void rearm_groups(struct arena__track *t, size_t g_end)
+{
+    for (size_t g = 0; g < g_end; g++) {
+        size_t first, end;
+        group_range(t, g, &first, &end);
+        group_lock(t, g);
+        set_runs(t, first, end, ARMED, true, true, NULL);
+        group_unlock(t, g);
+    }
+}
+
+/* Open every armed page, group by group under its lock. All or nothing (R8.10a): if the kernel
+ * refuses, what this call opened is armed again and the tracker is as before. */
+static int open_all(struct arena__track *t)
+{
+    size_t end = used_end(t);
+    int err = 0;
+    sigset_t old;
+    block_signals(&old);
+    for (size_t g = 0; (g << group_shift(t)) < end && err == 0; g++) {
+        size_t first, gend;
+        group_range(t, g, &first, &gend);
+        struct span f;
+        group_lock(t, g);
+        err = set_runs(t, first, gend < end ? gend : end, ARMED, true, false, &f);
+        if (err != 0)
+            set_runs(t, first, f.hi, ARMED, true, true, NULL);
+        group_unlock(t, g);
+        if (err != 0)
+            rearm_groups(t, g);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return err;
+}
+
+/* force: the view is about to be unmapped, so a refused mprotect does not keep it tracked. */
+static int stop_locked(arena_view_t *v, bool force)
 {
     struct arena__track *t = v->track;
     if (t == NULL)
-        return;
+        return 0;
     if (t->backend == ARENA_TRACKER_UFFD) {
+        /* Closing the context drops whatever registration an ioctl failed to undo. */
         arena__tuffd_detach(t);
     } else {
         /* Open first, unregister second: a fault racing with the stop finds either the
          * area or an accessible page (track_sigsegv.c retries once before chaining). */
-        protect_runs(t, 0, used_end(t), NULL, true, t->prot_open);
+        int err = open_all(t);
+        if (err != 0 && !force)
+            return err;
+        if (err != 0)
+            set_runs(t, 0, used_end(t), NULL, true, false, NULL);
         arena__tsig_detach(t);
         splits_set(t, 0);
     }
     v->track = NULL;
     track_free(t);
+    return 0;
 }
 
 /* --------------------------------------------------------------- taking -- */
 
 /* R8.7: slots that show other file pages than when they were armed (arena_view_map, heap
  * growth, release) hold new contents: they count as touched. Found by comparing the view's
- * slot table with the copy taken when they were armed, so view.c needs no hook for it. */
+ * slot table with the copy taken when they were armed, so view.c needs no hook for it.
+ * R8.11: a slot given another protection (arena_view_protect) was opened to it by view.c;
+ * it is found the same way and counts as touched, then armed relative to its new one. */
+static bool slot_changed(const struct arena__track *t, size_t s)
+{
+    const uint8_t *prot = t->view->slot_prot;
+    return t->view->slot_enc[s] != t->shown[s] || (prot != NULL && prot[s] != t->shown_prot[s]);
+}
+
+static bool chunk_changed(const struct arena__track *t, size_t chunk, size_t cend)
+{
+    const uint8_t *prot = t->view->slot_prot;
+    return memcmp(t->view->slot_enc + chunk, t->shown + chunk, (cend - chunk) * sizeof *t->shown) != 0 ||
+           (prot != NULL && memcmp(prot + chunk, t->shown_prot + chunk, cend - chunk) != 0);
+}
+
 static void sync_changes(struct arena__track *t)
 {
-    const uint32_t *enc = t->view->slot_enc;
     size_t end = used_end(t);
     for (size_t chunk = 0; chunk < end; chunk += 64) {
         size_t cend = chunk + 64 < end ? chunk + 64 : end;
-        if (memcmp(enc + chunk, t->shown + chunk, (cend - chunk) * sizeof *enc) == 0)
+        if (!chunk_changed(t, chunk, cend))
             continue;
         for (size_t s = chunk; s < cend; s++) {
-            if (enc[s] == t->shown[s])
+            if (!slot_changed(t, s))
                 continue;
             size_t run = s;
-            while (s < cend && enc[s] != t->shown[s]) {
-                t->shown[s] = enc[s];
+            while (s < cend && slot_changed(t, s)) {
+                t->shown[s] = t->view->slot_enc[s];
+                if (t->view->slot_prot != NULL)
+                    t->shown_prot[s] = t->view->slot_prot[s];
                 if (arena__track_slot_mapped(t, s))
                     bit_set(t, s);
                 else
                     bit_clear(t, s);
                 s++;
             }
-            /* The new mappings need registering before the scan may walk them. */
+            /* The new mappings need registering before the scan may walk them; if that
+             * fails their bits stay set and the take arms them again. */
             if (t->backend == ARENA_TRACKER_UFFD)
                 arena__tuffd_arm(t, run, s - run);
         }
     }
 }
 
-
-
-/* Re-arm slots [first, end) whose bit in sel (relative to first) is set. */
-static void rearm(struct arena__track *t, size_t first, size_t end, const uint64_t *sel)
+/* Re-arm slots [first, end) whose bit in sel (relative to first) is set. On failure,
+ * *bad is the first selected slot that may not be armed; the slots from there on are
+ * open again (libsigsegv) so that they can be left pending. */
+static int rearm(struct arena__track *t, size_t first, size_t end, const uint64_t *sel, size_t *bad)
 {
     if (t->backend == ARENA_TRACKER_UFFD) {
         size_t s = first;
@@ -374,47 +544,68 @@ static void rearm(struct arena__track *t, size_t first, size_t end, const uint64
             size_t run = s;
             while (s < end && plain_get(sel, s - first))
                 s++;
-            arena__tuffd_arm(t, run, s - run);
+            int err = arena__tuffd_arm(t, run, s - run);
+            if (err != 0) {
+                *bad = run;
+                return err;
+            }
         }
-        return;
+        return 0;
     }
-    protect_runs(t, first, end, sel, true, t->prot_armed);
+    struct span f;
+    int err = set_runs(t, first, end, sel, true, true, &f);
+    if (err != 0) {
+        set_runs(t, f.lo, f.hi, sel, true, false, NULL);
+        *bad = f.lo;
+    }
+    return err;
 }
 
-/* Report and re-arm up to max pages whose bit is set, group by group. */
-static size_t take_bits(struct arena__track *t, void **pages, size_t max)
+/* Report and re-arm up to max pages whose bit is set, group by group. If re-arming is
+ * refused, the pages not re-armed are taken back from the report and stay pending (their
+ * bits set again, open): no touch is lost, none reported without being re-armed. */
+static int take_bits(struct arena__track *t, void **pages, size_t max, size_t *count)
 {
     size_t n = 0;
+    int err = 0;
     uint64_t sel[((size_t)1 << 12) / 64 + 1];
-    size_t groups_used = (used_end(t) + ((size_t)1 << t->group_shift) - 1) >> t->group_shift;
-    for (size_t g = 0; g < groups_used && n < max; g++) {
+    size_t groups_used = (used_end(t) + ((size_t)1 << group_shift(t)) - 1) >> group_shift(t);
+    for (size_t g = 0; g < groups_used && n < max && err == 0; g++) {
         size_t first, end;
         group_range(t, g, &first, &end);
         bool any = false;
         for (size_t w = first >> 6; w < (end + 63) >> 6 && !any; w++)
-            any = atomic_load(&t->open[w]) != 0;
+            any = (atomic_load(&t->open[w]) | t->carried[w]) != 0;
         if (!any)
             continue;
         /* A group bigger than sel is handled in sel-sized pieces under one lock. */
         group_lock(t, g);
-        for (size_t piece = first; piece < end && n < max; piece += (size_t)1 << 12) {
+        for (size_t piece = first; piece < end && n < max && err == 0; piece += (size_t)1 << 12) {
             size_t pend = piece + ((size_t)1 << 12) < end ? piece + ((size_t)1 << 12) : end;
             for (size_t i = 0; i <= (pend - piece) / 64; i++)
                 sel[i] = 0;
             for (size_t s = piece; s < pend && n < max; s++) {
-                if (!bit_get(t, s))
+                if (!bit_get(t, s) && !plain_get(t->carried, s))
                     continue;
                 bit_clear(t, s); /* before re-arming: a write after this is seen again */
+                plain_put(t->carried, s, false);
                 if (!arena__track_slot_mapped(t, s))
                     continue;
                 plain_put(sel, s - piece, true);
                 pages[n++] = slot_addr(t, s);
             }
-            rearm(t, piece, pend, sel);
+            size_t bad = pend;
+            err = rearm(t, piece, pend, sel, &bad);
+            for (size_t s = bad; s < pend; s++)
+                if (plain_get(sel, s - piece)) {
+                    bit_set(t, s);
+                    n--;
+                }
         }
         group_unlock(t, g);
     }
-    return n;
+    *count = n;
+    return err;
 }
 
 /* Splits now: each maximal run of open slots costs at most two mappings. */
@@ -455,29 +646,32 @@ static int reregister_lost(struct arena__track *t, void **pages, size_t max, siz
 static int take_locked(arena_view_t *v, void **pages, size_t max, size_t *count)
 {
     struct arena__track *t = v->track;
-    size_t n = 0;
+    size_t n = 0, more = 0;
     sync_changes(t);
+    regroup(t);
     if (t->backend == ARENA_TRACKER_UFFD) {
         int err = arena__tuffd_scan(t, pages, max, &n);
         if (err == EPERM)
             err = reregister_lost(t, pages, max, &n);
+        /* Pages the scan reported need no second report from the bitmap; if it failed
+         * part way, the ones it had write-protected again stay pending there instead. */
+        for (size_t i = 0; i < n; i++) {
+            size_t slot = (size_t)((char *)pages[i] - t->base) >> t->shift;
+            if (err != 0)
+                bit_set(t, slot);
+            else
+                bit_clear(t, slot);
+        }
         if (err != 0)
             return err;
-        /* Pages the scan reported need no second report from the bitmap. */
-        for (size_t i = 0; i < n; i++)
-            bit_clear(t, (size_t)((char *)pages[i] - t->base) >> t->shift);
     }
-    /* Signals that might write to tracked pages wait while take holds group locks. */
-    sigset_t all, old;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    n += take_bits(t, pages + n, max - n);
+    sigset_t old;
+    block_signals(&old);
+    int err = take_bits(t, pages + n, max - n, &more);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     recount_splits(t);
-    *count = n;
-    return 0;
+    *count = n + more;
+    return err;
 }
 
 /* ------------------------------------------------------------ public API -- */
@@ -527,10 +721,7 @@ int arena_track_stop(arena_view_t *v)
     if (err != 0)
         return err;
     pthread_mutex_lock(&v->arena->lock);
-    if (v->track == NULL)
-        err = ARENA_ESTATE;
-    else
-        stop_locked(v);
+    err = v->track == NULL ? ARENA_ESTATE : stop_locked(v, false);
     pthread_mutex_unlock(&v->arena->lock);
     return err;
 }
@@ -546,7 +737,7 @@ static void prepare_view(struct arena__track *t, char *lo, char *hi)
     size_t first = lo < t->base ? 0 : (size_t)(lo - t->base) >> t->shift;
     size_t end = hi >= vend ? t->nslots : ((size_t)(hi - t->base) + t->page - 1) >> t->shift;
     for (size_t s = first; s < end; s++) {
-        size_t g = s >> t->group_shift;
+        size_t g = s >> group_shift(t);
         if (t->backend == ARENA_TRACKER_UFFD) {
             /* Write-protect faults are resolved by the kernel, system calls included. */
             if (arena__track_slot_mapped(t, s))
@@ -591,13 +782,13 @@ int arena_track_backend(const arena_view_t *v)
 void arena__track_view_closing(arena_view_t *v)
 {
     if (v != NULL)
-        stop_locked(v);
+        stop_locked(v, true);
 }
 
 void arena__track_arena_destroy(arena_t *a)
 {
     for (arena_view_t *v = a->views; v != NULL; v = v->next)
-        stop_locked(v);
+        stop_locked(v, true);
 }
 
 /* R8.6: a collection moved slots [src, src+n) to [dst, dst+n) (called after the move). The
@@ -609,23 +800,22 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
     struct arena__track *t = v == NULL ? NULL : v->track;
     if (t == NULL || n == 0 || dst + n > t->nslots || src + n > t->nslots || dst == src)
         return;
-    uint64_t *state = calloc((n + 63) / 64 * 2, sizeof *state);
+    size_t words = (n + 63) / 64;
+    uint64_t *state = calloc(words * 3, sizeof *state);
     if (state == NULL)
         return; /* the next take sees the changed slots as new contents: conservative */
-    uint64_t *moved = state + (n + 63) / 64;
+    uint64_t *moved = state + words, *to_arm = moved + words;
     bool any = false;
     for (size_t i = 0; i < n; i++) {
         /* A second call for the same move (view.c and collect.c both report it) finds the
-         * destination already in step: its protection below must then follow its own bit,
-         * not be re-armed (a dirty page re-armed while its bit says open is never opened
-         * again by the fault handler). */
-        if (t->shown[dst + i] == t->view->slot_enc[dst + i]) {
-            plain_put(state, i, bit_get(t, dst + i));
-            continue;
-        }
+         * destination already in step: it keeps its protection (re-arming a dirty page whose
+         * bit says open would leave it shut for good). */
+        if (t->shown[dst + i] == t->view->slot_enc[dst + i])
+            continue; /* only moved slots are protected below */
         any = true;
         plain_put(moved, i, true);
-        plain_put(state, i, t->backend == ARENA_TRACKER_UFFD || bit_get(t, src + i));
+        plain_put(state, i, t->backend == ARENA_TRACKER_UFFD || bit_get(t, src + i) ||
+                                plain_get(t->carried, src + i));
     }
     if (!any) {
         free(state);
@@ -637,15 +827,17 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
             continue;
         t->shown[s] = t->view->slot_enc[s];
         bit_clear(t, s);
+        plain_put(t->carried, s, false);
         if (arena__track_slot_mapped(t, s))
             bit_set(t, s); /* the source shows something new: its contents count as touched */
     }
     for (size_t i = 0; i < n; i++) {
         if (!plain_get(moved, i))
             continue;
-        size_t g = (dst + i) >> t->group_shift;
+        size_t g = (dst + i) >> group_shift(t);
         group_lock(t, g);
         t->shown[dst + i] = t->view->slot_enc[dst + i];
+        plain_put(t->carried, dst + i, false);
         if (plain_get(state, i))
             bit_set(t, dst + i);
         else
@@ -654,10 +846,30 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
     }
     if (t->backend == ARENA_TRACKER_UFFD) {
         arena__tuffd_arm(t, dst, n);
-    } else {
-        protect_runs(t, dst, dst + n, state, false, t->prot_armed);
-        protect_runs(t, dst, dst + n, state, true, t->prot_open);
+        free(state);
+        return;
     }
+    /* Only the moved slots: one in step already may be open or armed. */
+    for (size_t w = 0; w < words; w++) {
+        to_arm[w] = moved[w] & ~state[w];
+        state[w] &= moved[w];
+    }
+    struct span f;
+    if (set_runs(t, dst, dst + n, to_arm, true, true, &f) != 0) {
+        /* Left open: counted touched instead, so nothing written is missed. */
+        set_runs(t, f.lo, f.hi, to_arm, true, false, NULL);
+        for (size_t s = f.lo; s < dst + n; s++)
+            if (plain_get(to_arm, s - dst))
+                bit_set(t, s);
+    }
+    /* A touched page the kernel would not open stays armed: it is reported from `carried`. */
+    while (set_runs(t, dst, dst + n, state, true, false, &f) != 0)
+        for (size_t s2 = f.lo; s2 < f.hi; s2++)
+            if (plain_get(state, s2 - dst)) {
+                plain_put(state, s2 - dst, false);
+                bit_clear(t, s2);
+                plain_put(t->carried, s2, true);
+            }
     free(state);
 }
 
@@ -673,7 +885,7 @@ void arena__track_forked(arena_t *a)
         for (size_t s = 0; s < used_end(t); s++)
             if (arena__track_slot_mapped(t, s))
                 bit_set(t, s);
-        for (size_t g = 0; g < t->ngroups; g++)
+        for (size_t g = 0; g < t->nlocks; g++)
             atomic_store(&t->lock[g], 0);
         if (t->backend == ARENA_TRACKER_UFFD) {
             if (t->uffd >= 0)

@@ -28,14 +28,15 @@ struct arena__track {
     size_t nslots;
     size_t page;              /* arena page in bytes */
     unsigned shift;           /* log2(page) */
-    int prot_armed;           /* PROT_* of a page waiting for its first touch */
-    int prot_open;            /* PROT_* of a touched page: the view's protection */
     _Atomic uint64_t *open;   /* bit per slot */
     uint32_t *shown;          /* the view's slot table (slot_enc) as last armed */
+    uint8_t *shown_prot;      /* and its per-slot protections (slot_prot), R8.11 */
     size_t nwords;
+    uint64_t *carried;        /* touched, but armed: a move the kernel would not open (R8.6) */
     _Atomic unsigned char *lock; /* per group */
-    unsigned group_shift;
-    size_t ngroups;
+    _Atomic unsigned group_shift; /* grows with the slots in use (regroup) */
+    size_t nlocks;            /* one per group of the smallest size */
+    size_t coarse_room;       /* mappings coarse mode may use: 2 per group in use */
     _Atomic size_t splits;    /* upper bound of the mappings the protection split adds */
     size_t fine_limit;        /* past this many splits, a fault opens its whole group */
     _Atomic int coarse;

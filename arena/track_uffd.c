@@ -87,30 +87,46 @@ static int scan(int pagemap, struct pm_scan_arg *arg)
     return arena__os_ioctl(pagemap, PAGEMAP_SCAN, arg);
 }
 
-static bool probed_ok;
+/* 0: not known yet, 1: available, 2: not. A probe that failed for want of resources
+ * (memory, descriptors) says nothing about the kernel: it is repeated next time. Two
+ * threads probing at once both find the same. */
+static _Atomic int probed;
 
-static void probe(void)
+static bool transient(int err)
+{
+    return err == ENOMEM || err == EAGAIN || err == EMFILE || err == ENFILE || err == EINTR;
+}
+
+static int probe(void)
 {
     int fd = open_uffd();
     if (fd < 0)
-        return;
+        return transient(errno) ? 0 : 2;
+    int result = 2;
     int pm = arena__os_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
     if (pm >= 0) {
         struct pm_scan_arg arg;
         memset(&arg, 0, sizeof arg);
         arg.size = sizeof arg;
         arg.start = arg.end = (__u64)arena__os_page();
-        probed_ok = scan(pm, &arg) >= 0;
+        result = scan(pm, &arg) >= 0 ? 1 : transient(errno) ? 0 : 2;
         arena__os_close(pm);
+    } else if (transient(errno)) {
+        result = 0;
     }
     arena__os_close(fd);
+    return result;
 }
 
 bool arena__tuffd_available(void)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, probe);
-    return probed_ok;
+    int known = atomic_load(&probed);
+    if (known == 0) {
+        known = probe();
+        if (known != 0)
+            atomic_store(&probed, known);
+    }
+    return known == 1;
 }
 
 static int range_ioctl(struct arena__track *t, unsigned long req, size_t slot, size_t n, __u64 mode)

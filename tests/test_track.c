@@ -536,3 +536,241 @@ BOTH(moved_pages_keep_their_state)
     cr_assert_eq((char *)pages[0], now[3]);
     arena_destroy(a);
 }
+
+/* ---------------------------------------------- refused system calls (R8.1, R9) -- */
+#include "os.h"
+
+enum { NOBJ = 64 };
+
+static uint64_t sum_of(const unsigned char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Live objects spread over many heap pages, with their checksums. */
+static arena_t *heap_with_objects(int backend, unsigned char **objs, size_t *sizes, uint64_t *sums)
+{
+    arena_t *a = track_arena(backend, 0);
+    cr_assert_not_null(a);
+    for (int i = 0; i < NOBJ; i++) {
+        sizes[i] = 16 + (size_t)(next_rand() % (3 * PAGE));
+        objs[i] = arena_alloc(a, sizes[i]);
+        cr_assert_not_null(objs[i]);
+        cr_assert_eq(arena_pin(a, objs[i]), 0);
+        for (size_t j = 0; j < sizes[i]; j++)
+            objs[i][j] = (unsigned char)next_rand();
+        sums[i] = sum_of(objs[i], sizes[i]);
+    }
+    return a;
+}
+
+/* Objects intact, every one writable and readable, and a fresh allocation works. */
+static void heap_usable(arena_t *a, unsigned char **objs, size_t *sizes, uint64_t *sums, int n)
+{
+    for (int i = 0; i < NOBJ; i++) {
+        cr_assert_eq(sum_of(objs[i], sizes[i]), sums[i], "call %d: object %d changed", n, i);
+        objs[i][0] ^= 0x5a; /* a write into every object's page must go through */
+        objs[i][0] ^= 0x5a;
+    }
+    unsigned char *p = arena_alloc(a, 2 * PAGE);
+    cr_assert_not_null(p, "call %d: allocation after the failure", n);
+    memset(p, 7, 2 * PAGE);
+    cr_assert_eq(p[2 * PAGE - 1], 7);
+}
+
+/* Walk the refused call over every mprotect (libsigsegv) or ioctl (userfaultfd) a start
+ * makes: each failure must leave the heap view as it was, untracked. */
+static void start_all_or_nothing(int backend, int sys)
+{
+    unsigned char *objs[NOBJ];
+    size_t sizes[NOBJ];
+    uint64_t sums[NOBJ];
+    arena_t *a = heap_with_objects(backend, objs, sizes, sums);
+    arena_view_t *h = arena_heap_view(a);
+    int n;
+    for (n = 1; n < 10000; n++) {
+        arena__fault_arm(sys, (unsigned long)n, ENOMEM);
+        int err = arena_track_start(h, ARENA_TRACK_WRITES);
+        bool fired = arena__fault_fired();
+        arena__fault_disarm_all();
+        if (!fired) {
+            cr_assert_eq(err, 0, "call %d: %s", n, arena_strerror(err));
+            break;
+        }
+        cr_assert_neq(err, 0, "call %d refused, start succeeded", n);
+        cr_assert_eq(arena_track_backend(h), -1, "call %d: still tracking", n);
+        heap_usable(a, objs, sizes, sums, n);
+    }
+    cr_assert_gt(n, 1, "start made no such call: the test tests nothing");
+    /* Tracking still works after all that. */
+    objs[3][0] ^= 1;
+    void *pages[256];
+    size_t count = 0;
+    cr_assert_eq(arena_track_take(h, pages, 256, &count), 0);
+    bool found = false;
+    for (size_t i = 0; i < count; i++)
+        found |= (char *)pages[i] == (char *)((uintptr_t)objs[3] & ~(uintptr_t)(PAGE - 1));
+    cr_assert(found);
+    cr_assert_eq(arena_track_stop(h), 0);
+    arena_destroy(a);
+}
+
+Test(track_sigsegv, start_is_all_or_nothing_when_mprotect_is_refused)
+{
+    start_all_or_nothing(ARENA_TRACKER_SIGSEGV, ARENA_SYS_MPROTECT);
+}
+
+Test(track_uffd, start_is_all_or_nothing_when_ioctl_is_refused)
+{
+    if (!kernel_has_uffd_wp_async())
+        cr_skip_test("kernel older than 6.7");
+    start_all_or_nothing(ARENA_TRACKER_UFFD, ARENA_SYS_IOCTL);
+}
+
+/* Every page armed, half of them touched: a refused mprotect fails the stop and changes
+ * nothing (tracking goes on, the touched pages are still reported); then it stops. */
+Test(track_sigsegv, stop_is_all_or_nothing_when_mprotect_is_refused)
+{
+    enum { N = 256 };
+    for (int n = 1;; n++) {
+        arena_t *a;
+        arena_view_t *v = tracked(&a, ARENA_TRACKER_SIGSEGV, N, ARENA_TRACK_WRITES);
+        char *base = arena_view_base(v);
+        for (size_t s = 0; s < N; s += 2)
+            base[s * PAGE] = 1;
+        arena__fault_arm(ARENA_SYS_MPROTECT, (unsigned long)n, ENOMEM);
+        int err = arena_track_stop(v);
+        bool fired = arena__fault_fired();
+        arena__fault_disarm_all();
+        if (!fired) {
+            cr_assert_eq(err, 0);
+            cr_assert_gt(n, 1);
+            for (size_t s = 0; s < N; s++)
+                base[s * PAGE] = 3; /* all open */
+            arena_destroy(a);
+            break;
+        }
+        cr_assert_neq(err, 0);
+        cr_assert_eq(arena_track_backend(v), ARENA_TRACKER_SIGSEGV);
+        for (size_t s = 1; s < N; s += 4)
+            base[s * PAGE] = 2; /* armed ones fault and are recorded */
+        unsigned char seen[N];
+        memset(seen, 0, sizeof seen);
+        cr_assert_eq(take_all(v, seen, 64), (long)(N / 2 + N / 4));
+        for (size_t s = 0; s < N; s++)
+            cr_assert_eq(seen[s], (s % 2 == 0 || s % 4 == 1) ? 1 : 0, "call %d slot %zu", n, s);
+        cr_assert_eq(arena_track_stop(v), 0);
+        arena_destroy(a);
+    }
+}
+
+/* A take whose re-arming is refused loses nothing: what it reports is re-armed, the rest
+ * stays pending and comes with the next take. */
+BOTH(take_loses_nothing_when_rearming_is_refused)
+{
+    enum { N = 256 };
+    int sys = backend == ARENA_TRACKER_UFFD ? ARENA_SYS_IOCTL : ARENA_SYS_MPROTECT;
+    for (int n = 1; n < 64; n++) {
+        arena_t *a;
+        arena_view_t *v = tracked(&a, backend, N, ARENA_TRACK_WRITES);
+        char *base = arena_view_base(v);
+        for (size_t s = 0; s < N; s += 3)
+            base[s * PAGE] = 1;
+        void *pages[N];
+        size_t count = 0;
+        arena__fault_arm(sys, (unsigned long)n, ENOMEM);
+        int err = arena_track_take(v, pages, N, &count);
+        bool fired = arena__fault_fired();
+        arena__fault_disarm_all();
+        unsigned char seen[N];
+        memset(seen, 0, sizeof seen);
+        for (size_t i = 0; i < count; i++)
+            seen[((char *)pages[i] - base) / PAGE]++;
+        if (!fired)
+            cr_assert_eq(err, 0);
+        /* Reported pages are armed again: a write to them is seen by the next take. */
+        for (size_t i = 0; i < count; i++)
+            ((char *)pages[i])[1] = 2;
+        unsigned char again[N];
+        memset(again, 0, sizeof again);
+        cr_assert_geq(take_all(v, again, 64), 0);
+        for (size_t s = 0; s < N; s++) {
+            if (s % 3 == 0)
+                cr_assert_geq(seen[s] + again[s], 1, "call %d: written slot %zu lost", n, s);
+            if (seen[s])
+                cr_assert_eq(again[s], 1, "call %d: re-armed slot %zu not seen again", n, s);
+        }
+        arena_destroy(a);
+        if (!fired)
+            break;
+    }
+}
+
+/* ------------------------------------------------- coarse groups (R8.4) -- */
+
+/* A big view with a small part in use (like the 64 GiB heap view): the coarse groups are
+ * sized from the part in use, so sparse writes do not report every page in use. */
+Test(track_sigsegv, coarse_groups_follow_the_part_in_use)
+{
+    enum { USED = 2048, STEP = 8 };
+    arena_t *a = track_arena(ARENA_TRACKER_SIGSEGV, 400);
+    cr_assert_not_null(a);
+    size_t first;
+    arena_view_t *v = NULL;
+    cr_assert_eq(arena_file_alloc(a, USED, &first), 0);
+    cr_assert_eq(arena_view_open(a, ARENA_VIEW_EMPTY, (size_t)1 << 20, ARENA_PROT_READ | ARENA_PROT_WRITE, 0, &v), 0);
+    cr_assert_eq(arena_view_map(v, 0, first, USED), 0);
+    cr_assert_eq(arena_track_start(v, ARENA_TRACK_WRITES), 0);
+    char *base = arena_view_base(v);
+    for (size_t s = 0; s < USED; s += STEP)
+        base[s * PAGE] = 1;
+    unsigned char *seen = calloc((size_t)1 << 20, 1);
+    long n = take_all(v, seen, 512);
+    for (size_t s = 0; s < USED; s += STEP)
+        cr_assert_eq(seen[s], 1, "written slot %zu missed", s);
+    cr_assert_lt(n, USED, "%ld of %d pages in use reported for %d written", n, USED, USED / STEP);
+    free(seen);
+    arena_destroy(a);
+}
+
+/* ------------------------------------- per-slot protection (R8.11) -- */
+
+/* A slot made read-only on a tracked view stays read-only: tracking neither opens it for
+ * writing nor reports it for the faults the program itself meets there. */
+Test(track_sigsegv, slot_protection_is_kept, .signal = SIGSEGV)
+{
+    arena_t *a;
+    arena_view_t *v = tracked(&a, ARENA_TRACKER_SIGSEGV, 16, ARENA_TRACK_WRITES);
+    char *base = arena_view_base(v);
+    cr_assert_eq(arena_view_protect(v, 3, 1, ARENA_PROT_READ), 0);
+    base[2 * PAGE] = 1;
+    void *pages[16];
+    size_t count = 0;
+    cr_assert_eq(arena_track_take(v, pages, 16, &count), 0); /* reports 2, and 3 (new protection) */
+    cr_assert_eq(count, 2);
+    base[2 * PAGE] = 2;                  /* tracked page: opened again */
+    (void)*(volatile char *)(base + 3 * PAGE); /* readable */
+    *(volatile char *)(base + 3 * PAGE) = 1;   /* read-only: the program's own fault */
+}
+
+/* Pages given a more open protection are tracked relative to it. */
+BOTH(tracking_follows_a_changed_slot_protection)
+{
+    arena_t *a;
+    arena_view_t *v = tracked(&a, backend, 16, ARENA_TRACK_WRITES);
+    char *base = arena_view_base(v);
+    cr_assert_eq(arena_view_protect(v, 4, 2, ARENA_PROT_READ), 0);
+    void *pages[16];
+    size_t count = 0;
+    cr_assert_eq(arena_track_take(v, pages, 16, &count), 0);
+    cr_assert_eq(arena_view_protect(v, 4, 2, ARENA_PROT_READ | ARENA_PROT_WRITE), 0);
+    cr_assert_eq(arena_track_take(v, pages, 16, &count), 0);
+    base[5 * PAGE] = 1; /* writable again, and tracked */
+    cr_assert_eq(arena_track_take(v, pages, 16, &count), 0);
+    cr_assert_eq(count, 1);
+    cr_assert_eq(pages[0], base + 5 * PAGE);
+    arena_destroy(a);
+}
