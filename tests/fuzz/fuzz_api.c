@@ -100,8 +100,11 @@ static void verify_all(const struct model *m)
         verify(m, &m->objs[i], m->objs[i].p);
         if (m->mirror != NULL) {
             char *mp = arena_view_addr(m->mirror, m->objs[i].p);
-            CHECK(mp != NULL);
-            verify(m, &m->objs[i], mp);
+            /* A mirror that a refused system call left out of step answers NULL until a
+             * later collection brings it back (arena.h); never without a fault. */
+            CHECK(mp != NULL || m->faults);
+            if (mp != NULL)
+                verify(m, &m->objs[i], mp);
         }
     }
 }
