@@ -153,19 +153,27 @@ static int range_ioctl(struct arena__track *t, unsigned long req, size_t slot, s
     return arena__os_ioctl(t->uffd, req, &r);
 }
 
+/* The next maximal run of mapped slots in [*s, end): [*run, *s). False when none is left.
+ * Only mapped runs are handed to the kernel: an empty slot is an anonymous PROT_NONE
+ * reservation, which the userfaultfd ioctls and PAGEMAP_SCAN's WP checks refuse. */
+static bool next_mapped_run(const struct arena__track *t, size_t *s, size_t end, size_t *run)
+{
+    while (*s < end && !arena__track_slot_mapped(t, *s))
+        (*s)++;
+    if (*s >= end)
+        return false;
+    *run = *s;
+    while (*s < end && arena__track_slot_mapped(t, *s))
+        (*s)++;
+    return true;
+}
+
 /* Register (idempotent for the same context: new mappings replaced the registered ones)
  * and write-protect the mapped runs of [slot, slot+n). */
 int arena__tuffd_arm(struct arena__track *t, size_t slot, size_t n)
 {
-    size_t s = slot, end = slot + n;
-    while (s < end) {
-        if (!arena__track_slot_mapped(t, s)) {
-            s++;
-            continue;
-        }
-        size_t run = s;
-        while (s < end && arena__track_slot_mapped(t, s))
-            s++;
+    size_t s = slot, end = slot + n, run;
+    while (next_mapped_run(t, &s, end, &run)) {
         if (range_ioctl(t, UFFDIO_WRITEPROTECT, run, s - run, UFFDIO_WRITEPROTECT_MODE_WP) == 0)
             continue;
         if (range_ioctl(t, UFFDIO_REGISTER, run, s - run, UFFDIO_REGISTER_MODE_WP) != 0 ||
@@ -177,17 +185,9 @@ int arena__tuffd_arm(struct arena__track *t, size_t slot, size_t n)
 
 static void unregister_all(struct arena__track *t)
 {
-    size_t s = 0, end = t->view->high < t->nslots ? t->view->high : t->nslots;
-    while (s < end) {
-        if (!arena__track_slot_mapped(t, s)) {
-            s++;
-            continue;
-        }
-        size_t run = s;
-        while (s < end && arena__track_slot_mapped(t, s))
-            s++;
+    size_t s = 0, end = t->view->high < t->nslots ? t->view->high : t->nslots, run;
+    while (next_mapped_run(t, &s, end, &run))
         range_ioctl(t, UFFDIO_UNREGISTER, run, s - run, 0);
-    }
 }
 
 void arena__tuffd_detach(struct arena__track *t)
@@ -222,15 +222,8 @@ static int scan_runs(struct arena__track *t, size_t slot, size_t end, bool wp, s
 {
     struct page_region regs[64];
     size_t found = 0;
-    size_t s = slot;
-    while (s < end && found < limit) {
-        if (!arena__track_slot_mapped(t, s)) {
-            s++;
-            continue;
-        }
-        size_t run = s;
-        while (s < end && arena__track_slot_mapped(t, s))
-            s++;
+    size_t s = slot, run;
+    while (found < limit && next_mapped_run(t, &s, end, &run)) {
         struct pm_scan_arg arg;
         memset(&arg, 0, sizeof arg);
         arg.size = sizeof arg;
