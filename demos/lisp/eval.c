@@ -296,12 +296,12 @@ loop:
                 goto done;
             }
             goto run_body;
-        case SP_LET:
-            tmp = list_ref(x, 1);
-            if (SYMBOL_P(tmp))
-                goto named_let;
+        case SP_LET: {
+            /* (let ((v init) ...) body) or, named, (let name ((v init) ...) body) */
+            int named = SYMBOL_P(list_ref(x, 1));
+            int at = named ? 2 : 1;
             /* names and vals in binding order */
-            for (tmp = list_ref(x, 1); PAIR_P(tmp); tmp = cdr(tmp)) {
+            for (tmp = list_ref(x, at); PAIR_P(tmp); tmp = cdr(tmp)) {
                 body = eval(list_ref(car(tmp), 1), env);
                 body = cons(body, NIL);
                 if (args == NIL)
@@ -312,7 +312,7 @@ loop:
             }
             f = NIL;
             tail = NIL;
-            for (tmp = list_ref(x, 1); PAIR_P(tmp); tmp = cdr(tmp)) {
+            for (tmp = list_ref(x, at); PAIR_P(tmp); tmp = cdr(tmp)) {
                 body = cons(car(car(tmp)), NIL);
                 if (f == NIL)
                     f = body;
@@ -320,34 +320,17 @@ loop:
                     cdr(tail) = body;
                 tail = body;
             }
-            env = new_frame(env, f, args);
-            body = cdr(cdr(x));
-            goto run_body;
-        named_let:
-            /* (let name ((v init) ...) body): name is bound in a frame of its own. */
-            for (tmp = list_ref(x, 2); PAIR_P(tmp); tmp = cdr(tmp)) {
-                body = eval(list_ref(car(tmp), 1), env);
-                body = cons(body, NIL);
-                if (args == NIL)
-                    args = body;
-                else
-                    cdr(tail) = body;
-                tail = body;
+            if (!named) {
+                env = new_frame(env, f, args);
+                body = cdr(cdr(x));
+                goto run_body;
             }
-            f = NIL;
-            tail = NIL;
-            for (tmp = list_ref(x, 2); PAIR_P(tmp); tmp = cdr(tmp)) {
-                body = cons(car(car(tmp)), NIL);
-                if (f == NIL)
-                    f = body;
-                else
-                    cdr(tail) = body;
-                tail = body;
-            }
+            /* The name is bound in a frame of its own, to a closure over that frame. */
             env = new_frame(env, NIL, NIL);
             f = make_closure(f, cdr(cdr(cdr(x))), env, list_ref(x, 1));
             define_var(env, list_ref(x, 1), f);
             goto apply;
+        }
         case SP_LETSTAR:
         case SP_LETREC:
             /* One frame, bindings added in order: let* and letrec* semantics (letrec
