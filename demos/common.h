@@ -13,6 +13,7 @@
 #endif
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -105,6 +106,29 @@ static inline int demo_parse_mover(const char *text)
             return demo_movers[i].mover;
     demo_usage_error("--mover: unknown mover '%s' (auto, remap_file_pages|rfp, mmap_fixed|fixed, mremap, copy)",
                      text);
+}
+
+/* The command line of a demo whose only options are --mover NAME and --help: returns the
+ * mover (default_mover when not given); --help prints usage and exits 0, anything else is a
+ * usage error (exit DEMO_EXIT_USAGE). */
+static inline int demo_mover_args(int argc, char **argv, int default_mover, void (*usage)(FILE *))
+{
+    static const struct option longopts[] = {
+        {"mover", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0},
+    };
+    int mover = default_mover, c;
+    while ((c = getopt_long(argc, argv, "m:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': mover = demo_parse_mover(optarg); break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(DEMO_EXIT_USAGE);
+        }
+    }
+    if (optind < argc)
+        demo_usage_error("unexpected argument '%s' (see --help)", argv[optind]);
+    return mover;
 }
 
 static inline uint64_t demo_now_ns(void)

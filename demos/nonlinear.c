@@ -6,7 +6,6 @@
  */
 #include "common.h"
 
-#include <getopt.h>
 
 static void usage(FILE *out)
 {
@@ -48,21 +47,7 @@ static void show(const arena_view_t *v, size_t ps, size_t first, const char *tit
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"mover", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {0, 0, 0, 0},
-    };
-    int mover = ARENA_MOVE_REMAP_FILE_PAGES, c;
-    while ((c = getopt_long(argc, argv, "m:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'm': mover = demo_parse_mover(optarg); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return DEMO_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        demo_usage_error("unexpected argument '%s' (see --help)", argv[optind]);
+    int mover = demo_mover_args(argc, argv, ARENA_MOVE_REMAP_FILE_PAGES, usage);
 
     arena_t *a;
     demo_check(arena_create(&a, NULL), "arena_create");
