@@ -364,7 +364,17 @@ static uint32_t encode(size_t file_page)
     return file_page == ARENA_NO_PAGE ? 0 : ~(uint32_t)file_page;
 }
 
-int arena__view_set(arena_view_t *v, size_t slot, const size_t *file_pages, size_t n, int mover)
+/* The new contents of a change: file_pages[i], or the run file_page + i when file_pages is
+ * NULL (ARENA_NO_PAGE for nothing, either way). */
+static void fill_new(struct change *c, const size_t *file_pages, size_t file_page, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        c->newv[i] = file_pages ? encode(file_pages[i])
+                                : (file_page == ARENA_NO_PAGE ? 0 : encode(file_page + i));
+}
+
+static int set_pages(arena_view_t *v, size_t slot, const size_t *file_pages, size_t file_page, size_t n,
+                     int mover)
 {
     struct change c;
     if (n == 0)
@@ -372,26 +382,20 @@ int arena__view_set(arena_view_t *v, size_t slot, const size_t *file_pages, size
     int err = change_init(v, &c, slot, n);
     if (err)
         return err;
-    for (size_t i = 0; i < n; i++)
-        c.newv[i] = encode(file_pages[i]);
+    fill_new(&c, file_pages, file_page, n);
     err = commit(v, &c, 1, mover);
     free_changes(&c, 1);
     return err;
 }
 
+int arena__view_set(arena_view_t *v, size_t slot, const size_t *file_pages, size_t n, int mover)
+{
+    return set_pages(v, slot, file_pages, 0, n, mover);
+}
+
 int arena__view_set_run(arena_view_t *v, size_t slot, size_t file_page, size_t n, int mover)
 {
-    struct change c;
-    if (n == 0)
-        return 0;
-    int err = change_init(v, &c, slot, n);
-    if (err)
-        return err;
-    for (size_t i = 0; i < n; i++)
-        c.newv[i] = file_page == ARENA_NO_PAGE ? 0 : encode(file_page + i);
-    err = commit(v, &c, 1, mover);
-    free_changes(&c, 1);
-    return err;
+    return set_pages(v, slot, NULL, file_page, n, mover);
 }
 
 /* Slots [slot, slot+n) show file pages file_page.. by moving the caller's mapping of
@@ -440,8 +444,7 @@ size_t arena__view_vmas_if(const arena_view_t *v, size_t slot, const size_t *fil
     struct change c;
     if (n == 0 || change_init(v, &c, slot, n))
         return v->vmas;
-    for (size_t i = 0; i < n; i++)
-        c.newv[i] = file_pages ? encode(file_pages[i]) : (file_page == ARENA_NO_PAGE ? 0 : encode(file_page + i));
+    fill_new(&c, file_pages, file_page, n);
     size_t planned = vmas_planned(v, &c, 1);
     free_changes(&c, 1);
     return planned;
