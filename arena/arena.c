@@ -82,9 +82,8 @@ static int check_config(const arena_config_t *cfg, size_t os_page)
 
 /* A safe share of vm.max_map_count (R4.9): half of what the process has not
  * used yet, so the runtime and its libraries keep the other half. */
-static size_t default_vma_budget(void)
+static size_t default_vma_budget(size_t max, size_t used)
 {
-    size_t max = arena__os_max_map_count(), used = arena__os_count_maps();
     size_t budget = used < max ? (max - used) / 2 : 0;
     return budget < 64 ? 64 : budget;
 }
@@ -94,9 +93,8 @@ static size_t default_vma_budget(void)
  * mappings of its own. A budget the kernel cannot honour is clamped to this (R4.9). */
 #define ROLLBACK_HEADROOM 512
 
-static size_t clamp_vma_budget(size_t budget)
+static size_t clamp_vma_budget(size_t budget, size_t max, size_t used)
 {
-    size_t max = arena__os_max_map_count(), used = arena__os_count_maps();
     size_t room = used + ROLLBACK_HEADROOM < max ? max - used - ROLLBACK_HEADROOM : 64;
     return budget > room ? room : budget;
 }
@@ -113,9 +111,11 @@ static void fill_defaults(arena_config_t *cfg, size_t os_page)
         cfg->reserve = cfg->page_size;
     if (!cfg->sparse_percent)
         cfg->sparse_percent = 75;
+    /* One read of each: /proc/self/maps costs a file walk per arena_create. */
+    size_t max = arena__os_max_map_count(), used = arena__os_count_maps();
     if (!cfg->vma_budget)
-        cfg->vma_budget = default_vma_budget();
-    cfg->vma_budget = clamp_vma_budget(cfg->vma_budget);
+        cfg->vma_budget = default_vma_budget(max, used);
+    cfg->vma_budget = clamp_vma_budget(cfg->vma_budget, max, used);
 }
 
 /* ------------------------------------------------------------- life cycle -- */
