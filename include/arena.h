@@ -110,15 +110,19 @@ typedef struct arena_config {
     unsigned sparse_percent; /* pages less than this % live are evacuated object by object; 0 = 75
                               * (copying live bytes is far cheaper than keeping a page: at 25
                               * a 30 %-survival heap kept 1.44x its live bytes, at 75 1.12x) */
-    size_t max_file;         /* cap on the backing file in bytes (exhaustion -> ENOSPC); 0 = none */
+    size_t max_file;         /* cap on the backing file in bytes (exhaustion -> ENOSPC); 0 = the memory the
+                                process may use: physical memory plus swap, or its memory cgroup's limit
+                                where lower (arena_stats reports the cap in force). Independently, a
+                                request larger than 64 MiB must fit in the memory left at that moment,
+                                or it fails with ENOMEM before anything is committed */
     /* Retained pages (docs/design.md §6, R6.7): a collection keeps dead pages resident and
      * mapped as the allocation pool and the next collection's to-space, instead of handing
      * them back to the kernel page by page. Only the surplus is released, in large batches. */
     size_t retain_bytes;     /* retained bytes kept however long they stay unused; 0 = the larger of
                                 16 MiB and twice the live bytes after the last collection */
     unsigned retain_delay_ms; /* retained bytes above retain_bytes are released once they have stayed
-                                above it this long (checked when allocation refills its pool, and
-                                at every collection); 0 = 250 ms */
+                                above it this long (checked when allocation refills its pool;
+                                a collection only starts the clock); 0 = 250 ms */
     size_t retain_max;       /* at the end of a collection the retained bytes above this are released
                                 at once; 0 = the larger of 64 MiB and 4 x the live bytes; set 1 to
                                 keep nothing (every dead page released by each collection) */
@@ -392,6 +396,7 @@ typedef struct arena_stats {
     size_t copy_below;        /* the copy/remap break-even in pages in force */
     int backing;              /* ARENA_BACKING_MEMFD or _TMPFILE, as chosen */
     int mover;                /* the arena's mover as configured */
+    size_t max_file;          /* the cap on the backing file in force, bytes (arena_config_t.max_file) */
 } arena_stats_t;
 
 /* Fill *s with a snapshot of the arena (takes the arena lock; one mincore pass over the
