@@ -879,6 +879,21 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
 }
 
 
+/* BEFORE view.c re-creates or re-protects the mappings of slots [slot, slot+n): the new
+ * mapping is open to the mutator even when it shows the same file page with the same
+ * protection as when it was armed, so the next take counts those slots as touched (R8.7)
+ * instead of trusting the slot records. */
+static void view_remapping(arena_view_t *v, size_t slot, size_t n)
+{
+    struct arena__track *t = v == NULL ? NULL : arena__view_track(v);
+    if (t == NULL || slot >= t->nslots)
+        return;
+    if (n > t->nslots - slot)
+        n = t->nslots - slot;
+    for (size_t i = 0; i < n; i++)
+        t->shown[slot + i] = ARENA__VIEW_REC_STALE;
+}
+
 /* In a forked child the views were re-mapped with their own protection: every page is
  * open. Count them all touched (R9.3: conservative) and re-attach the kernel side. */
 void arena__track_forked(arena_t *a)
@@ -912,5 +927,6 @@ void arena__track_forked(arena_t *a)
 
 const struct arena__view_hooks arena__track_view_hooks = {
     .closing = view_closing,
+    .remapping = view_remapping,
     .moved = arena__track_moved,
 };

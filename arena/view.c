@@ -28,7 +28,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define NO_PAGE32 UINT32_MAX        /* a file page number no slot can show */
 
 struct arena_view {
     arena_t *arena;
@@ -42,7 +41,7 @@ struct arena_view {
     bool is_heap;
     /* Slot table, lazily committed anonymous memory (untouched = zero), so it is stored
      * complemented: slot_enc[i] == ~file_page, 0 = the slot shows nothing. */
-    uint32_t *slot_enc;
+    uint32_t *slot_enc;    /* never ARENA__VIEW_REC_STALE: file pages are below UINT32_MAX - 1 */
     /* Per-slot protection, NULL until arena_view_protect first differs from the view's:
      * slot_prot[i] ^ prot is the slot's ARENA_PROT_*. */
     uint8_t *slot_prot;
@@ -70,6 +69,13 @@ static void hook_closing(arena_view_t *v)
     const struct arena__view_hooks *h = atomic_load(&hooks);
     if (h && h->closing)
         h->closing(v);
+}
+
+static void hook_remapping(arena_view_t *v, size_t slot, size_t n)
+{
+    const struct arena__view_hooks *h = atomic_load(&hooks);
+    if (h && h->remapping)
+        h->remapping(v, slot, n);
 }
 
 static void hook_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
@@ -428,6 +434,7 @@ static bool all_shown(const arena_view_t *v, size_t slot, size_t n)
 static int show_run(arena_view_t *v, size_t slot, size_t n, uint32_t e, int mover)
 {
     const struct arena__backing *b = v->arena->backing;
+    hook_remapping(v, slot, n);
     if (!e) {
         int err = arena__map_unmap(b, arena__view_slot_addr(v, slot), n);
         for (size_t i = 0; !err && i < n; i++)
@@ -646,6 +653,7 @@ static int fix_prot(arena_view_t *v, size_t dst, size_t src, size_t n)
         int want = arena__view_slot_prot(v, dst + i);
         if (want == arena__view_slot_prot(v, src + i))
             continue;
+        hook_remapping(v, dst + i, 1);
         int err = arena__map_protect(arena__view_slot_addr(v, dst + i), v->arena->page_size, want);
         if (err)
             return err;
@@ -673,6 +681,7 @@ static int move_by_mremap(arena_view_t *v, size_t dst, size_t src, const uint32_
             err = show_values(v, dst + i, carried + i, len, ARENA_MOVE_MMAP_FIXED, false);
             continue;
         }
+        hook_remapping(v, dst + i, len);
         err = arena__map_mremap(v->arena->backing, arena__view_slot_addr(v, dst + i), arena__view_slot_addr(v, src + i),
                                     len);
         if (err == EFAULT || err == EINVAL) /* the source is split (tracking): map by file page */
@@ -816,6 +825,7 @@ static int protect_shown(arena_view_t *v, size_t slot, size_t n, const uint8_t *
         while (j < n && v->slot_enc[slot + j] && (prots ? prots[j] : prot) == want &&
                arena__view_slot_prot(v, slot + j) != want)
             j++;
+        hook_remapping(v, slot + i, j - i);
         int err = arena__map_protect(arena__view_slot_addr(v, slot + i), (j - i) * v->arena->page_size, want);
         if (err) {
             if (!first_err)

@@ -16,6 +16,10 @@
 struct arena__view_hooks {
     /* Before the view's range is unmapped (arena_view_close, arena_destroy). */
     void (*closing)(arena_view_t *v);
+    /* BEFORE view.c re-creates or re-protects the mappings of slots [slot, slot+n) (map,
+     * unmap, mprotect, an undo): the new mapping is open to the mutator even when it shows
+     * the same file page with the same protection as before. */
+    void (*remapping)(arena_view_t *v, size_t slot, size_t n);
     /* AFTER slots [src, src+n) moved to [dst, dst+n) (any mover, copying included). */
     void (*moved)(arena_view_t *v, size_t dst, size_t src, size_t n);
 };
@@ -86,6 +90,8 @@ void arena__view_set_track(arena_view_t *v, struct arena__track *t);
  * snapshot writes the records of slots [lo, hi) into rec[lo..hi) and prot[lo..hi);
  * changed is true when a slot of [lo, hi) differs from its records. With prot NULL
  * protections are neither written nor compared. */
+/* A record no slot ever has: a neighbour's record set to it always reads as changed. */
+#define ARENA__VIEW_REC_STALE 1u
 void arena__view_snapshot(const arena_view_t *v, size_t lo, size_t hi, uint32_t *rec, uint8_t *prot);
 bool arena__view_changed(const arena_view_t *v, size_t lo, size_t hi, const uint32_t *rec,
                          const uint8_t *prot);
