@@ -99,6 +99,9 @@ static void fill_defaults(arena_config_t *cfg, size_t os_page)
         cfg->reserve = cfg->page_size;
     if (!cfg->sparse_percent)
         cfg->sparse_percent = 75;
+    /* R4.7: never more file than the process could ever hold in memory. */
+    if (!cfg->max_file)
+        cfg->max_file = arena__os_memory_limit();
     cfg->vma_budget = arena__budget_limit_for(cfg->vma_budget);
 }
 
@@ -251,6 +254,7 @@ int arena_stats(const arena_t *a, arena_stats_t *s)
     arena__heap_stats(a, s);
     s->file_bytes = arena__backing_bytes(a->backing);
     s->file_size = arena__backing_file_pages(a->backing) * a->page_size;
+    s->max_file = arena__backing_max_pages(a->backing) * a->page_size;
     s->vmas = arena__budget_used(&a->budget);
     s->vma_budget = arena__budget_limit(&a->budget);
     for (const arena_view_t *v = a->views; v; v = arena__view_next(v))

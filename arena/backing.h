@@ -35,6 +35,7 @@ size_t arena__backing_next_used(const struct arena__backing *b, size_t from, siz
 size_t arena__backing_bytes(const struct arena__backing *b);
 size_t arena__backing_file_pages(const struct arena__backing *b);   /* file size in pages */
 size_t arena__backing_used_pages(const struct arena__backing *b);   /* pages handed out */
+size_t arena__backing_max_pages(const struct arena__backing *b);    /* cap in pages */
 size_t arena__backing_page_size(const struct arena__backing *b);
 int arena__backing_kind(const struct arena__backing *b);            /* ARENA_BACKING_* */
 

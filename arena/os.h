@@ -67,6 +67,12 @@ size_t arena__os_file_bytes(int fd);
 
 /* ARENA_PROT_* to PROT_*. */
 int arena__os_prot(int arena_prot);
+/* os_memory.c. Bytes of memory the process may use at most: physical memory plus swap, or
+ * the memory cgroup's limit (any ancestor's) where lower; SIZE_MAX when unknown. */
+size_t arena__os_memory_limit(void);
+/* Bytes still available now under the same limits (MemAvailable + SwapFree, the cgroup's
+ * limit minus its usage); SIZE_MAX when unknown. Reads /proc and cgroup files: not cheap. */
+size_t arena__os_memory_left(void);
 
 /* The OS page size, cached. */
 size_t arena__os_page(void);

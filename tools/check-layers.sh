@@ -9,7 +9,7 @@
 #   - a file outside the mapping, view and tracking layers calls a mapping wrapper
 #     (arena__os_mmap, _mremap, _munmap, _mprotect, _madvise);
 #   - a file other than map.c takes the backing file's descriptor (arena__backing_fd);
-#   - a file other than os.c calls the kernel's file and mapping calls itself.
+#   - a file outside the OS layer (os.c, os_*.c) calls the kernel's file and mapping calls.
 # Needs only nm (binutils), awk, sort and tsort (coreutils): what the build itself needs.
 set -eu
 lib=${1:?usage: check-layers.sh path/to/libarena.a}
@@ -57,9 +57,9 @@ check() { # rule-name allowed-files-regex symbols-regex
     fi
 }
 check "mapping wrappers only in the mapping, view and tracking layers" \
-    'map\.c|view\.c|track\.c|track_sigsegv\.c|track_uffd\.c|os\.c' \
+    'map\.c|view\.c|track\.c|track_sigsegv\.c|track_uffd\.c|os(_[a-z]+)?\.c' \
     'arena__os_(mmap|mremap|munmap|mprotect|madvise)'
 check "the backing file's descriptor only in the mapping layer" 'map\.c|backing\.c' 'arena__backing_fd'
-check "only os.c calls the kernel's file and mapping calls" 'os\.c' \
+check "only the OS layer (os.c, os_*.c) calls the kernel's file and mapping calls" 'os(_[a-z]+)?\.c' \
     'mmap|mmap64|munmap|mremap|mprotect|madvise|remap_file_pages|memfd_create|open|open64|openat|ftruncate|ftruncate64|fallocate|fallocate64|fcntl|fcntl64|ioctl|syscall|mincore|pipe2|read|write|close|fstat|fstat64'
 exit $status
