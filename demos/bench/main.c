@@ -145,9 +145,9 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "arena-bench: bad option %s\n", arg);
+            fprintf(stderr, "arena-bench: unknown option or missing value: %s\n", arg);
             usage(stderr);
-            return 64;
+            return 64; /* a bad command line; 2 would say the VMA budget refused a layout */
         }
     }
     if (!o.heap)
