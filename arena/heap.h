@@ -21,13 +21,23 @@ enum arena__page_kind {
  * vacated slots are unmapped only at the end, in runs, so holes do not split the heap
  * into more mappings than the budget allows while pages slide (R7.2). */
 #define ARENA__PAGE_STALE 1u
+/* The slot's objects survived a collection (either collector): an ARENA_TRACE_YOUNG
+ * collection neither traces nor frees them. Pages taken for allocation start without. */
+#define ARENA__PAGE_OLD 2u
+/* Less than cfg.sparse_percent live at the end of the last one-pass collection that
+ * traced it: the next full one evacuates it (trace.c). */
+#define ARENA__PAGE_SPARSE 4u
+/* During a one-pass collection only (trace.c): objects here die unless reached, and on
+ * an EVAC page the ones reached are copied out. */
+#define ARENA__PAGE_CONDEMNED 8u
+#define ARENA__PAGE_EVAC 16u
 
 /* Per-slot page information (R6.3). Written under a->lock or stop-the-world; kind and
  * aux are read lock-free by arena_object, hence the atomic accessors in heap.c. */
 struct arena__page {
     uint8_t kind;
     uint8_t pinned;         /* holds an object pinned for the next collection */
-    uint16_t flags;         /* ARENA__PAGE_STALE */
+    uint16_t flags;         /* ARENA__PAGE_* bits above */
     uint32_t aux;
     uint32_t live;          /* marked bytes since the last collection */
     uint32_t file_page;     /* the file page the slot shows when not FREE */
