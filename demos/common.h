@@ -78,6 +78,18 @@ static inline size_t demo_parse_size(const char *opt, const char *text)
     return (size_t)(n << shift);
 }
 
+/* An unsigned decimal integer in [min, max] (0x for hex); dies with a usage error otherwise. */
+static inline unsigned long long demo_parse_uint(const char *opt, const char *text, unsigned long long min,
+                                                 unsigned long long max)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 0);
+    if (end == text || *end != '\0' || errno || text[0] == '-' || n < min || n > max)
+        demo_usage_error("%s: '%s' is not a whole number from %llu to %llu", opt, text, min, max);
+    return n;
+}
+
 static const struct { const char *name; int mover; } demo_movers[] = {
     {"auto", ARENA_MOVE_AUTO},
     {"remap_file_pages", ARENA_MOVE_REMAP_FILE_PAGES},
@@ -129,6 +141,24 @@ static inline int demo_mover_args(int argc, char **argv, int default_mover, void
     if (optind < argc)
         demo_usage_error("unexpected argument '%s' (see --help)", argv[optind]);
     return mover;
+}
+
+/* The command line of a demo that takes no option but --help: --help prints usage and
+ * exits 0, anything else is a usage error (exit DEMO_EXIT_USAGE). */
+static inline void demo_help_args(int argc, char **argv, void (*usage)(FILE *))
+{
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            exit(0);
+        }
+        usage(stderr);
+        exit(DEMO_EXIT_USAGE);
+    }
+    if (optind < argc)
+        demo_usage_error("unexpected argument '%s' (see --help)", argv[optind]);
 }
 
 static inline uint64_t demo_now_ns(void)

@@ -3,13 +3,20 @@
  * (mover AUTO: copy short runs, remap medium ones, 2 MiB-aligned mremap for long ones)
  * with a plain copying compactor (mover COPY) on the same heap shape.
  *
- *   arena-compaction [--heap SIZE] [--survive PERCENT] [--seed N] [--page-size SIZE] [--svg PATH]
+ *   arena-compaction [--heap SIZE] [--survive FRACTION|PERCENT%] [--seed N] [--page-size SIZE]
+ *                    [--svg PATH | --no-svg]
  *
- * Prints one table row per compactor and writes an SVG heap map (before / after, for the
- * AUTO run). Exits 0 only when every surviving object was verified byte for byte.
+ * Prints what each compactor did side by side and writes an SVG heap map of the heap before
+ * and after each collection. Exits 0 only when every surviving object was verified byte for
+ * byte.
  */
+#include "common.h"
+
 #include <errno.h>
 #include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,9 +34,9 @@ struct obj {
 
 struct options {
     size_t heap, page;
-    unsigned survive;
+    double survive; /* the fraction of objects that survive, 0..1 */
     uint64_t seed;
-    const char *svg;
+    const char *svg; /* NULL: no map */
 };
 
 static uint64_t rng;
@@ -48,69 +55,93 @@ static uint64_t word_of(const struct obj *o, size_t i)
     return x * 0xBF58476D1CE4E5B9ull;
 }
 
-static size_t parse_size(const char *s)
+static void usage(FILE *f)
 {
-    char *end;
-    double v = strtod(s, &end);
-    switch (*end) {
-    case 'k': case 'K': v *= 1024; break;
-    case 'm': case 'M': v *= 1024 * 1024; break;
-    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
-    default: break;
-    }
-    return (size_t)v;
+    fputs("usage: arena-compaction [--heap SIZE] [--survive FRACTION|PERCENT%] [--seed N] [--page-size SIZE]\n"
+          "                        [--svg PATH | --no-svg]\n"
+          "Fragments a heap (most objects die), collects it once with the remapping compactor and once\n"
+          "with a plain copying compactor on the same heap shape, verifies every survivor and prints\n"
+          "what each did side by side.\n"
+          "  --heap SIZE       bytes of objects to allocate (default 64M; K, M, G suffixes; at least 1M)\n"
+          "  --survive F       the share of objects that survive: a fraction (0.3) or a percentage (30%);\n"
+          "                    default 0.3\n"
+          "  --seed N          the heap shape (default 1)\n"
+          "  --page-size SIZE  the arena's page size (default: the OS page)\n"
+          "  --svg PATH        where the SVG heap map goes (default: compaction.svg next to this program)\n"
+          "  --no-svg          write no heap map\n"
+          "Exit status: 0 every survivor verified, 1 a survivor was lost or changed (or an error),\n"
+          "64 a bad command line.\n", f);
 }
 
-static void usage(void)
+/* "0.3" or "30%": the fraction of objects that survive. A bare number above 1 is refused
+ * rather than guessed at: "30" could mean 30 % or be a slip. */
+static double parse_survive(const char *text)
 {
-    fprintf(stderr, "usage: arena-compaction [--heap SIZE] [--survive PERCENT] [--seed N] "
-                    "[--page-size SIZE] [--svg PATH]\n");
-    exit(2);
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    bool percent = end != text && *end == '%';
+    if (percent)
+        end++;
+    if (end == text || *end != '\0' || errno || !isfinite(v) || v < 0 || v > (percent ? 100 : 1))
+        demo_usage_error("--survive: '%s' is neither a fraction from 0 to 1 (0.3) nor a percentage "
+                         "from 0%% to 100%% (30%%)", text);
+    return percent ? v / 100 : v;
+}
+
+/* compaction.svg in the directory of this program (build/ for the README's command). */
+static const char *default_svg(void)
+{
+    static char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - sizeof "/compaction.svg");
+    if (n <= 0)
+        return "compaction.svg";
+    path[n] = '\0';
+    char *dir = dirname(path);
+    if (dir != path)
+        memmove(path, dir, strlen(dir) + 1);
+    strcat(path, "/compaction.svg");
+    return path;
 }
 
 static struct options parse(int argc, char **argv)
 {
-    struct options o = {.heap = 64u << 20, .survive = 30, .seed = 1, .svg = "compaction.svg"};
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (v == NULL)
-            usage();
-        if (!strcmp(argv[i], "--heap"))
-            o.heap = parse_size(v);
-        else if (!strcmp(argv[i], "--survive"))
-            o.survive = (unsigned)atoi(v);
-        else if (!strcmp(argv[i], "--seed"))
-            o.seed = strtoull(v, NULL, 0);
-        else if (!strcmp(argv[i], "--page-size"))
-            o.page = parse_size(v);
-        else if (!strcmp(argv[i], "--svg"))
-            o.svg = v;
-        else
-            usage();
-        i++;
+    struct options o = {.heap = 64u << 20, .survive = 0.3, .seed = 1, .svg = NULL};
+    bool no_svg = false;
+    static const struct option longopts[] = {
+        {"heap", required_argument, NULL, 'H'}, {"survive", required_argument, NULL, 's'},
+        {"seed", required_argument, NULL, 'S'}, {"page-size", required_argument, NULL, 'p'},
+        {"svg", required_argument, NULL, 'o'},  {"no-svg", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},       {0, 0, 0, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'H': o.heap = demo_parse_size("--heap", optarg); break;
+        case 's': o.survive = parse_survive(optarg); break;
+        case 'S': o.seed = demo_parse_uint("--seed", optarg, 0, UINT64_MAX); break;
+        case 'p': o.page = demo_parse_size("--page-size", optarg); break;
+        case 'o': o.svg = optarg; break;
+        case 'n': no_svg = true; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(DEMO_EXIT_USAGE);
+        }
     }
-    if (o.heap < (1u << 20) || o.survive > 100)
-        usage();
+    if (optind < argc)
+        demo_usage_error("unexpected argument '%s' (see --help)", argv[optind]);
+    if (o.heap < (1u << 20) || o.heap > ((size_t)1 << 30))
+        demo_usage_error("--heap: from 1M to 1G");
+    if (no_svg && o.svg)
+        demo_usage_error("--svg and --no-svg together");
+    if (!no_svg && !o.svg)
+        o.svg = default_svg();
     return o;
-}
-
-static void progress(const char *what, size_t done, size_t total, size_t *shown)
-{
-    unsigned pct = (unsigned)(done * 100 / total);
-    if (isatty(STDERR_FILENO)) {
-        if (pct != *shown || done == total)
-            fprintf(stderr, "\r%s: %3u%% (%zu / %zu MiB)%s", what, pct, done >> 20, total >> 20,
-                    done == total ? "\n" : "");
-    } else if (pct / 25 != *shown / 25 || done == total) {
-        fprintf(stderr, "%s: %u%% (%zu / %zu MiB)\n", what, pct, done >> 20, total >> 20);
-    }
-    *shown = pct;
 }
 
 /* The same heap shape for every run: the generator restarts from the seed. */
 static struct obj *build(arena_t *a, const struct options *o, size_t *count, const char *label)
 {
-    size_t cap = 1024, n = 0, bytes = 0, shown = 101;
+    size_t cap = 1024, n = 0, bytes = 0;
     struct obj *objs = malloc(cap * sizeof *objs);
     rng = o->seed * 2654435761u + 1;
     size_t page = arena_page_size(a);
@@ -127,14 +158,15 @@ static struct obj *build(arena_t *a, const struct options *o, size_t *count, con
             exit(1);
         }
         ob->size = (uint32_t)size;
-        ob->live = rnd() % 100 < o->survive;
+        ob->live = (double)(rnd() >> 11) * 0x1p-53 < o->survive;
         uint64_t *w = (uint64_t *)ob->p;
         for (size_t i = 0; i < size / 8; i++)
             w[i] = word_of(ob, i);
         bytes += size;
         if ((n & 1023) == 0 || bytes >= o->heap)
-            progress(label, bytes < o->heap ? bytes : o->heap, o->heap, &shown);
+            demo_progress(label, (bytes < o->heap ? bytes : o->heap) >> 20, o->heap >> 20);
     }
+    demo_progress_done();
     *count = n;
     return objs;
 }
@@ -252,38 +284,64 @@ static struct row run(const struct options *o, int mover, const char *label, FIL
     return r;
 }
 
-static void print_row(const char *name, const struct row *r)
+/* One line of the side-by-side table: what, unit, the AUTO figure, the COPY figure. */
+static void line(const char *what, const char *unit, double a, double c, int decimals)
 {
-    printf("%-8s %9.1f %9.1f %9.1f %6zu %6zu %9zu %9zu %6zu %6zu %7zu %9.2f %9.2f %s\n", name,
-           r->st.bytes_live / 1048576.0, r->before.resident_bytes / 1048576.0,
-           r->after.resident_bytes / 1048576.0, r->st.vmas_before, r->st.vmas_after, r->st.pages_remapped,
-           r->st.pages_copied, r->st.runs_mremap_2m, r->st.pages_released, r->st.objects_evacuated,
-           r->st.pause_ns / 1e6,
-           r->st.bytes_live ? (double)r->after.resident_bytes / (double)r->st.bytes_live : 0.0,
-           r->bad ? "FAILED" : "verified");
+    printf("  %-44s %-4s %12.*f %12.*f\n", what, unit, decimals, a, decimals, c);
+}
+
+static void print_table(const struct options *o, const struct row *ra, const struct row *rc)
+{
+    const arena_collect_stats_t *a = &ra->st, *c = &rc->st;
+    size_t all = a->objects_live + a->objects_freed;
+    printf("heap %zu MiB of objects (seed %" PRIu64 ", %zu-byte pages): %zu objects, %zu survive "
+           "(%.1f %%; asked for %.3g %%)\n\n",
+           o->heap >> 20, o->seed, ra->before.page_size, all, a->objects_live,
+           all ? 100.0 * (double)a->objects_live / (double)all : 0.0, o->survive * 100);
+    printf("  %-44s %-4s %12s %12s\n", "", "", "remapping", "copying");
+    printf("  %-44s %-4s %12s %12s\n", "", "", "(mover auto)", "(mover copy)");
+    line("live data (surviving objects)", "MiB", a->bytes_live / 1048576.0, c->bytes_live / 1048576.0, 1);
+    line("resident memory before the collection", "MiB", ra->before.resident_bytes / 1048576.0,
+         rc->before.resident_bytes / 1048576.0, 1);
+    line("resident memory after", "MiB", ra->after.resident_bytes / 1048576.0,
+         rc->after.resident_bytes / 1048576.0, 1);
+    line("  resident after / live data", "",
+         a->bytes_live ? (double)ra->after.resident_bytes / (double)a->bytes_live : 0,
+         c->bytes_live ? (double)rc->after.resident_bytes / (double)c->bytes_live : 0, 2);
+    line("heap pages in use before", "", (double)a->pages_before, (double)c->pages_before, 0);
+    line("  dead pages freed (punched out of the file)", "", (double)a->pages_released,
+         (double)c->pages_released, 0);
+    line("  live pages left where they were", "", (double)a->pages_in_place, (double)c->pages_in_place, 0);
+    line("  live pages moved by remapping (no copy)", "", (double)a->pages_remapped, (double)c->pages_remapped, 0);
+    line("    of them in whole 2 MiB mremap runs", "runs", (double)a->runs_mremap_2m, (double)c->runs_mremap_2m, 0);
+    line("  live pages moved by copying", "", (double)a->pages_copied, (double)c->pages_copied, 0);
+    line("objects evacuated out of sparse pages", "", (double)a->objects_evacuated, (double)c->objects_evacuated, 0);
+    line("heap pages in use after", "", (double)a->pages_after, (double)c->pages_after, 0);
+    line("kernel mappings (VMAs) before", "", (double)a->vmas_before, (double)c->vmas_before, 0);
+    line("kernel mappings (VMAs) after", "", (double)a->vmas_after, (double)c->vmas_after, 0);
+    line("pause (wall time of arena_collect)", "ms", a->pause_ns / 1e6, c->pause_ns / 1e6, 2);
+    printf("  %-44s %-4s %12s %12s\n", "every survivor checked byte for byte", "", ra->bad ? "FAILED" : "verified",
+           rc->bad ? "FAILED" : "verified");
 }
 
 int main(int argc, char **argv)
 {
     struct options o = parse(argc, argv);
-    FILE *svg = fopen(o.svg, "w");
-    if (svg == NULL)
-        fprintf(stderr, "cannot write %s: %s (continuing without the map)\n", o.svg, strerror(errno));
-    else
+    FILE *svg = NULL;
+    if (o.svg != NULL && (svg = fopen(o.svg, "w")) == NULL)
+        fprintf(stderr, "arena-compaction: cannot write %s: %s (continuing without the map)\n", o.svg,
+                strerror(errno));
+    if (svg != NULL)
         fprintf(svg, "<svg xmlns='http://www.w3.org/2000/svg' width='780' height='640'>\n"
                      "<rect width='100%%' height='100%%' fill='white'/>\n");
-    struct row rauto = run(&o, ARENA_MOVE_AUTO, "building heap (auto)", svg);
-    struct row rcopy = run(&o, ARENA_MOVE_COPY, "building heap (copy)", NULL);
+    struct row rauto = run(&o, ARENA_MOVE_AUTO, "building the heap for auto (MiB)", svg);
+    struct row rcopy = run(&o, ARENA_MOVE_COPY, "building the heap for copy (MiB)", NULL);
     if (svg != NULL) {
         fprintf(svg, "</svg>\n");
         fclose(svg);
     }
-    printf("heap %zu MiB, %u%% of objects survive, seed %" PRIu64 "\n", o.heap >> 20, o.survive, o.seed);
-    printf("%-8s %9s %9s %9s %6s %6s %9s %9s %6s %6s %7s %9s %9s\n", "mover", "live MiB", "res MiB",
-           "res' MiB", "VMAs", "VMAs'", "remapped", "copied", "2M", "freed", "evac", "pause ms", "res'/live");
-    print_row("auto", &rauto);
-    print_row("copy", &rcopy);
+    print_table(&o, &rauto, &rcopy);
     if (svg != NULL)
-        printf("heap map: %s\n", o.svg);
+        printf("\nheap map: %s\n", o.svg);
     return rauto.bad || rcopy.bad ? 1 : 0;
 }

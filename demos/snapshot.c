@@ -9,6 +9,8 @@
  * arena_track_take reports. After each round the snapshot is restored from the file and
  * compared with the live heap by checksum: it must match byte for byte.
  */
+#include "common.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -80,28 +82,50 @@ static void save_page(int fd, arena_view_t *h, const char *addr, size_t page)
         die("pwrite", errno);
 }
 
+static void usage(FILE *f)
+{
+    fputs("usage: arena-snapshot [--tracker auto|sigsegv|uffd] [--rounds N] [--objects N] [--file PATH]\n"
+          "Incremental snapshots of a heap: round 0 writes every heap page to the snapshot file, each\n"
+          "later round mutates some objects and writes only the pages tracking reports as written;\n"
+          "after every round the file is checked against the heap by checksum.\n"
+          "  --tracker NAME  how written pages are found: libsigsegv, userfaultfd, or auto (default)\n"
+          "  --rounds N      incremental rounds after the full one (default 6)\n"
+          "  --objects N     objects allocated before round 0 (default 4000)\n"
+          "  --file PATH     keep the snapshot in PATH (default: an unlinked file in /tmp)\n"
+          "Exit status: 0 every round matched, 1 a mismatch or an error, 64 a bad command line.\n", f);
+}
+
 int main(int argc, char **argv)
 {
     int tracker = ARENA_TRACKER_AUTO, rounds = 6, objects = 4000;
     const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--tracker") && i + 1 < argc) {
-            const char *t = argv[++i];
-            tracker = !strcmp(t, "sigsegv") ? ARENA_TRACKER_SIGSEGV
-                      : !strcmp(t, "uffd")  ? ARENA_TRACKER_UFFD
-                                            : ARENA_TRACKER_AUTO;
-        } else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
-            rounds = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--objects") && i + 1 < argc) {
-            objects = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--file") && i + 1 < argc) {
-            path = argv[++i];
-        } else {
-            fprintf(stderr, "usage: arena-snapshot [--tracker auto|sigsegv|uffd] [--rounds N] "
-                            "[--objects N] [--file PATH]\n");
-            return 2;
+    static const struct option longopts[] = {
+        {"tracker", required_argument, NULL, 't'}, {"rounds", required_argument, NULL, 'r'},
+        {"objects", required_argument, NULL, 'o'}, {"file", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},          {0, 0, 0, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            if (!strcmp(optarg, "sigsegv"))
+                tracker = ARENA_TRACKER_SIGSEGV;
+            else if (!strcmp(optarg, "uffd"))
+                tracker = ARENA_TRACKER_UFFD;
+            else if (!strcmp(optarg, "auto"))
+                tracker = ARENA_TRACKER_AUTO;
+            else
+                demo_usage_error("--tracker: unknown tracker '%s' (auto, sigsegv, uffd)", optarg);
+            break;
+        case 'r': rounds = (int)demo_parse_uint("--rounds", optarg, 0, 100000); break;
+        case 'o': objects = (int)demo_parse_uint("--objects", optarg, 1, 10000000); break;
+        case 'f': path = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return DEMO_EXIT_USAGE;
         }
     }
+    if (optind < argc)
+        demo_usage_error("unexpected argument '%s' (see --help)", argv[optind]);
     arena_config_t cfg;
     arena_config_init(&cfg);
     cfg.tracker = tracker;

@@ -37,6 +37,19 @@
 #include "bench/bench_have.h"
 
 /* ------------------------------------------------------------------ options ---- */
+/* A bad command line: the message, then exit 64 (1 is a failed run, 2 a refused layout). */
+__attribute__((format(printf, 1, 2), noreturn))
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("arena-stress: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(" (see --help)\n", stderr);
+    va_end(ap);
+    exit(64);
+}
+
 static struct {
     int threads;
     double seconds;          /* 0 = run by --ops */
@@ -494,18 +507,14 @@ static void progress(uint64_t start, bool final)
     uint64_t now = now_ns();
     if (tty < 0)
         tty = isatty(STDERR_FILENO);
-    if (!final && now - last < (tty ? 250000000u : 5000000000u))
-        return;
+    if (!tty || (!final && now - last < 250000000u))
+        return; /* progress is for a person watching a terminal; logs get the summary */
     last = now;
     uint64_t ops, vbytes, vobjs;
     sum(&ops, &vbytes, &vobjs);
     double s = (double)(now - start) / 1e9;
-    if (tty)
-        fprintf(stderr, "\r\033[K%.1fs cycle %" PRIu64 " ops %" PRIu64 " (%.0f/s) verified %.1f MiB%s",
-                s, cycle, ops, ops / s, vbytes / 1048576.0, final ? "\n" : "");
-    else if (!final)
-        fprintf(stderr, "arena-stress: %.1fs cycle %" PRIu64 " ops %" PRIu64 " (%.0f/s) verified %.1f MiB\n",
-                s, cycle, ops, ops / s, vbytes / 1048576.0);
+    fprintf(stderr, "\r\033[K%.1fs cycle %" PRIu64 " ops %" PRIu64 " (%.0f/s) verified %.1f MiB%s", s,
+            cycle, ops, ops / s, vbytes / 1048576.0, final ? "\n" : "");
 }
 
 static uint64_t digest(void)
@@ -561,7 +570,7 @@ static size_t parse_size(const char *s)
     }
     end += strspn(end, "iB");
     if (*end || end == s)
-        fatal("bad size %s", s);
+        usage_error("not a size: '%s' (examples: 4096, 256K, 1G)", s);
     return (size_t)v;
 }
 
@@ -570,18 +579,18 @@ static int parse_name(const char *s, const char *const *names, int n)
     for (int i = 0; i < n; i++)
         if (!strcmp(s, names[i]))
             return i;
-    fatal("unknown name %s", s);
-    return -1;
+    usage_error("unknown name '%s'", s);
 }
 
-static void usage(void)
+static void usage(FILE *f)
 {
-    puts("usage: arena-stress [--threads N] [--seconds S | --ops N] [--seed N] [--heap SIZE]\n"
+    fputs("usage: arena-stress [--threads N] [--seconds S | --ops N] [--seed N] [--heap SIZE]\n"
          "                    [--page-size SIZE] [--mover auto|remap_file_pages|mmap_fixed|mremap|copy]\n"
          "                    [--tracker auto|sigsegv|uffd] [--track] [--mirror]\n"
          "                    [--cycle-ops N] [--keep N] [--baseline malloc]\n"
          "defaults: 2 threads, 10 seconds, seed 1, heap 1G, OS page, 20000 ops per thread per cycle,\n"
-         "4096 kept references per thread");
+         "4096 kept references per thread\n"
+          "exit status: 0 every survivor verified, 1 corruption or an error, 64 a bad command line\n", f);
 }
 
 static void parse(int argc, char **argv)
@@ -593,8 +602,8 @@ static void parse(int argc, char **argv)
         bool has = v != NULL;
         if (!strcmp(a, "--track")) opt.track = true;
         else if (!strcmp(a, "--mirror")) opt.mirror = true;
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
-        else if (!has) { usage(); exit(2); }
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
+        else if (!has) usage_error("unknown option or missing value: %s", a);
         else if (!strcmp(a, "--threads")) opt.threads = atoi(v), i++;
         else if (!strcmp(a, "--seconds")) opt.seconds = atof(v), i++;
         else if (!strcmp(a, "--ops")) opt.ops = strtoull(v, NULL, 0), i++;
@@ -607,19 +616,19 @@ static void parse(int argc, char **argv)
         else if (!strcmp(a, "--keep")) opt.keep = parse_size(v), i++;
         else if (!strcmp(a, "--baseline")) {
             if (strcmp(v, "malloc"))
-                fatal("--baseline knows only malloc");
+                usage_error("--baseline knows only malloc");
             opt.malloc_baseline = true;
             i++;
-        } else { usage(); exit(2); }
+        } else usage_error("unknown option: %s", a);
     }
     if (opt.threads < 1 || opt.threads > 256 || opt.cycle_ops == 0 || opt.keep == 0)
-        fatal("--threads must be 1..256, --cycle-ops and --keep positive");
+        usage_error("--threads must be 1..256, --cycle-ops and --keep positive");
     if (!opt.seconds && !opt.ops)
         opt.seconds = 10;
     if (opt.ops && opt.ops / (uint64_t)opt.threads < opt.cycle_ops)
         opt.cycle_ops = opt.ops / (uint64_t)opt.threads ? opt.ops / (uint64_t)opt.threads : 1;
     if (opt.malloc_baseline && (opt.track || opt.mirror))
-        fatal("--baseline malloc has no tracking or mirror");
+        usage_error("--baseline malloc has no tracking or mirror");
 }
 
 static void open_arena(void)

@@ -14,12 +14,24 @@
  * checks that the arena refuses a WRITE|EXEC view and that no mapping of the process
  * is both writable and executable. On other architectures it says so and exits 0.
  */
+#include "common.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
+
+static void usage(FILE *f)
+{
+    fputs("usage: arena-wx\n"
+          "The JIT double mapping: x86-64 code written through a read-write view and run through a\n"
+          "read-execute view of the same file pages, rewritten in place three times; checks that a\n"
+          "write+execute view is refused and that no mapping is ever writable and executable.\n"
+          "Takes no options. Exit status: 0 ok (or skipped on another architecture), 1 a check\n"
+          "failed, 64 a bad command line.\n", f);
+}
 
 #if defined(__x86_64__)
 
@@ -119,8 +131,9 @@ static int open_code_view(arena_t *a, size_t first, size_t npages, int prot, are
     return err;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    demo_help_args(argc, argv, usage);
     arena_t *a;
     if (check(arena_create(&a, NULL), "arena_create"))
         return 1;
@@ -181,8 +194,9 @@ int main(void)
 
 #else
 
-int main(void)
+int main(int argc, char **argv)
 {
+    demo_help_args(argc, argv, usage);
     printf("arena-wx generates x86-64 code: skipped on this architecture\n");
     return 0;
 }

@@ -58,3 +58,7 @@ arena_demo_test(demo_alias_rfp arena-alias 0 "Test passed" --mover rfp)
 arena_demo_test(demo_vmacount arena-vmacount 0 "remap_file_pages.*mmap_fixed.*mremap.*Test passed" --pages 64)
 arena_demo_test(demo_vmacount_cold arena-vmacount 0 "cold.*Test passed" --pages 64 --cold)
 arena_demo_test(demo_vmacount_over_budget arena-vmacount 2 "failed \\(over the VMA budget\\)" --pages 64 --vma-budget 32)
+
+# arena-compaction --survive: a bare number above 1 is refused with a message, not read as 0 %.
+arena_demo_test(demo_compaction_survive_bare arena-compaction 64 "neither a fraction.*nor a percentage"
+  --survive 30 --no-svg)

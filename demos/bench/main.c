@@ -67,22 +67,23 @@ int main(int argc, char **argv)
         } else if (!strcmp(arg, "--heap") && val) {
             if (parse_size(val, &o.heap)) {
                 fprintf(stderr, "arena-bench: bad --heap %s\n", val);
-                return 2;
+                return 64;
             }
             i++;
         } else if (!strcmp(arg, "--repeat") && val) {
             o.repeat = atoi(val);
             if (o.repeat < 1 || o.repeat > 1000) {
                 fprintf(stderr, "arena-bench: bad --repeat %s\n", val);
-                return 2;
+                return 64;
             }
             i++;
         } else if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             usage(stdout);
             return 0;
         } else {
+            fprintf(stderr, "arena-bench: unknown option or missing value: %s\n", arg);
             usage(stderr);
-            return 2;
+            return 64; /* a bad command line; 2 would say the VMA budget refused a layout */
         }
     }
     if (!o.heap)
@@ -105,7 +106,7 @@ int main(int argc, char **argv)
     if (!found) {
         fprintf(stderr, "arena-bench: no row named %s\n", o.only);
         usage(stderr);
-        return 2;
+        return 64;
     }
     return 0;
 }
