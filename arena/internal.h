@@ -178,6 +178,11 @@ void arena__track_arena_destroy(arena_t *a);      /* stop tracking every view of
  * Other changes of what slots show need no call: tracking finds them in the slot table and
  * counts their pages as touched (R8.7). */
 void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n);
+/* BEFORE view.c re-creates or re-protects the mappings of slots [slot, slot+n) (map, unmap,
+ * mprotect, an undo): the new mapping is open to the mutator even when it shows the same
+ * file page with the same protection as when it was armed, so the next take must count
+ * those slots as touched (R8.7) instead of trusting the slot table. */
+void arena__track_remapping(arena_view_t *v, size_t slot, size_t n);
 
 /* ------------------------------------------------------------------ arena.c ---- */
 struct arena {

@@ -888,6 +888,21 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
 }
 
 
+/* A shown[] value no slot table holds: slot_enc is ~file_page with file_page below
+ * UINT32_MAX - 1 (backing.c), so ~(UINT32_MAX - 1) == 1 never occurs. */
+#define SHOWN_STALE 1u
+
+void arena__track_remapping(arena_view_t *v, size_t slot, size_t n)
+{
+    struct arena__track *t = v == NULL ? NULL : v->track;
+    if (t == NULL || slot >= t->nslots)
+        return;
+    if (n > t->nslots - slot)
+        n = t->nslots - slot;
+    for (size_t i = 0; i < n; i++)
+        t->shown[slot + i] = SHOWN_STALE;
+}
+
 /* In a forked child the views were re-mapped with their own protection: every page is
  * open. Count them all touched (R9.3: conservative) and re-attach the kernel side. */
 void arena__track_forked(arena_t *a)

@@ -257,6 +257,7 @@ static bool all_shown(const arena_view_t *v, size_t slot, size_t n)
 static int show_run(arena_view_t *v, size_t slot, size_t n, uint32_t e, int mover)
 {
     struct arena__move_ctx c = move_ctx(v);
+    arena__track_remapping(v, slot, n);
     if (!e) {
         int err = arena__move_unmap(&c, arena__view_slot_addr(v, slot), n);
         for (size_t i = 0; !err && i < n; i++)
@@ -475,6 +476,7 @@ static int fix_prot(arena_view_t *v, size_t dst, size_t src, size_t n)
         int want = arena__view_slot_prot(v, dst + i);
         if (want == arena__view_slot_prot(v, src + i))
             continue;
+        arena__track_remapping(v, dst + i, 1);
         if (arena__os_mprotect(arena__view_slot_addr(v, dst + i), v->arena->page_size, arena__prot_os(want)) < 0)
             return errno ? errno : EINVAL;
     }
@@ -502,6 +504,7 @@ static int move_by_mremap(arena_view_t *v, size_t dst, size_t src, const uint32_
             err = show_values(v, dst + i, carried + i, len, ARENA_MOVE_MMAP_FIXED, false);
             continue;
         }
+        arena__track_remapping(v, dst + i, len);
         err = arena__move_mremap(&c, arena__view_slot_addr(v, dst + i), arena__view_slot_addr(v, src + i), len);
         if (err == EFAULT || err == EINVAL) /* the source is split (tracking): map by file page */
             err = show_values(v, dst + i, carried + i, len, ARENA_MOVE_MMAP_FIXED, false);
@@ -646,6 +649,7 @@ static int protect_shown(arena_view_t *v, size_t slot, size_t n, const uint8_t *
         while (j < n && v->slot_enc[slot + j] && (prots ? prots[j] : prot) == want &&
                arena__view_slot_prot(v, slot + j) != want)
             j++;
+        arena__track_remapping(v, slot + i, j - i);
         if (arena__os_mprotect(arena__view_slot_addr(v, slot + i), (j - i) * v->arena->page_size,
                                arena__prot_os(want)) < 0) {
             if (!first_err)
