@@ -78,12 +78,12 @@ static bool tospace_page(arena_ss_t *ss)
         ss->to_cap = cap;
     }
     if (ss->pool_n == 0) {
-        size_t want = ss->chunk;
+        size_t want = ss->chunk, got = 0;
         ss->chunk = want < 512 ? 2 * want : want;
-        if (arena__heap_take(a, want, ARENA__PAGE_POOL, &ss->pool) != 0 &&
-            arena__heap_take(a, want = 1, ARENA__PAGE_POOL, &ss->pool) != 0)
+        if (arena__heap_take_some(a, want, ARENA__PAGE_POOL, &ss->pool, &got) != 0 &&
+            arena__heap_take_some(a, 1, ARENA__PAGE_POOL, &ss->pool, &got) != 0)
             return false;
-        ss->pool_n = want;
+        ss->pool_n = got;
     }
     size_t slot = ss->pool++;
     ss->pool_n--;
@@ -316,15 +316,13 @@ struct release {
     size_t slot, n;
 };
 
+/* Dead pages stay mapped and resident (retained, R6.7): the next allocations and the
+ * next collection's to-space reuse them; finish() trims the surplus. */
 static void release_flush(arena_ss_t *ss, struct release *r)
 {
     if (r->n == 0)
         return;
-    int err = arena__heap_release(ss->a, r->slot, r->n);
-    /* Past the VMA budget the slots keep showing punched pages: FREE all the same. */
-    if (err != ARENA_EVMA)
-        note_error(ss, err);
-    ss->st.pages_released += r->n;
+    arena__heap_retain(ss->a, r->slot, r->n);
     r->n = 0;
 }
 
@@ -439,10 +437,17 @@ static void finish(arena_ss_t *ss, int mode)
     arena_t *a = ss->a;
     struct arena__heap *h = ss->h;
     note_error(ss, arena__heap_rebuild_free(a));
+    /* R6.7, as arena_collect: past the hard limit the surplus goes now; below it, the
+     * allocator releases what stays unused past the delay. */
+    size_t released = 0;
+    note_error(ss, arena__heap_trim(a, arena__heap_retain_hard(a), &released));
+    ss->st.pages_released += released;
+    ss->st.pages_retained = h->retained_pages + h->nparked;
+    (void)arena__heap_purge_due(a, arena__os_now_ns(), false);
     ss->st.pages_after = h->used_pages;
     ss->st.vmas_after = arena__vmas(a);
     h->live_bytes = mode == ARENA_TRACE_YOUNG ? h->live_bytes + ss->st.bytes_live : ss->st.bytes_live;
-    h->allocated_bytes = h->live_bytes;
+    __atomic_store_n(&h->allocated_bytes, h->live_bytes, __ATOMIC_RELAXED);
     a->collections++;
     a->bytes_copied += ss->st.bytes_evacuated;
     a->pages_released += ss->st.pages_released;
@@ -476,7 +481,7 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     ss.st.pages_before = h->used_pages;
     /* Every thread's current page is retired: the next allocation refills (R6.1). */
     atomic_fetch_add(&h->epoch, 1);
-    note_error(&ss, arena__heap_drop_pool(a));
+    arena__heap_drop_pool(a);
     ss.old_top = h->top;
     /* Lazily committed: only the words of pages that evacuate are touched. */
     ss.fwd_bytes = (ss.old_top ? ss.old_top : 1) * h->words * sizeof(uint64_t);
@@ -485,14 +490,14 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     if (ss.fwd == MAP_FAILED) {
         ss.fwd = NULL;
         pthread_mutex_unlock(&a->lock);
-        return ENOMEM;
+        return ARENA_ENOCOLLECT;
     }
     unsigned sparse = a->cfg.sparse_percent ? a->cfg.sparse_percent : 75;
     size_t sparse_bytes = a->page_size * (sparse > 100 ? 100 : sparse) / 100;
     condemn(&ss, mode);
     trace(&ss);
     if (ss.pool_n != 0) {   /* to-space taken and not used */
-        note_error(&ss, arena__heap_release(a, ss.pool, ss.pool_n));
+        arena__heap_retain(a, ss.pool, ss.pool_n);
         ss.pool_n = 0;
     }
     sweep(&ss, sparse_bytes);
