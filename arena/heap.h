@@ -25,16 +25,18 @@ enum arena__page_kind {
  * retained page (R6.7). The allocator and the collector reuse it without a system call
  * (clearing it with memset when it must read as zero); arena__heap_trim releases it. */
 #define ARENA__PAGE_RETAINED 2u
+/* Only during a collection: a slot above the sweep that evacuation filled (collect.c). */
+#define ARENA__PAGE_EVAC_TARGET 4u
 /* The slot's objects survived a collection (either collector): an ARENA_TRACE_YOUNG
  * collection neither traces nor frees them. Pages taken for allocation start without. */
-#define ARENA__PAGE_OLD 4u
+#define ARENA__PAGE_OLD 8u
 /* Less than cfg.sparse_percent live at the end of the last one-pass collection that
  * traced it: the next full one evacuates it (trace.c). */
-#define ARENA__PAGE_SPARSE 8u
+#define ARENA__PAGE_SPARSE 16u
 /* During a one-pass collection only (trace.c): objects here die unless reached, and on
  * an EVAC page the ones reached are copied out. */
-#define ARENA__PAGE_CONDEMNED 16u
-#define ARENA__PAGE_EVAC 32u
+#define ARENA__PAGE_CONDEMNED 32u
+#define ARENA__PAGE_EVAC 64u
 
 /* Per-slot page information (R6.3). Written under a->lock or stop-the-world; kind and
  * aux are read lock-free by arena_object, hence the atomic accessors in heap.c. */
