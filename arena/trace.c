@@ -2,8 +2,9 @@
  * trace.c -- one trace per collection: the runtime's object format drives a single pass
  * that marks, evacuates and fixes (docs/design.md §7a, include/arena.h).
  *
- * A layer beside collect.c, over heap.c: it reads the heap's page table and bitmaps and
- * takes and gives back slots through heap.c, never maps anything itself.
+ * Layer 6 beside collect.c (docs/design.md §2): calls heap.c only (and collect.c's
+ * arena__gc_fini); it reads the heap's page table and bitmaps and takes and retains
+ * slots through heap.c, never maps anything itself.
  *
  * Per page (flags set at the start, cleared at the end):
  *   CONDEMNED  objects here die unless the trace reaches them (marks bitmap);
@@ -17,12 +18,12 @@
  * marked anyway and a later pass rescans every marked in-place object (fixing is
  * idempotent: a fixed field names a to-space copy or an object already marked).
  */
+#include "collect.h"
 #include "heap.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 struct grey {
     char *obj;
@@ -41,7 +42,6 @@ struct arena_ss {
     size_t heap_bytes;
     size_t old_top;         /* slots below it existed before the collection */
     uint64_t *fwd;          /* bit per granule below old_top: the object was copied */
-    size_t fwd_bytes;
     struct grey *stack;
     size_t sp, cap;
     bool overflow;          /* an object could not be pushed: rescan (see above) */
@@ -105,7 +105,7 @@ static char *tospace_room(arena_ss_t *ss, size_t size)
         }
         t = &ss->to[ss->nto - 1];
     }
-    char *dst = arena__view_slot_addr(ss->a->heap_view, t->slot) + t->used;
+    char *dst = (ss->base + t->slot * ss->a->page_size) + t->used;
     t->used += size;
     ss->h->pages[t->slot].live += (uint32_t)size;
     return dst;
@@ -214,7 +214,7 @@ static void drain(arena_ss_t *ss)
         size_t ti = ss->scan_page;
         if (ti < ss->nto && ss->scan_off < ss->to[ti].used) {
             size_t slot = ss->to[ti].slot;
-            char *obj = arena__view_slot_addr(ss->a->heap_view, slot) + ss->scan_off;
+            char *obj = (ss->base + slot * ss->a->page_size) + ss->scan_off;
             size_t g = (size_t)(obj - ss->base) / ARENA__GRANULE;
             size_t end = arena__bit_next(h->ends, g, (slot + 1) * h->granules);
             size_t size = (end + 1 - g) * ARENA__GRANULE;
@@ -445,7 +445,7 @@ static void finish(arena_ss_t *ss, int mode)
     ss->st.pages_retained = h->retained_pages + h->nparked;
     (void)arena__heap_purge_due(a, arena__os_now_ns(), false);
     ss->st.pages_after = h->used_pages;
-    ss->st.vmas_after = arena__vmas(a);
+    ss->st.vmas_after = arena__budget_used(&a->budget);
     h->live_bytes = mode == ARENA_TRACE_YOUNG ? h->live_bytes + ss->st.bytes_live : ss->st.bytes_live;
     __atomic_store_n(&h->allocated_bytes, h->live_bytes, __ATOMIC_RELAXED);
     a->collections++;
@@ -458,8 +458,7 @@ static void finish(arena_ss_t *ss, int mode)
 
 static void ss_free(arena_ss_t *ss)
 {
-    if (ss->fwd != NULL)
-        arena__os_munmap(ss->fwd, ss->fwd_bytes);
+    free(ss->fwd);
     free(ss->stack);
     free(ss->to);
 }
@@ -475,20 +474,17 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     pthread_mutex_lock(&a->lock);
     uint64_t t0 = arena__os_now_ns();
     struct arena__heap *h = a->heap;
-    arena_ss_t ss = {.a = a, .h = h, .base = a->heap_view->base, .fmt = fmt, .chunk = 16,
+    arena_ss_t ss = {.a = a, .h = h, .base = h->base, .fmt = fmt, .chunk = 16,
                      .heap_bytes = h->nslots * a->page_size};
-    ss.st.vmas_before = arena__vmas(a);
+    ss.st.vmas_before = arena__budget_used(&a->budget);
     ss.st.pages_before = h->used_pages;
     /* Every thread's current page is retired: the next allocation refills (R6.1). */
     atomic_fetch_add(&h->epoch, 1);
     arena__heap_drop_pool(a);
     ss.old_top = h->top;
-    /* Lazily committed: only the words of pages that evacuate are touched. */
-    ss.fwd_bytes = (ss.old_top ? ss.old_top : 1) * h->words * sizeof(uint64_t);
-    ss.fwd = arena__os_mmap(NULL, ss.fwd_bytes, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (ss.fwd == MAP_FAILED) {
-        ss.fwd = NULL;
+    /* Large enough, calloc maps it fresh: only the words of pages that evacuate are touched. */
+    ss.fwd = calloc((ss.old_top ? ss.old_top : 1) * h->words, sizeof(uint64_t));
+    if (ss.fwd == NULL) {
         pthread_mutex_unlock(&a->lock);
         return ARENA_ENOCOLLECT;
     }
