@@ -477,7 +477,8 @@ int arena__heap_rebuild_free(arena_t *a)
         }
         bool kept = is_retained(&h->pages[s]);
         size_t e = s;
-        while (h->pages[e].kind == ARENA__PAGE_FREE && is_retained(&h->pages[e]) == kept)
+        /* Bounded by top: a retained run may end at the last slot of the reservation. */
+        while (e < top && h->pages[e].kind == ARENA__PAGE_FREE && is_retained(&h->pages[e]) == kept)
             e++;
         if (kept) {
             h->retained_pages += e - s;
