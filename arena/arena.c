@@ -43,6 +43,7 @@ const char *arena_strerror(int err)
     case ARENA_ECONFIG: return "a configuration field has an invalid value";
     case ARENA_ESTATE: return "the call is not valid in the current state";
     case ARENA_EPROT: return "an invalid protection (write and execute together)";
+    case ARENA_EFORWARDED: return "the address was forwarded already (it is a post-collection address)";
     case ARENA_ENOCOLLECT: return "no memory to start the collection: nothing was collected";
     default: break;
     }
@@ -84,6 +85,8 @@ static int check_config(const arena_config_t *cfg, size_t os_page)
     if (cfg->tracker < ARENA_TRACKER_AUTO || cfg->tracker > ARENA_TRACKER_UFFD)
         return ARENA_ECONFIG;
     if (cfg->sparse_percent > 100)
+        return ARENA_ECONFIG;
+    if (cfg->debug & ~ARENA_DEBUG_FORWARD)
         return ARENA_ECONFIG;
     return 0;
 }
