@@ -344,7 +344,7 @@ ARENA_API int arena_fix(arena_ss_t *ss, void **ref);
  * nothing had moved.
  * Errors: ARENA_ENULL (a, fmt, fmt->scan or fmt->roots NULL), ARENA_ECONFIG (mode),
  * ARENA_ENOCOLLECT when the collection's tables cannot be allocated (nothing was
- * collected, no callback was called); otherwise a positive errno is the first kernel error met by a
+ * collected, no callback was called); otherwise a kernel code (-errno) is the first one met by a
  * collection that still completed (a page that could not be given back stays
  * allocated, no object is lost).
  * Thread rules: stop-the-world like arena_collect, and the callbacks run on the calling
