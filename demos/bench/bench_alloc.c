@@ -7,14 +7,14 @@
  * ns_per_object_untouched: nobody writes the objects; malloc still touches its pages
  * (chunk headers) while the arena's fresh pages stay untouched zero file pages, so
  * this one shows the allocation path alone on the arena's side.
- *
- * ns_per_object_steady: a heap at a fixed live size (a table of live objects; each new
- * object replaces a random one, which becomes garbage), collected whenever the bytes
- * allocated since the last collection reach the live size (mark the table, collect,
- * forward the table). Timed after 3 collections; the figure is the allocation loop
- * alone, collections excluded. ns_per_object_steady_gc is the same run with the
- * collections included. The baseline does the same pattern with malloc, and free of
- * the replaced object.
+ * ns_per_object_steady: the same objects in a heap at a fixed live size: a ring of
+ * STEADY_RING objects, each allocation replacing the oldest. malloc frees the object it
+ * replaces (malloc + free timed); the arena collects every STEADY_EVERY allocations (the
+ * ring marked, the collection, the ring forwarded: timed apart, as
+ * collect_ns_per_object_steady, not in the row) after at least 3 collections of warm-up,
+ * so the arena allocates from the pages its collections retained (docs/design.md R6.7).
+ * The row allocates with arena_lab_alloc, the header's inline fast path;
+ * ns_per_object_steady_call does the same through the arena_alloc call.
  */
 #include "bench.h"
 
@@ -98,145 +98,130 @@ static void one(const struct bench_opts *o, const size_t *sizes, void **ptrs, si
     free(va);
 }
 
-struct steady {
-    size_t live_objects; /* table size */
-    size_t live_bytes;   /* collect after allocating this much */
-    size_t warm_objects; /* malloc's warm-up: as many replacements as the arena's 3 cycles */
-    size_t timed;        /* objects allocated in the timed part */
-};
+#define STEADY_RING ((size_t)1 << 16)
+#define STEADY_EVERY ((size_t)1 << 18)
+#define STEADY_WARM 3
 
-static size_t steady_size(uint64_t *seed) { return 16 + bench_rand(seed) % 241; }
-
-/* One full collection of the table; returns 0 or an arena error. */
-static int steady_collect(arena_t *a, uint64_t **table, size_t n)
+/* One collection keeping the ring; returns its ns, or a negative value on failure. */
+static double steady_collect(arena_t *a, void **ring, size_t n, char *why, size_t whylen)
 {
-    for (size_t i = 0; i < n; i++) {
-        int rc = arena_mark(a, table[i]);
-        if (rc)
-            return rc;
-    }
-    int rc = arena_collect(a, NULL);
-    if (rc)
-        return rc;
+    uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < n; i++)
-        if (!(table[i] = arena_forward(a, table[i])))
-            return ARENA_ENOTOBJ;
-    return 0;
+        if (ring[i] != NULL)
+            arena_mark(a, ring[i]);
+    int err = arena_collect(a, NULL);
+    if (err != 0) {
+        snprintf(why, whylen, "arena_collect: %s", arena_have_strerror(err));
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ring[i] == NULL)
+            continue;
+        /* Slot i holds the object allocated at an index congruent to i. */
+        ring[i] = arena_forward(a, ring[i]);
+        if (ring[i] == NULL || *(size_t *)ring[i] % n != i) {
+            snprintf(why, whylen, "ring object %zu lost in a collection", i);
+            return -1;
+        }
+    }
+    return (double)(bench_now_ns() - t0);
 }
 
-/* Arena side: *alloc_ns and *total_ns per timed object; st->warm_objects = objects
- * allocated before timing (malloc does as many). ids[i]: the id table[i] must hold. */
-static int steady_arena(struct steady *st, uint64_t **table, uint64_t *ids, double *alloc_ns,
-                        double *total_ns, char *why, size_t whylen)
+static double steady_arena(const size_t *sizes, size_t n, size_t reserve, bool inline_path, double *collect_ns,
+                           char *why, size_t whylen)
 {
     arena_t *a = NULL;
     arena_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.reserve = (size_t)1 << 30;
+    cfg.reserve = reserve;
     int err = arena_create(&a, &cfg);
     if (err) {
         snprintf(why, whylen, "arena_create: %s", arena_have_strerror(err));
-        return -1;
+        return NAN;
     }
-    uint64_t seed = 99, id = 0;
-    int rc = -1;
-    for (size_t i = 0; i < st->live_objects; i++) {
-        if (!(table[i] = arena_alloc(a, steady_size(&seed))))
-            goto fail_alloc;
-        table[i][0] = ids[i] = id++;
+    void **ring = calloc(STEADY_RING, sizeof *ring);
+    arena_lab_t lab;
+    if (inline_path && (err = arena_lab_init(a, &lab)) != 0) {
+        snprintf(why, whylen, "arena_lab_init: %s", arena_have_strerror(err));
+        free(ring);
+        arena_destroy(a);
+        return NAN;
     }
-    size_t since = 0, collections = 0;
-    uint64_t gc_ns = 0, t0 = 0;
-    for (size_t timed = 0; timed < st->timed;) {
-        size_t size = steady_size(&seed), slot = bench_rand(&seed) % st->live_objects;
-        if (since >= st->live_bytes) {
-            uint64_t g0 = bench_now_ns();
-            if ((err = steady_collect(a, table, st->live_objects))) {
-                snprintf(why, whylen, "collection %zu: %s", collections + 1, arena_have_strerror(err));
+    double ns = NAN, gc = 0;
+    size_t warm = STEADY_WARM * STEADY_EVERY, total = warm + n;
+    uint64_t t0 = 0;
+    for (size_t i = 0; i < total; i++) {
+        if (i == warm)
+            t0 = bench_now_ns(), gc = 0;
+        if (i % STEADY_EVERY == 0 && i > 0) {
+            double c = steady_collect(a, ring, STEADY_RING, why, whylen);
+            if (c < 0)
                 goto out;
-            }
-            gc_ns += bench_now_ns() - g0;
-            since = 0;
-            if (++collections == 3) {
-                st->warm_objects = (size_t)id - st->live_objects;
-                gc_ns = 0;
-                t0 = bench_now_ns();
-            }
+            gc += c;
         }
-        uint64_t *p = arena_alloc(a, size);
-        if (!p)
-            goto fail_alloc;
-        p[0] = ids[slot] = id++;
-        table[slot] = p;
-        since += size;
-        timed += collections >= 3;
-    }
-    uint64_t t1 = bench_now_ns();
-    *total_ns = (double)(t1 - t0) / (double)st->timed;
-    *alloc_ns = (double)(t1 - t0 - gc_ns) / (double)st->timed;
-    /* Every object still in the table kept its id: nothing was lost or overwritten. */
-    for (size_t i = 0; i < st->live_objects; i++)
-        if (table[i][0] != ids[i]) {
-            snprintf(why, whylen, "live object %zu lost its contents", i);
+        size_t size = sizes[i % n];
+        void *p = inline_path ? arena_lab_alloc(&lab, size) : arena_alloc(a, size);
+        if (p == NULL) {
+            snprintf(why, whylen, "arena_alloc(%zu) failed at object %zu", size, i);
             goto out;
         }
-    rc = 0;
-    goto out;
-fail_alloc:
-    snprintf(why, whylen, "arena_alloc failed after %llu objects", (unsigned long long)id);
+        *(volatile size_t *)p = i;
+        ring[i % STEADY_RING] = p;
+    }
+    ns = ((double)(bench_now_ns() - t0) - gc) / (double)n;
+    *collect_ns = gc / (double)n;
 out:
+    free(ring);
     arena_destroy(a);
-    return rc;
-}
-
-static double steady_malloc(const struct steady *st, uint64_t **table)
-{
-    uint64_t seed = 99, id = 0;
-    for (size_t i = 0; i < st->live_objects; i++) {
-        table[i] = malloc(steady_size(&seed));
-        table[i][0] = id++;
-    }
-    uint64_t t0 = 0;
-    for (size_t done = 0; done < st->warm_objects + st->timed; done++) {
-        if (done == st->warm_objects)
-            t0 = bench_now_ns();
-        size_t size = steady_size(&seed), slot = bench_rand(&seed) % st->live_objects;
-        free(table[slot]);
-        uint64_t *p = malloc(size);
-        p[0] = id++;
-        table[slot] = p;
-    }
-    double ns = (double)(bench_now_ns() - t0) / (double)st->timed;
-    for (size_t i = 0; i < st->live_objects; i++)
-        free(table[i]);
     return ns;
 }
 
-static void steady(const struct bench_opts *o)
+static double steady_malloc(const size_t *sizes, size_t n)
 {
-    struct steady st = {.live_bytes = o->quick ? (size_t)2 << 20 : (size_t)32 << 20,
-                        .timed = o->quick ? (size_t)1 << 16 : (size_t)1 << 22};
-    st.live_objects = st.live_bytes / 136; /* the mean of 16..256 */
-    uint64_t **table = malloc(st.live_objects * sizeof *table);
-    uint64_t *ids = malloc(st.live_objects * sizeof *ids);
-    int reps = o->repeat;
-    double *v = malloc((size_t)reps * 3 * sizeof *v), *total = v + reps, *m = v + 2 * reps;
-    char why[256];
-    for (int r = 0; r < reps; r++) {
-        bench_progress("alloc steady %d/%d", r + 1, reps);
-        if (steady_arena(&st, table, ids, &v[r], &total[r], why, sizeof why)) {
-            bench_note("alloc", "failed", why);
-            goto out;
-        }
-        m[r] = steady_malloc(&st, table);
+    void **ring = calloc(STEADY_RING, sizeof *ring);
+    size_t warm = STEADY_WARM * STEADY_EVERY, total = warm + n;
+    uint64_t t0 = 0;
+    for (size_t i = 0; i < total; i++) {
+        if (i == warm)
+            t0 = bench_now_ns();
+        free(ring[i % STEADY_RING]);
+        void *p = malloc(sizes[i % n]);
+        *(volatile size_t *)p = i;
+        ring[i % STEADY_RING] = p;
     }
-    double base = bench_median(m, reps);
-    bench_row("alloc", "ns_per_object_steady", bench_median(v, reps), "ns", base);
-    bench_row("alloc", "ns_per_object_steady_gc", bench_median(total, reps), "ns", base);
-out:
-    free(v);
-    free(ids);
-    free(table);
+    double ns = (double)(bench_now_ns() - t0) / (double)n;
+    for (size_t i = 0; i < STEADY_RING; i++)
+        free(ring[i]);
+    free(ring);
+    return ns;
+}
+
+static void steady(const struct bench_opts *o, const size_t *sizes, size_t n, size_t reserve, bool inline_path)
+{
+    if (!ARENA_HAVE(arena_collect) || !ARENA_HAVE(arena_mark) || !ARENA_HAVE(arena_forward)) {
+        bench_note("alloc", "skipped", "ns_per_object_steady needs arena_mark/collect/forward");
+        return;
+    }
+    double *va = malloc((size_t)o->repeat * 3 * sizeof *va), *vm = va + o->repeat, *vc = vm + o->repeat;
+    char why[256] = "";
+    for (int r = 0; r < o->repeat; r++) {
+        bench_progress("alloc steady %d/%d", r + 1, o->repeat);
+        if (r % 2)
+            vm[r] = steady_malloc(sizes, n);
+        va[r] = steady_arena(sizes, n, reserve, inline_path, &vc[r], why, sizeof why);
+        if (!(r % 2))
+            vm[r] = steady_malloc(sizes, n);
+        if (isnan(va[r])) {
+            bench_note("alloc", "failed", why);
+            free(va);
+            return;
+        }
+    }
+    bench_row("alloc", inline_path ? "ns_per_object_steady" : "ns_per_object_steady_call",
+              bench_median(va, o->repeat), "ns", bench_median(vm, o->repeat));
+    if (inline_path)
+        bench_row("alloc", "collect_ns_per_object_steady", bench_median(vc, o->repeat), "ns", NAN);
+    free(va);
 }
 
 int bench_alloc(const struct bench_opts *o)
@@ -253,7 +238,8 @@ int bench_alloc(const struct bench_opts *o)
     }
     one(o, sizes, ptrs, n, total * 4 + ((size_t)64 << 20), true);
     one(o, sizes, ptrs, n, total * 4 + ((size_t)64 << 20), false);
-    steady(o);
+    steady(o, sizes, n, (size_t)1 << 32, true);
+    steady(o, sizes, n, (size_t)1 << 32, false);
     free(ptrs);
     free(sizes);
     return 0;
