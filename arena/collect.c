@@ -93,6 +93,21 @@ int arena_pin(arena_t *a, const void *p)
     return mark(a, p, true);
 }
 
+int arena_forward_check(const arena_t *a, const void *p)
+{
+    if (a == NULL)
+        return ARENA_ENULL;
+    size_t slot = a->heap == NULL || p == NULL ? (size_t)-1 : arena__heap_slot(a, p);
+    const struct arena__gc *gc = a->gc;
+    if (slot == (size_t)-1 || gc == NULL || arena__heap_find(a, p, NULL) == NULL)
+        return 0;
+    /* A live object where none lived before the collection was moved there. With the debug
+     * flag nothing is ever moved to where one did live, so this is every moved-to address. */
+    if (slot >= gc->nslots || gc->page_fwd[slot] == FWD_DEAD)
+        return ARENA_EFORWARDED;
+    return 0;
+}
+
 int arena_is_marked(const arena_t *a, const void *p)
 {
     if (a == NULL || p == NULL)
@@ -279,12 +294,24 @@ static bool evac_append(struct arena__gc *gc, size_t old_off, size_t new_off, si
 /* The lowest retained slot below the sweep, or (size_t)-1. Every slot below the sweep has
  * its forwarding settled, a retained one FWD_DEAD: no live pre-collection address names it,
  * so evacuated objects may land there (R7.4). */
+/* ARENA_DEBUG_FORWARD: true when no live object was in slots [t, t+n) before the collection,
+ * so nothing moved there can be mistaken for an old address (arena_forward_check). */
+static bool held_nothing(const struct cycle *c, size_t t, size_t n)
+{
+    for (size_t i = t; i < t + n && i < c->old_top; i++)
+        if (c->gc->page_fwd[i] != FWD_DEAD)
+            return false;
+    return true;
+}
+
 static size_t retained_below(struct cycle *c)
 {
     const struct arena__page *pages = c->h->pages;
+    bool debug = (c->a->cfg.debug & ARENA_DEBUG_FORWARD) != 0;
     while (c->evac_scan < c->sweep_at) {
         const struct arena__page *pg = &pages[c->evac_scan];
-        if (pg->kind == ARENA__PAGE_FREE && (pg->flags & ARENA__PAGE_RETAINED))
+        if (pg->kind == ARENA__PAGE_FREE && (pg->flags & ARENA__PAGE_RETAINED) &&
+            (!debug || c->gc->page_fwd[c->evac_scan] == FWD_DEAD))
             return c->evac_scan++;
         c->evac_scan++;
     }
@@ -490,7 +517,7 @@ static void mirrors_follow(struct cycle *c, size_t slot, size_t n)
             continue;
         size_t m = n < nslots - slot ? n : nslots - slot;
         size_t *fp = page_list(c, slot, m);
-        int err = fp == NULL ? ENOMEM : arena__view_set(v, slot, fp, m, ARENA_MOVE_MMAP_FIXED);
+        int err = fp == NULL ? ARENA_ENOMEM : arena__view_set(v, slot, fp, m, ARENA_MOVE_MMAP_FIXED);
         /* view_set rolled back: the mirror shows the old layout, which no pointer the
          * runtime will hold after forwarding can use (R9.6). */
         arena__view_set_out_of_step(v, err != 0);
@@ -581,7 +608,7 @@ static int move_remap(struct cycle *c, size_t dst, size_t src, size_t n, int mov
 {
     size_t *fp = page_list(c, src, n);
     if (fp == NULL)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     int err = arena__view_set(c->a->heap_view, dst, fp, n, mover);
     free(fp);
     if (err != 0)
@@ -643,7 +670,7 @@ static int move_copy(struct cycle *c, size_t dst, size_t src, size_t n)
     size_t fresh_n = src - dst < n ? src - dst : n, fp;
     size_t *old = page_list(c, src, n);
     if (old == NULL)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     int err = fresh_pages(c, fresh_n, &fp);
     if (err == 0) {
         err = arena__view_set_run(a->heap_view, dst, fp, fresh_n, ARENA_MOVE_MMAP_FIXED);
@@ -933,6 +960,8 @@ static void slide(struct cycle *c)
          * chain of copies into consecutive fresh pages costs no new mapping): copy. */
         if (m != M_STAY && m != M_COPY && arena__budget_check(&c->a->budget, VMA_MARGIN) != 0)
             m = M_COPY;
+        if (m != M_STAY && (c->a->cfg.debug & ARENA_DEBUG_FORWARD) && !held_nothing(c, t, n))
+            m = M_STAY;
         if (m == M_COPY && (c->batch == NULL || c->batch->nu == 0) && slidable(c, t, s, n)) {
             slide_unit(c, t, s, n);
             for (size_t i = 0; i < n; i++)
@@ -1082,7 +1111,7 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
         resolve_forwarding(&c);
         free(c.where);
     } else {
-        note_error(&c, ENOMEM); /* nothing slides: every live page keeps its slot */
+        note_error(&c, ARENA_ENOMEM); /* nothing slides: every live page keeps its slot */
     }
     finish(&c);
     pthread_mutex_unlock(&a->lock);
