@@ -368,7 +368,7 @@ static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind,
         struct arena__page *pg = &h->pages[slot + i];
         pg->live = 0;
         pg->pinned = 0;
-        pg->flags = 0;
+        __atomic_store_n(&pg->flags, 0, __ATOMIC_RELAXED); /* read lock-free by arena_forward_check */
         __atomic_store_n(&pg->aux, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&pg->kind, (uint8_t)kind, __ATOMIC_RELEASE);
     }
