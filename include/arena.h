@@ -159,6 +159,31 @@ ARENA_API int arena_mark(arena_t *a, const void *p);
  * the same address and is never evacuated. Same errors as arena_mark. */
 ARENA_API int arena_pin(arena_t *a, const void *p);
 
+/* Ambiguous roots (mostly-copying collection, Bartlett 1988; stack scanning after
+ * Boehm and Weiser 1988). Every aligned machine word in [lo, hi) is read as a possible
+ * pointer: a word that points into a live object of the heap (its first byte up to its
+ * last, interior pointers included) pins that object for the next collection, as
+ * arena_pin does; a word just past an object's end, into freed space, into a page with
+ * no object there or outside the heap pins nothing. "Live" means allocated and not yet
+ * freed by a collection: an unreachable object a stale word names stays one more cycle,
+ * the price of conservatism. lo is rounded up to word alignment; lo == hi == NULL is an
+ * empty range. fn (may be NULL) is called with the start of the object and ctx for every
+ * word that named one (an object named by two words is reported twice): the runtime
+ * traces from these objects, since a pin keeps an object, not what it points to. Errors: ARENA_ENULL (a, or one of lo/hi NULL),
+ * ARENA_ERANGE (hi < lo). The range must be readable. Stop-the-world, like arena_pin. */
+typedef void arena_root_fn(void *obj, void *ctx);
+ARENA_API int arena_pin_range(arena_t *a, const void *lo, const void *hi, arena_root_fn *fn, void *ctx);
+
+/* arena_pin_range over the calling thread's registers and stack: callee-saved registers
+ * are spilled into a frame of this call (setjmp, __builtin_unwind_init), then every word
+ * from there to the stack's base (pthread_getattr_np, looked up once per thread) is
+ * scanned. Other threads' stacks: each thread calls arena_pin_stack itself at a safepoint
+ * before it parks (the runtime serialises these calls and the collection), or records
+ * its own stack bounds and registers where the collector can pass them to
+ * arena_pin_range (docs/runtime-guide.md, "Conservative roots"). Errors: ARENA_ENULL, the
+ * errno of pthread_getattr_np. Stop-the-world, like arena_pin. */
+ARENA_API int arena_pin_stack(arena_t *a, arena_root_fn *fn, void *ctx);
+
 /* Statistics of one collection. */
 typedef struct arena_collect_stats {
     size_t objects_live;      /* marked objects */
