@@ -111,6 +111,9 @@ static void fill_defaults(arena_config_t *cfg, size_t os_page)
         cfg->reserve = cfg->page_size;
     if (!cfg->sparse_percent)
         cfg->sparse_percent = 75;
+    /* R4.7: never more file than the process could ever hold in memory. */
+    if (!cfg->max_file)
+        cfg->max_file = arena__os_memory_limit();
     /* One read of each: /proc/self/maps costs a file walk per arena_create. */
     size_t max = arena__os_max_map_count(), used = arena__os_count_maps();
     if (!cfg->vma_budget)
@@ -252,6 +255,7 @@ int arena_stats(const arena_t *a, arena_stats_t *s)
     arena__heap_stats(a, s);
     s->file_bytes = arena__backing_bytes(&a->backing);
     s->file_size = a->backing.file_pages * a->page_size;
+    s->max_file = a->backing.max_pages * a->page_size;
     s->vmas = arena__vmas(a);
     s->vma_budget = a->vma_budget;
     for (const arena_view_t *v = a->views; v; v = v->next)

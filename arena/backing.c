@@ -10,7 +10,13 @@
  *       returns to the system at once, and it reads as zero when handed out again.
  * R4.6  The file only grows; a memfd is sealed against shrinking (F_SEAL_SHRINK) so no
  *       one holding the descriptor can turn a mapped page into a SIGBUS.
- * R4.7  cfg.max_file caps the file: past it allocation fails with ENOSPC.
+ * R4.7  cfg.max_file caps the file: past it allocation fails with ENOSPC. Its default is
+ *       the memory the process may use at all (physical memory plus swap, or the memory
+ *       cgroup's limit where lower: arena.c), so no request can ask for more than exists.
+ * R4.8  A request larger than one fallocate step must fit in what memory is left now
+ *       (os_memory.c), checked before each step, or it fails with ENOMEM; fallocate runs in
+ *       bounded steps, and a failed request punches back what it committed. Shmem pages are
+ *       charged to no process: an unbounded fallocate would have the OOM killer kill others.
  */
 #include "internal.h"
 
@@ -31,6 +37,45 @@
 
 /* File pages are stored in 32-bit slot tables (internal.h), and UINT32_MAX means "none". */
 #define BACKING_PAGE_LIMIT ((size_t)UINT32_MAX - 1)
+
+/* R4.8: one fallocate call commits at most this much. */
+#define COMMIT_STEP ((size_t)64 << 20)
+
+static int punch(struct arena__backing *b, size_t first, size_t npages)
+{
+    if (arena__os_fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * b->page_size),
+                            (off_t)(npages * b->page_size)) < 0)
+        return errno;
+    return 0;
+}
+
+/* Allocate file pages [first, first+npages) to the file (R4.4), in steps of COMMIT_STEP, each
+ * step only while what is still to come fits in the memory left (R4.8). All or nothing: on
+ * failure what this call committed is punched again (the pages were holes before). */
+static int commit(struct arena__backing *b, size_t first, size_t npages)
+{
+    size_t step = COMMIT_STEP / b->page_size ? COMMIT_STEP / b->page_size : 1;
+    size_t done = 0;
+    int err = 0;
+    while (done < npages) {
+        size_t n = npages - done < step ? npages - done : step;
+        if (npages > step && (npages - done) * b->page_size > arena__os_memory_left()) {
+            err = ENOMEM;
+            break;
+        }
+        if (arena__os_fallocate(b->fd, 0, (off_t)((first + done) * b->page_size), (off_t)(n * b->page_size)) < 0) {
+            if (errno == EINTR)
+                continue; /* a handled signal: go on; a fatal one does not return */
+            err = errno ? errno : ENOSPC;
+            done += n;   /* the refused step may have committed part of itself */
+            break;
+        }
+        done += n;
+    }
+    if (err && done)
+        (void)punch(b, first, done);
+    return err;
+}
 
 static int open_memfd(void)
 {
@@ -213,8 +258,9 @@ int arena__backing_alloc(struct arena__backing *b, size_t npages, size_t *first)
     if (err)
         return err;
     /* R4.4: reserve before handing out. */
-    if (arena__os_fallocate(b->fd, 0, (off_t)(p * b->page_size), (off_t)(npages * b->page_size)) < 0)
-        return errno;
+    err = commit(b, p, npages);
+    if (err)
+        return err;
     mark_range(b, p, npages, true);
     if (p == b->hint)
         b->hint = p + npages;
@@ -236,19 +282,14 @@ int arena__backing_punch(struct arena__backing *b, size_t first, size_t npages)
 {
     if (!range_used(b, first, npages))
         return ARENA_ERANGE;
-    if (arena__os_fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * b->page_size),
-                            (off_t)(npages * b->page_size)) < 0)
-        return errno;
-    return 0;
+    return punch(b, first, npages);
 }
 
 int arena__backing_reserve(struct arena__backing *b, size_t first, size_t npages)
 {
     if (!range_used(b, first, npages))
         return ARENA_ERANGE;
-    if (arena__os_fallocate(b->fd, 0, (off_t)(first * b->page_size), (off_t)(npages * b->page_size)) < 0)
-        return errno;
-    return 0;
+    return commit(b, first, npages);
 }
 
 int arena__backing_free(struct arena__backing *b, size_t first, size_t npages)
@@ -257,9 +298,9 @@ int arena__backing_free(struct arena__backing *b, size_t first, size_t npages)
         return ARENA_ERANGE;
     /* R4.5. When the punch fails the pages stay handed out: a page that may still hold
      * data must never be handed out again as zeroed. */
-    if (arena__os_fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * b->page_size),
-                            (off_t)(npages * b->page_size)) < 0)
-        return errno;
+    int err = punch(b, first, npages);
+    if (err)
+        return err;
     mark_range(b, first, npages, false);
     if (first < b->hint)
         b->hint = first;

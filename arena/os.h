@@ -64,6 +64,13 @@ int arena__os_unreserve_to_none(void *addr, size_t len);
 int arena__os_mincore(void *addr, size_t len, unsigned char *vec);
 size_t arena__os_file_bytes(int fd);
 
+/* os_memory.c. Bytes of memory the process may use at most: physical memory plus swap, or
+ * the memory cgroup's limit (any ancestor's) where lower; SIZE_MAX when unknown. */
+size_t arena__os_memory_limit(void);
+/* Bytes still available now under the same limits (MemAvailable + SwapFree, the cgroup's
+ * limit minus its usage); SIZE_MAX when unknown. Reads /proc and cgroup files: not cheap. */
+size_t arena__os_memory_left(void);
+
 /* The OS page size, cached. */
 size_t arena__os_page(void);
 

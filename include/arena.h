@@ -108,7 +108,11 @@ typedef struct arena_config {
     unsigned sparse_percent; /* pages less than this % live are evacuated object by object; 0 = 75
                               * (copying live bytes is far cheaper than keeping a page: at 25
                               * a 30 %-survival heap kept 1.44x its live bytes, at 75 1.12x) */
-    size_t max_file;         /* cap on the backing file in bytes (exhaustion -> ENOSPC); 0 = none */
+    size_t max_file;         /* cap on the backing file in bytes (exhaustion -> ENOSPC); 0 = the memory the
+                                process may use: physical memory plus swap, or its memory cgroup's limit
+                                where lower (arena_stats reports the cap in force). Independently, a
+                                request larger than 64 MiB must fit in the memory left at that moment,
+                                or it fails with ENOMEM before anything is committed */
 } arena_config_t;
 
 /* Fill *cfg with the defaults (all zero means default, so this is a memset plus documentation). */
@@ -381,6 +385,7 @@ typedef struct arena_stats {
     size_t copy_below;        /* the copy/remap break-even in pages in force */
     int backing;              /* ARENA_BACKING_MEMFD or _TMPFILE, as chosen */
     int mover;                /* the arena's mover as configured */
+    size_t max_file;          /* the cap on the backing file in force, bytes (arena_config_t.max_file) */
 } arena_stats_t;
 
 /* Fill *s with a snapshot of the arena (takes the arena lock; one mincore pass over the

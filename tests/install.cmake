@@ -1,7 +1,9 @@
 # The packaging test (included by tests/CMakeLists.txt): `cmake --install` the build tree into a
-# temporary prefix, then configure, build and run tests/consumer against it twice, once through
-# find_package(arena) -> arena::arena and once through pkg-config with
-# PKG_CONFIG_PATH=<prefix>/<libdir>/pkgconfig.
+# temporary prefix, then build and run tests/consumer against it three times: through
+# find_package(arena) -> arena::arena, through pkg-config in CMake, and with the README's
+# one-liner `cc consumer.c $(pkg-config --cflags --libs arena)`, PKG_CONFIG_PATH pointing
+# into the prefix. Every consumer runs with LD_LIBRARY_PATH unset, as a user runs it; the
+# pkg-config ones must load libarena.so.0 from the prefix (ldd says which file it loads).
 #
 # Run as a script (cmake -DBUILD_DIR=.. -DCONSUMER_SRC=.. -DWORK=.. -DLIBDIR=.. -P install.cmake)
 # this file is that test.
@@ -38,7 +40,31 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
         ${CMAKE_COMMAND} -S ${CONSUMER_SRC} -B ${bin} -DCONSUMER_USE_PKGCONFIG=ON ${flags})
     endif()
     run("build the consumer (${mode})" ${CMAKE_COMMAND} --build ${bin})
-    run("run the consumer (${mode})" ${bin}/consumer)
+    run("run the consumer (${mode})" ${CMAKE_COMMAND} -E env --unset=LD_LIBRARY_PATH ${bin}/consumer)
+  endforeach()
+
+  # The README's recipe: a compiler command line and nothing else.
+  set(bin ${WORK}/consumer-cc)
+  run("build the consumer with cc and pkg-config" ${CMAKE_COMMAND} -E env
+    PKG_CONFIG_PATH=${prefix}/${LIBDIR}/pkgconfig PKG_CONFIG_LIBDIR=${prefix}/${LIBDIR}/pkgconfig
+    sh -c "${C_COMPILER} ${C_FLAGS} -o '${bin}' '${CONSUMER_SRC}/consumer.c' $(pkg-config --cflags --libs arena)")
+  run("run the consumer (cc)" ${CMAKE_COMMAND} -E env --unset=LD_LIBRARY_PATH ${bin})
+
+  # Both pkg-config consumers link the shared library: it must come from the prefix.
+  file(REAL_PATH ${prefix}/${LIBDIR} real_libdir)
+  foreach(exe ${WORK}/consumer-pkgconfig/consumer ${WORK}/consumer-cc)
+    execute_process(COMMAND ${CMAKE_COMMAND} -E env --unset=LD_LIBRARY_PATH ldd ${exe}
+      OUTPUT_VARIABLE ldd RESULT_VARIABLE rc)
+    string(REGEX MATCH "libarena\\.so\\.0 => ([^ ]+)" hit "${ldd}")
+    if(NOT hit)
+      message(FATAL_ERROR "${exe} does not load libarena.so.0 (status ${rc}):\n${ldd}")
+    endif()
+    file(REAL_PATH ${CMAKE_MATCH_1} loaded)
+    get_filename_component(loaded_dir ${loaded} DIRECTORY)
+    if(NOT loaded_dir STREQUAL real_libdir)
+      message(FATAL_ERROR "${exe} loads ${loaded}, not the library installed in ${real_libdir}")
+    endif()
+    message("-- ${exe} loads ${loaded}")
   endforeach()
   file(REMOVE_RECURSE ${WORK})
   return()
