@@ -36,6 +36,7 @@ const char *arena_strerror(int err)
     case ARENA_ECONFIG: return "a configuration field has an invalid value";
     case ARENA_ESTATE: return "the call is not valid in the current state";
     case ARENA_EPROT: return "an invalid protection (write and execute together)";
+    case ARENA_ENOCOLLECT: return "no memory to start the collection: nothing was collected";
     default: break;
     }
     if (err > 0) {

@@ -78,6 +78,20 @@ int arena_pin(arena_t *a, const void *p)
     return mark(a, p, true);
 }
 
+int arena_is_marked(const arena_t *a, const void *p)
+{
+    if (a == NULL || p == NULL)
+        return ARENA_ENULL;
+    if (arena__broken(a))
+        return arena__broken(a);
+    if (arena__heap_slot(a, p) == (size_t)-1)
+        return ARENA_EFOREIGN;
+    char *obj = arena__heap_find(a, p, NULL);
+    if (obj == NULL)
+        return ARENA_ENOTOBJ;
+    return arena__bit_get(a->heap->marks, (size_t)(obj - a->heap_view->base) / ARENA__GRANULE);
+}
+
 /* --------------------------------------------------------------- forwarding -- */
 
 static const struct evac_entry *evac_find(const struct arena__gc *gc, size_t off)
@@ -136,7 +150,8 @@ struct cycle {
     size_t slide_left;        /* live pages the slide has not passed yet: bounds the fresh
                                  pages taken for copies (a collection that copies one page
                                  must not allocate and populate a whole 2 MiB window) */
-    size_t release_slot, release_n;   /* dead slots waiting to be released as one run */
+    size_t sweep_at;          /* the slot the sweep is at: retained slots below it are free to fill */
+    size_t evac_scan;         /* no retained slot below this one is left for evacuation */
     size_t evac_slot, evac_used;      /* the page being filled by evacuation */
     size_t evac_pool, evac_pool_n;    /* fresh slots taken for evacuation, not yet used */
     size_t evac_chunk;                /* slots the next take asks for: doubles, so a large
@@ -177,14 +192,14 @@ static void defer_free(struct cycle *c, size_t fp)
     c->dead_fp[c->ndead++] = fp;
 }
 
-static void defer_slots(struct cycle *c, size_t slot, size_t n)
+/* File pages no slot shows any more stay allocated and resident, parked for reuse or the
+ * trim (R6.7); only without memory for the list are they punched now. */
+static void park_deferred(struct cycle *c)
 {
-    for (size_t i = 0; i < n; i++)
-        defer_free(c, c->h->pages[slot + i].file_page);
-}
-
-static void punch_deferred(struct cycle *c)
-{
+    if (c->ndead == 0 || arena__heap_park(c->a, c->dead_fp, c->ndead) == 0) {
+        free(c->dead_fp);
+        return;
+    }
     if (c->ndead > 1) /* dead_fp is NULL when nothing died: qsort(NULL, ...) is undefined */
         qsort(c->dead_fp, c->ndead, sizeof *c->dead_fp, cmp_size);
     for (size_t i = 0; i < c->ndead;) {
@@ -192,30 +207,19 @@ static void punch_deferred(struct cycle *c)
         while (j < c->ndead && c->dead_fp[j] == c->dead_fp[i] + (j - i))
             j++;
         note_error(c, arena__backing_free(&c->a->backing, c->dead_fp[i], j - i));
+        c->st.pages_released += j - i;
         i = j;
     }
     free(c->dead_fp);
 }
 
 
-static void release_flush(struct cycle *c)
+/* R6.7: a dead page stays mapped and resident, a retained page: the allocation pool and
+ * this collection's to-space (evacuation, slides) reuse it without a system call. */
+static void retain(struct cycle *c, size_t slot, size_t n)
 {
-    if (c->release_n == 0)
-        return;
-    defer_slots(c, c->release_slot, c->release_n);
-    note_error(c, arena__heap_discard(c->a, c->release_slot, c->release_n));
-    c->st.pages_released += c->release_n;
-    c->release_n = 0;
-}
-
-/* R7.2: dead pages are released in runs of consecutive slots (one unmap per run). */
-static void release_add(struct cycle *c, size_t slot, size_t n)
-{
-    if (c->release_n != 0 && c->release_slot + c->release_n != slot)
-        release_flush(c);
-    if (c->release_n == 0)
-        c->release_slot = slot;
-    c->release_n += n;
+    arena__heap_retain(c->a, slot, n);
+    c->st.pages_retained += n;
 }
 
 /* Unmarked objects die: their bits are cleared (R7.1). */
@@ -255,24 +259,51 @@ static bool evac_append(struct arena__gc *gc, size_t old_off, size_t new_off, si
     return true;
 }
 
-/* Room for size bytes in the evacuation target pages, taken in chunks of fresh slots
- * above the old top (so no pre-collection address ever names them). */
+/* The lowest retained slot below the sweep, or (size_t)-1. Every slot below the sweep has
+ * its forwarding settled, a retained one FWD_DEAD: no live pre-collection address names it,
+ * so evacuated objects may land there (R7.4). */
+static size_t retained_below(struct cycle *c)
+{
+    const struct arena__page *pages = c->h->pages;
+    while (c->evac_scan < c->sweep_at) {
+        const struct arena__page *pg = &pages[c->evac_scan];
+        if (pg->kind == ARENA__PAGE_FREE && (pg->flags & ARENA__PAGE_RETAINED))
+            return c->evac_scan++;
+        c->evac_scan++;
+    }
+    return (size_t)-1;
+}
+
+/* Room for size bytes in the evacuation target pages: retained slots below the sweep
+ * first, else chunks of fresh slots above the old top (so no pre-collection address ever
+ * names them). */
 static char *evac_room(struct cycle *c, size_t size)
 {
     arena_t *a = c->a;
     if (c->evac_slot == (size_t)-1 || c->evac_used + size > a->page_size) {
-        if (c->evac_pool_n == 0) {
+        size_t r = retained_below(c);
+        if (r != (size_t)-1) {
+            c->evac_slot = r;
+            c->h->pages[r].flags = 0;
+            c->h->pages[r].kind = ARENA__PAGE_SMALL;
+            c->h->used_pages++;
+            c->h->retained_pages--;
+            c->st.pages_retained--;
+            c->evac_used = 0;
+        } else if (c->evac_pool_n == 0) {
             size_t want = c->evac_chunk < 16 ? 16 : c->evac_chunk;
             c->evac_chunk = want < 512 ? want * 2 : want;
-            if (arena__heap_take(a, want, ARENA__PAGE_POOL, &c->evac_pool) != 0 &&
-                arena__heap_take(a, want = 1, ARENA__PAGE_POOL, &c->evac_pool) != 0)
+            if (arena__heap_take(a, want, ARENA__PAGE_POOL, false, &c->evac_pool, NULL) != 0 &&
+                arena__heap_take(a, want = 1, ARENA__PAGE_POOL, false, &c->evac_pool, NULL) != 0)
                 return NULL;
             c->evac_pool_n = want;
         }
-        c->evac_slot = c->evac_pool++;
-        c->evac_pool_n--;
-        c->h->pages[c->evac_slot].kind = ARENA__PAGE_SMALL;
-        c->evac_used = 0;
+        if (r == (size_t)-1) {
+            c->evac_slot = c->evac_pool++;
+            c->evac_pool_n--;
+            c->h->pages[c->evac_slot].kind = ARENA__PAGE_SMALL;
+            c->evac_used = 0;
+        }
     }
     char *dst = arena__view_slot_addr(a->heap_view, c->evac_slot) + c->evac_used;
     c->evac_used += size;
@@ -324,24 +355,24 @@ static void sweep_all(struct cycle *c)
     for (size_t s = 0; s < c->old_top; s++) {
         struct arena__page *pg = &h->pages[s];
         fwd[s] = FWD_DEAD;
+        c->sweep_at = s;
         if (pg->kind == ARENA__PAGE_FREE) {
-            release_flush(c);
+            continue;
         } else if (pg->kind == ARENA__PAGE_SMALL && pg->live == 0) {
             /* Nothing marked: the release clears the page's bitmaps wholesale, so its
              * dead objects are only counted, not swept one by one (most pages of a
              * runtime's young garbage end here). */
             for (size_t w = s * h->words; w < (s + 1) * h->words; w++)
                 c->st.objects_freed += (size_t)__builtin_popcountll(h->starts[w]);
-            release_add(c, s, 1);
+            retain(c, s, 1);
         } else if (pg->kind == ARENA__PAGE_SMALL) {
             sweep_small(c, s);
             c->st.bytes_live += pg->live;
             if (pg->live < c->sparse_bytes && !pg->pinned && evacuate(c, s)) {
                 fwd[s] = FWD_EVAC;
-                release_add(c, s, 1);
+                retain(c, s, 1);
             } else {
                 fwd[s] = (uint32_t)s;
-                release_flush(c);
             }
         } else if (pg->kind == ARENA__PAGE_LARGE_HEAD) {
             size_t n = pg->aux, bit = s * h->granules;
@@ -352,24 +383,20 @@ static void sweep_all(struct cycle *c)
                 c->st.bytes_live += arena__heap_size_at(c->a, s, c->a->heap_view->base + bit * ARENA__GRANULE);
                 for (size_t i = 0; i < n; i++)
                     fwd[s + i] = (uint32_t)(s + i);
-                release_flush(c);
             } else {
                 c->st.objects_freed++;
                 for (size_t i = 1; i < n; i++)
                     fwd[s + i] = FWD_DEAD;
-                release_add(c, s, n);
+                retain(c, s, n);
             }
             s += n - 1;
         } else {
-            /* A POOL page the pool drop could not release: nothing lives in it. */
-            release_add(c, s, 1);
+            /* A POOL page (evacuation's fresh slots are above old_top): nothing lives in it. */
+            retain(c, s, 1);
         }
     }
-    release_flush(c);
-    if (c->evac_pool_n != 0) {
-        defer_slots(c, c->evac_pool, c->evac_pool_n);
-        note_error(c, arena__heap_discard(c->a, c->evac_pool, c->evac_pool_n));
-    }
+    if (c->evac_pool_n != 0)
+        retain(c, c->evac_pool, c->evac_pool_n);
     c->evac_pool_n = 0;
 }
 
@@ -415,6 +442,15 @@ static void tables_move(struct cycle *c, size_t dst, size_t src, size_t n)
 {
     struct arena__heap *h = c->h;
     size_t wb = h->words * sizeof(uint64_t);
+    /* Retained target slots no longer show their file pages: parked at the end (R6.7). */
+    for (size_t i = dst; i < dst + n; i++) {
+        if (h->pages[i].kind == ARENA__PAGE_FREE && (h->pages[i].flags & ARENA__PAGE_RETAINED)) {
+            defer_free(c, h->pages[i].file_page);
+            h->pages[i].flags = 0;
+            h->retained_pages--;
+            c->st.pages_retained--;
+        }
+    }
     memmove(&h->pages[dst], &h->pages[src], n * sizeof h->pages[0]);
     memmove(&h->starts[dst * h->words], &h->starts[src * h->words], n * wb);
     memmove(&h->ends[dst * h->words], &h->ends[src * h->words], n * wb);
@@ -426,6 +462,54 @@ static void tables_move(struct cycle *c, size_t dst, size_t src, size_t n)
         memset(&h->starts[from * h->words], 0, (src + n - from) * wb);
         memset(&h->ends[from * h->words], 0, (src + n - from) * wb);
     }
+}
+
+/* R6.7 slide: the unit's bytes are copied down into the slots below it, which show
+ * retained (or the unit's own) pages: no mapping changes, no fault. File pages stay with
+ * their slots; the slots the unit vacates are retained in turn. */
+static bool slidable(const struct cycle *c, size_t dst, size_t src, size_t n)
+{
+    if (c->a->heap_view->track != NULL)
+        return false; /* the tracker must see moves as remaps (R8.6): the old paths do that */
+    size_t end = dst + n < src ? dst + n : src;
+    for (size_t i = dst; i < end; i++) {
+        const struct arena__page *pg = &c->h->pages[i];
+        if (pg->kind != ARENA__PAGE_FREE || !(pg->flags & ARENA__PAGE_RETAINED))
+            return false;
+    }
+    return true;
+}
+
+static void slide_unit(struct cycle *c, size_t dst, size_t src, size_t n)
+{
+    arena_t *a = c->a;
+    struct arena__heap *h = c->h;
+    size_t wb = h->words * sizeof(uint64_t);
+    memmove(arena__view_slot_addr(a->heap_view, dst), arena__view_slot_addr(a->heap_view, src),
+            n * a->page_size);
+    for (size_t i = 0; i < n; i++) { /* dst < src: ascending never reads a written entry */
+        uint32_t fp = h->pages[dst + i].file_page;
+        if (h->pages[dst + i].kind == ARENA__PAGE_FREE)
+            h->retained_pages--, c->st.pages_retained--;
+        h->pages[dst + i] = h->pages[src + i];
+        h->pages[dst + i].file_page = fp;
+    }
+    memmove(&h->starts[dst * h->words], &h->starts[src * h->words], n * wb);
+    memmove(&h->ends[dst * h->words], &h->ends[src * h->words], n * wb);
+    size_t from = dst + n > src ? dst + n : src;
+    if (from < src + n) {
+        memset(&h->starts[from * h->words], 0, (src + n - from) * wb);
+        memset(&h->ends[from * h->words], 0, (src + n - from) * wb);
+        for (size_t i = from; i < src + n; i++) {
+            uint32_t fp = h->pages[i].file_page;
+            memset(&h->pages[i], 0, sizeof h->pages[i]);
+            h->pages[i].file_page = fp;
+            h->pages[i].flags = ARENA__PAGE_RETAINED;
+        }
+        h->retained_pages += src + n - from;
+        c->st.pages_retained += src + n - from;
+    }
+    c->st.pages_slid += n;
 }
 
 static int move_remap(struct cycle *c, size_t dst, size_t src, size_t n, int mover)
@@ -785,6 +869,15 @@ static void slide(struct cycle *c)
          * chain of copies into consecutive fresh pages costs no new mapping): copy. */
         if (m != M_STAY && m != M_COPY && arena__vma_check(c->a, VMA_MARGIN) != 0)
             m = M_COPY;
+        if (m == M_COPY && (c->batch == NULL || c->batch->nu == 0) && slidable(c, t, s, n)) {
+            slide_unit(c, t, s, n);
+            for (size_t i = 0; i < n; i++)
+                where[s + i] = (uint32_t)(t + i);
+            cursor = t + n;
+            passed(c, n);
+            s = e;
+            continue;
+        }
         if (m == M_COPY && batch_add(c, t, s, n)) {
             for (size_t i = 0; i < n; i++)
                 where[s + i] = (uint32_t)(t + i);
@@ -856,12 +949,19 @@ static void finish(struct cycle *c)
     }
     note_error(c, arena__heap_unmap_stale(a, h->top));
     mirrors_follow(c, 0, h->top);
-    punch_deferred(c);
+    park_deferred(c);
     note_error(c, arena__heap_rebuild_free(a));
+    h->live_bytes = c->st.bytes_live;
+    __atomic_store_n(&h->allocated_bytes, c->st.bytes_live, __ATOMIC_RELAXED);
+    /* R6.7: past the hard limit the surplus goes now, in runs; below it, the allocator
+     * releases what stays unused past the delay. */
+    size_t released = 0;
+    note_error(c, arena__heap_trim(a, arena__heap_retain_hard(a), &released));
+    c->st.pages_released += released;
+    c->st.pages_retained = h->retained_pages + h->nparked;
+    (void)arena__heap_purge_due(a, arena__os_now_ns(), false);
     c->st.pages_after = h->used_pages;
     c->st.vmas_after = arena__vmas(a);
-    h->live_bytes = c->st.bytes_live;
-    h->allocated_bytes = c->st.bytes_live;
     a->collections++;
     a->bytes_remapped += (uint64_t)c->st.pages_remapped * a->page_size;
     a->bytes_copied += (uint64_t)c->st.pages_copied * a->page_size + c->st.bytes_evacuated;
@@ -876,28 +976,28 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
         return ARENA_ENULL;
     if (arena__broken(a))
         return arena__broken(a);
+    uint64_t t0 = arena__os_now_ns();
     pthread_mutex_lock(&a->lock);
     struct arena__heap *h = a->heap;
-    uint64_t t0 = arena__os_now_ns();
     struct cycle c = {.a = a, .h = h, .evac_slot = (size_t)-1};
     c.st.vmas_before = arena__vmas(a);
     c.st.pages_before = h->used_pages;
     unsigned sparse = a->cfg.sparse_percent ? a->cfg.sparse_percent : 75;
     c.sparse_bytes = a->page_size * (sparse > 100 ? 100 : sparse) / 100;
     /* Every thread's current page is retired: the next allocation refills (R6.1). */
-    atomic_fetch_add(&h->epoch, 1);
-    note_error(&c, arena__heap_drop_pool(a));
-    h->nholes = 0; /* evacuation must take fresh slots above the old heap */
-    c.old_top = h->top;
     c.gc = calloc(1, sizeof *c.gc);
     if (c.gc != NULL)
-        c.gc->page_fwd = malloc((c.old_top ? c.old_top : 1) * sizeof(uint32_t));
+        c.gc->page_fwd = malloc((h->top ? h->top : 1) * sizeof(uint32_t));
     if (c.gc == NULL || c.gc->page_fwd == NULL) {
         free(c.gc);
-        arena__heap_rebuild_free(a);
         pthread_mutex_unlock(&a->lock);
-        return ENOMEM;
+        return ARENA_ENOCOLLECT;
     }
+    atomic_fetch_add(&h->epoch, 1);
+    arena__heap_drop_pool(a);
+    /* Evacuation fills retained slots below the sweep, else fresh slots above the old heap. */
+    h->nholes = h->nkept = 0;
+    c.old_top = h->top;
     c.gc->nslots = c.old_top;
     sweep_all(&c);
     c.where = malloc((h->top ? h->top : 1) * sizeof(uint32_t));
@@ -912,8 +1012,8 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
         note_error(&c, ENOMEM); /* nothing slides: every live page keeps its slot */
     }
     finish(&c);
-    c.st.pause_ns = arena__os_now_ns() - t0;
     pthread_mutex_unlock(&a->lock);
+    c.st.pause_ns = arena__os_now_ns() - t0;
     if (st != NULL)
         *st = c.st;
     return c.err;

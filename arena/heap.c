@@ -21,6 +21,10 @@
 #define CHUNK_MIN 16u
 #define CHUNK_MAX 1024u
 #define TCACHE_WAYS 4u
+/* Retention defaults (R6.7). */
+#define RETAIN_SOFT_MIN ((size_t)16 << 20)
+#define RETAIN_HARD_MIN ((size_t)64 << 20)
+#define RETAIN_DELAY_MS 250u
 
 /* The calling thread's current page per arena (R6.1). Keyed by the arena's id, which is
  * never reused, and the heap epoch, which every collection bumps: a cache whose arena
@@ -86,6 +90,8 @@ void arena__heap_fini(arena_t *a)
         return;
     tables_unmap(h);
     free(h->holes);
+    free(h->kept);
+    free(h->parked);
     free(h);
     a->heap = NULL;
 }
@@ -101,7 +107,22 @@ void arena__heap_stats(const arena_t *a, arena_stats_t *s)
     const struct arena__heap *h = a->heap;
     s->heap_pages = h->used_pages;
     s->live_bytes = h->live_bytes;
-    s->allocated_bytes = h->allocated_bytes;
+    s->allocated_bytes = __atomic_load_n(&h->allocated_bytes, __ATOMIC_RELAXED);
+    s->retained_bytes = (h->retained_pages + h->nparked) * a->page_size;
+}
+
+size_t arena_allocated_bytes(const arena_t *a)
+{
+    if (a == NULL || a->heap == NULL)
+        return 0;
+    return __atomic_load_n(&a->heap->allocated_bytes, __ATOMIC_RELAXED);
+}
+
+/* allocated_bytes is written under the lock and read without it. */
+static void allocated_add(struct arena__heap *h, size_t add, size_t sub)
+{
+    size_t v = __atomic_load_n(&h->allocated_bytes, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->allocated_bytes, v + add - sub, __ATOMIC_RELAXED);
 }
 
 /* ------------------------------------------------------------ object lookup -- */
@@ -225,28 +246,37 @@ static int mirrors_set_run(arena_t *a, size_t slot, size_t file_page, size_t n)
     return 0;
 }
 
-static void hole_remove(struct arena__heap *h, size_t i, size_t used)
+static void run_remove(struct arena__hole *runs, size_t *nruns, size_t i, size_t used)
 {
-    h->holes[i].slot += used;
-    h->holes[i].n -= used;
-    if (h->holes[i].n == 0) {
-        memmove(&h->holes[i], &h->holes[i + 1], (h->nholes - i - 1) * sizeof h->holes[0]);
-        h->nholes--;
+    runs[i].slot += used;
+    runs[i].n -= used;
+    if (runs[i].n == 0) {
+        memmove(&runs[i], &runs[i + 1], (*nruns - i - 1) * sizeof runs[0]);
+        (*nruns)--;
     }
 }
 
-/* n free slots (exactly n when exact, else between 1 and n in *got): first fit in the
- * holes below top, else at the top. */
-static int find_slots(struct arena__heap *h, size_t n, bool exact, size_t *slot, size_t *got)
+/* First fit in a run list: exactly n slots when exact, else between 1 and n in *got. */
+static bool runs_take(struct arena__hole *runs, size_t *nruns, size_t n, bool exact, size_t *slot,
+                      size_t *got)
 {
-    for (size_t i = 0; i < h->nholes; i++) {
-        if (h->holes[i].n >= n || !exact) {
-            *slot = h->holes[i].slot;
-            *got = h->holes[i].n < n ? h->holes[i].n : n;
-            hole_remove(h, i, *got);
-            return 0;
+    for (size_t i = 0; i < *nruns; i++) {
+        if (runs[i].n >= n || !exact) {
+            *slot = runs[i].slot;
+            *got = runs[i].n < n ? runs[i].n : n;
+            run_remove(runs, nruns, i, *got);
+            return true;
         }
     }
+    return false;
+}
+
+/* n unmapped free slots (exactly n when exact, else between 1 and n in *got): first fit
+ * in the holes below top, else at the top. */
+static int find_slots(struct arena__heap *h, size_t n, bool exact, size_t *slot, size_t *got)
+{
+    if (runs_take(h->holes, &h->nholes, n, exact, slot, got))
+        return 0;
     if (n > h->nslots - h->top)
         return ENOMEM;
     *slot = h->top;
@@ -262,6 +292,33 @@ static void give_back_slots(struct arena__heap *h, size_t slot, size_t n)
     else if (h->nholes < h->holes_cap)
         h->holes[h->nholes++] = (struct arena__hole){slot, n};
     /* Otherwise the slots stay unused until the next collection rebuilds the holes. */
+}
+
+static bool have_mirror(const arena_t *a)
+{
+    for (const arena_view_t *v = a->views; v != NULL; v = v->next)
+        if (is_mirror(v))
+            return true;
+    return false;
+}
+
+/* Mirrors show nothing at a retained slot (a FREE slot, R7.8): reused, they show its page. */
+static int mirrors_show(arena_t *a, size_t slot, size_t n)
+{
+    if (!have_mirror(a))
+        return 0;
+    for (size_t i = 0; i < n;) {
+        size_t fp = a->heap->pages[slot + i].file_page, j = i + 1;
+        while (j < n && a->heap->pages[slot + j].file_page == fp + (j - i))
+            j++;
+        int err = mirrors_set_run(a, slot + i, fp, j - i);
+        if (err != 0) {
+            mirrors_set_run(a, slot, ARENA_NO_PAGE, n);
+            return err;
+        }
+        i = j;
+    }
+    return 0;
 }
 
 static int map_fresh(arena_t *a, size_t slot, size_t n)
@@ -290,17 +347,30 @@ static int map_fresh(arena_t *a, size_t slot, size_t n)
     return 0;
 }
 
-static int take_slots(arena_t *a, size_t n, bool exact, int kind, size_t *slot_out, size_t *got_out)
+/* Retained slots first (no system call, R6.7), else fresh ones. */
+static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind, size_t *slot_out,
+                      size_t *got_out, bool *dirty)
 {
     struct arena__heap *h = a->heap;
     size_t slot, got;
-    int err = find_slots(h, n, exact, &slot, &got);
-    if (err != 0)
-        return err;
-    err = map_fresh(a, slot, got);
-    if (err != 0) {
-        give_back_slots(h, slot, got);
-        return err;
+    bool kept = use_kept && runs_take(h->kept, &h->nkept, n, exact, &slot, &got);
+    int err;
+    if (kept) {
+        err = mirrors_show(a, slot, got);
+        if (err != 0) {
+            /* The run is simply not offered again until the next rebuild. */
+            return err;
+        }
+        h->retained_pages -= got;
+    } else {
+        err = find_slots(h, n, exact, &slot, &got);
+        if (err != 0)
+            return err;
+        err = map_fresh(a, slot, got);
+        if (err != 0) {
+            give_back_slots(h, slot, got);
+            return err;
+        }
     }
     for (size_t i = 0; i < got; i++) {
         struct arena__page *pg = &h->pages[slot + i];
@@ -313,28 +383,15 @@ static int take_slots(arena_t *a, size_t n, bool exact, int kind, size_t *slot_o
     h->used_pages += got;
     *slot_out = slot;
     *got_out = got;
+    if (dirty != NULL)
+        *dirty = kept;
     return 0;
 }
 
-int arena__heap_take(arena_t *a, size_t n, int kind, size_t *slot_out)
+int arena__heap_take(arena_t *a, size_t n, int kind, bool use_kept, size_t *slot_out, bool *dirty)
 {
     size_t got;
-    return take_slots(a, n, true, kind, slot_out, &got);
-}
-
-static int free_file_pages(arena_t *a, size_t slot, size_t n)
-{
-    int err = 0;
-    for (size_t i = 0; i < n;) {
-        size_t fp = a->heap->pages[slot + i].file_page, j = i + 1;
-        while (j < n && a->heap->pages[slot + j].file_page == fp + (j - i))
-            j++;
-        int e = arena__backing_free(&a->backing, fp, j - i);
-        if (err == 0)
-            err = e;
-        i = j;
-    }
-    return err;
+    return take_slots(a, n, true, use_kept, kind, slot_out, &got, dirty);
 }
 
 static void mark_free(struct arena__heap *h, size_t slot, size_t n, uint16_t flags)
@@ -350,26 +407,13 @@ static void mark_free(struct arena__heap *h, size_t slot, size_t n, uint16_t fla
         h->pages[slot + i].aux = 0;
         h->pages[slot + i].flags = flags;
     }
-    h->used_pages -= n;
 }
 
-/* Unmap slots in every view, then punch their file pages (R6.6): in that order, so no
- * view ever shows a page after it went back to the file allocator. */
-int arena__heap_release(arena_t *a, size_t slot, size_t n)
+void arena__heap_retain(arena_t *a, size_t slot, size_t n)
 {
-    int err = arena__view_set_run(a->heap_view, slot, ARENA_NO_PAGE, n, ARENA_MOVE_MMAP_FIXED);
-    int err2 = mirrors_set_run(a, slot, ARENA_NO_PAGE, n);
-    /* A slot the kernel could not unmap is FREE all the same: the heap never reads a FREE
-     * slot, and the next use of it maps over whatever it shows. */
-    int err3 = free_file_pages(a, slot, n);
-    mark_free(a->heap, slot, n, 0);
-    return err ? err : err2 ? err2 : err3;
-}
-
-int arena__heap_discard(arena_t *a, size_t slot, size_t n)
-{
-    mark_free(a->heap, slot, n, ARENA__PAGE_STALE);
-    return 0;
+    mark_free(a->heap, slot, n, ARENA__PAGE_RETAINED);
+    a->heap->used_pages -= n;
+    a->heap->retained_pages += n;
 }
 
 int arena__heap_unmap_stale(arena_t *a, size_t limit)
@@ -393,50 +437,237 @@ int arena__heap_unmap_stale(arena_t *a, size_t limit)
     return err;
 }
 
-int arena__heap_drop_pool(arena_t *a)
+void arena__heap_drop_pool(arena_t *a)
 {
     struct arena__heap *h = a->heap;
-    if (h->pool_n == 0)
-        return 0;
-    size_t slot = h->pool_slot, n = h->pool_n;
+    if (h->pool_n != 0)
+        arena__heap_retain(a, h->pool_slot, h->pool_n);
     h->pool_n = 0;
-    int err = arena__heap_release(a, slot, n);
-    give_back_slots(h, slot, n);
-    return err;
+}
+
+static int runs_append(struct arena__hole **runs, size_t *n, size_t *cap, size_t slot, size_t len)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        struct arena__hole *r = realloc(*runs, c * sizeof *r);
+        if (r == NULL)
+            return ENOMEM; /* the runs left out are simply not reused this cycle */
+        *runs = r;
+        *cap = c;
+    }
+    (*runs)[(*n)++] = (struct arena__hole){slot, len};
+    return 0;
+}
+
+static bool is_retained(const struct arena__page *pg)
+{
+    return pg->kind == ARENA__PAGE_FREE && (pg->flags & ARENA__PAGE_RETAINED);
 }
 
 int arena__heap_rebuild_free(arena_t *a)
 {
     struct arena__heap *h = a->heap;
     size_t top = h->top;
-    while (top > 0 && h->pages[top - 1].kind == ARENA__PAGE_FREE)
+    while (top > 0 && h->pages[top - 1].kind == ARENA__PAGE_FREE && !is_retained(&h->pages[top - 1]))
         top--;
     h->top = top;
-    h->nholes = 0;
+    h->nholes = h->nkept = h->retained_pages = 0;
+    int err = 0;
     for (size_t s = 0; s < top;) {
         if (h->pages[s].kind != ARENA__PAGE_FREE) {
             s++;
             continue;
         }
+        bool kept = is_retained(&h->pages[s]);
         size_t e = s;
-        while (h->pages[e].kind == ARENA__PAGE_FREE)
+        while (h->pages[e].kind == ARENA__PAGE_FREE && is_retained(&h->pages[e]) == kept)
             e++;
-        if (h->nholes == h->holes_cap) {
-            size_t cap = h->holes_cap ? h->holes_cap * 2 : 64;
-            struct arena__hole *nh = realloc(h->holes, cap * sizeof *nh);
-            if (nh == NULL)
-                return ENOMEM; /* the holes left out are simply not reused this cycle */
-            h->holes = nh;
-            h->holes_cap = cap;
+        if (kept) {
+            h->retained_pages += e - s;
+            if (err == 0)
+                err = runs_append(&h->kept, &h->nkept, &h->kept_cap, s, e - s);
+        } else if (err == 0) {
+            err = runs_append(&h->holes, &h->nholes, &h->holes_cap, s, e - s);
         }
-        h->holes[h->nholes++] = (struct arena__hole){s, e - s};
         s = e;
     }
     if (h->holes_cap == 0) {
         h->holes = malloc(64 * sizeof *h->holes);
         h->holes_cap = h->holes ? 64 : 0;
     }
+    return err;
+}
+
+/* ------------------------------------------------------------ retained pages -- */
+
+size_t arena__heap_retain_hard(const arena_t *a)
+{
+    size_t bytes = a->cfg.retain_max;
+    if (bytes == 0) {
+        bytes = a->heap->live_bytes * 4;
+        bytes = bytes < RETAIN_HARD_MIN ? RETAIN_HARD_MIN : bytes;
+    }
+    return bytes / a->page_size;
+}
+
+size_t arena__heap_retain_soft(const arena_t *a)
+{
+    size_t bytes = a->cfg.retain_bytes, hard = arena__heap_retain_hard(a);
+    if (bytes == 0) {
+        bytes = a->heap->live_bytes * 2;
+        bytes = bytes < RETAIN_SOFT_MIN ? RETAIN_SOFT_MIN : bytes;
+    }
+    return bytes / a->page_size < hard ? bytes / a->page_size : hard;
+}
+
+static size_t retained_total(const struct arena__heap *h)
+{
+    return h->retained_pages + h->nparked;
+}
+
+int arena__heap_park(arena_t *a, const size_t *fp, size_t n)
+{
+    struct arena__heap *h = a->heap;
+    if (h->nparked + n > h->parked_cap) {
+        size_t cap = h->parked_cap ? h->parked_cap : 256;
+        while (cap < h->nparked + n)
+            cap *= 2;
+        uint32_t *p = realloc(h->parked, cap * sizeof *p);
+        if (p == NULL)
+            return ENOMEM;
+        h->parked = p;
+        h->parked_cap = cap;
+    }
+    for (size_t i = 0; i < n; i++)
+        h->parked[h->nparked++] = (uint32_t)fp[i];
     return 0;
+}
+
+static int cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Punch the last n parked file pages (sorted first, so they go in runs). */
+static int unpark(arena_t *a, size_t n)
+{
+    struct arena__heap *h = a->heap;
+    qsort(h->parked, h->nparked, sizeof *h->parked, cmp_u32);
+    int err = 0;
+    size_t keep = h->nparked - n, i = keep;
+    while (i < h->nparked) {
+        size_t j = i + 1;
+        while (j < h->nparked && h->parked[j] == h->parked[i] + (j - i))
+            j++;
+        int e = arena__backing_free(&a->backing, h->parked[i], j - i);
+        if (e != 0) {
+            /* Still allocated: it stays parked for a later trim. */
+            if (err == 0)
+                err = e;
+            memmove(&h->parked[keep], &h->parked[i], (j - i) * sizeof *h->parked);
+            keep += j - i;
+        }
+        i = j;
+    }
+    h->nparked = keep;
+    return err;
+}
+
+/* Unmap retained slots [slot, slot+n) in every view, then punch their file pages (R6.6
+ * order). A page whose punch failed is parked. */
+static int release_kept(arena_t *a, size_t slot, size_t n)
+{
+    struct arena__heap *h = a->heap;
+    int err = arena__view_set_run(a->heap_view, slot, ARENA_NO_PAGE, n, ARENA_MOVE_MMAP_FIXED);
+    if (err != 0)
+        return err; /* all-or-nothing: the slots stay retained */
+    (void)mirrors_set_run(a, slot, ARENA_NO_PAGE, n); /* mirrors already show nothing there */
+    for (size_t i = 0; i < n;) {
+        size_t fp = h->pages[slot + i].file_page, j = i + 1;
+        while (j < n && h->pages[slot + j].file_page == fp + (j - i))
+            j++;
+        int e = arena__backing_free(&a->backing, fp, j - i);
+        if (e != 0) {
+            size_t list[64];
+            for (size_t k = i; k < j; k += 64) {
+                size_t m = j - k < 64 ? j - k : 64;
+                for (size_t q = 0; q < m; q++)
+                    list[q] = fp + (k - i) + q;
+                (void)arena__heap_park(a, list, m); /* else leaked to the file until destroy */
+            }
+            if (err == 0)
+                err = e;
+        }
+        i = j;
+    }
+    for (size_t i = 0; i < n; i++)
+        h->pages[slot + i].flags = 0;
+    h->retained_pages -= n;
+    return err;
+}
+
+int arena__heap_trim(arena_t *a, size_t keep, size_t *released)
+{
+    struct arena__heap *h = a->heap;
+    size_t before = retained_total(h);
+    int err = 0;
+    if (before > keep && h->nparked != 0) {
+        size_t n = before - keep < h->nparked ? before - keep : h->nparked;
+        err = unpark(a, n);
+    }
+    /* The highest runs first: the top of the heap shrinks, and so do its mappings. */
+    for (size_t i = h->nkept; i-- > 0 && retained_total(h) > keep;) {
+        size_t excess = retained_total(h) - keep;
+        size_t m = h->kept[i].n < excess ? h->kept[i].n : excess;
+        size_t slot = h->kept[i].slot + h->kept[i].n - m;
+        int e = release_kept(a, slot, m);
+        if (e != 0 && err == 0)
+            err = e;
+        if (e == ARENA_EVMA || (e != 0 && h->pages[slot].flags & ARENA__PAGE_RETAINED))
+            continue;
+        h->kept[i].n -= m;
+    }
+    if (released != NULL)
+        *released = before - retained_total(h);
+    if (before != retained_total(h)) {
+        int e = arena__heap_rebuild_free(a);
+        if (err == 0)
+            err = e;
+    }
+    return err;
+}
+
+int arena__heap_purge_due(arena_t *a, uint64_t now, bool release)
+{
+    struct arena__heap *h = a->heap;
+    size_t soft = arena__heap_retain_soft(a);
+    if (retained_total(h) <= soft) {
+        h->surplus_since = 0;
+        return 0;
+    }
+    if (h->surplus_since == 0) {
+        h->surplus_since = now ? now : 1;
+        return 0;
+    }
+    uint64_t delay = (uint64_t)(a->cfg.retain_delay_ms ? a->cfg.retain_delay_ms : RETAIN_DELAY_MS) * 1000000u;
+    if (!release || now - h->surplus_since < delay)
+        return 0;
+    h->surplus_since = 0;
+    return arena__heap_trim(a, soft, NULL);
+}
+
+int arena_trim(arena_t *a, size_t keep)
+{
+    if (a == NULL)
+        return ARENA_ENULL;
+    if (arena__broken(a))
+        return arena__broken(a);
+    pthread_mutex_lock(&a->lock);
+    int err = arena__heap_trim(a, keep / a->page_size, NULL);
+    a->heap->surplus_since = 0;
+    pthread_mutex_unlock(&a->lock);
+    return err;
 }
 
 /* ---------------------------------------------------------------- allocation -- */
@@ -457,13 +688,16 @@ static int pool_refill(arena_t *a)
     size_t want = h->used_pages / 8;
     want = want < CHUNK_MIN ? CHUNK_MIN : want > CHUNK_MAX ? CHUNK_MAX : want;
     size_t slot, got;
-    int err = take_slots(a, want, false, ARENA__PAGE_POOL, &slot, &got);
+    bool dirty = false;
+    (void)arena__heap_purge_due(a, arena__os_now_ns(), true); /* retained pages no one wanted */
+    int err = take_slots(a, want, false, true, ARENA__PAGE_POOL, &slot, &got, &dirty);
     if (err != 0 && want > 1)
-        err = take_slots(a, 1, false, ARENA__PAGE_POOL, &slot, &got);
+        err = take_slots(a, 1, false, true, ARENA__PAGE_POOL, &slot, &got, &dirty);
     if (err != 0)
         return err;
     h->pool_slot = slot;
     h->pool_n = got;
+    h->pool_dirty = dirty;
     return 0;
 }
 
@@ -473,7 +707,7 @@ static void *alloc_slow(arena_t *a, struct tcache *c, size_t size)
     pthread_mutex_lock(&a->lock);
     uint64_t epoch = atomic_load_explicit(&h->epoch, memory_order_relaxed);
     if (c->id == a->id && c->epoch == epoch)
-        h->allocated_bytes -= (size_t)(c->end - c->cur);
+        allocated_add(h, 0, (size_t)(c->end - c->cur));
     c->id = 0;
     int err = h->pool_n == 0 ? pool_refill(a) : 0;
     if (err != 0) {
@@ -484,9 +718,14 @@ static void *alloc_slow(arena_t *a, struct tcache *c, size_t size)
     size_t slot = h->pool_slot++;
     h->pool_n--;
     __atomic_store_n(&h->pages[slot].kind, ARENA__PAGE_SMALL, __ATOMIC_RELEASE);
-    h->allocated_bytes += a->page_size;
+    allocated_add(h, a->page_size, 0);
+    bool dirty = h->pool_dirty;
     pthread_mutex_unlock(&a->lock);
     char *page = arena__view_slot_addr(a->heap_view, slot);
+    /* A retained page holds a dead page's bytes (R6.7); outside the lock, since a tracked
+     * page may fault here. */
+    if (dirty)
+        memset(page, 0, a->page_size);
     *c = (struct tcache){a->id, epoch, page + size, page + a->page_size};
     set_object_bits(h, a, page, size);
     return page;
@@ -496,15 +735,16 @@ static void *alloc_large(arena_t *a, size_t size)
 {
     struct arena__heap *h = a->heap;
     size_t n = (size + a->page_size - 1) >> a->page_shift, slot;
+    bool dirty = false;
     pthread_mutex_lock(&a->lock);
-    int err = arena__heap_take(a, n, ARENA__PAGE_LARGE_HEAD, &slot);
+    int err = arena__heap_take(a, n, ARENA__PAGE_LARGE_HEAD, true, &slot, &dirty);
     if (err == 0) {
         h->pages[slot].aux = (uint32_t)n;
         for (size_t i = 1; i < n; i++) {
             __atomic_store_n(&h->pages[slot + i].aux, (uint32_t)i, __ATOMIC_RELAXED);
             __atomic_store_n(&h->pages[slot + i].kind, ARENA__PAGE_LARGE_TAIL, __ATOMIC_RELEASE);
         }
-        h->allocated_bytes += size;
+        allocated_add(h, size, 0);
     }
     pthread_mutex_unlock(&a->lock);
     if (err != 0) {
@@ -512,6 +752,8 @@ static void *alloc_large(arena_t *a, size_t size)
         return NULL;
     }
     char *obj = arena__view_slot_addr(a->heap_view, slot);
+    if (dirty)
+        memset(obj, 0, n * a->page_size);
     set_object_bits(h, a, obj, size);
     return obj;
 }

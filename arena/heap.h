@@ -21,13 +21,17 @@ enum arena__page_kind {
  * vacated slots are unmapped only at the end, in runs, so holes do not split the heap
  * into more mappings than the budget allows while pages slide (R7.2). */
 #define ARENA__PAGE_STALE 1u
+/* A FREE slot that still shows its file page, which stays allocated and resident: a
+ * retained page (R6.7). The allocator and the collector reuse it without a system call
+ * (clearing it with memset when it must read as zero); arena__heap_trim releases it. */
+#define ARENA__PAGE_RETAINED 2u
 
 /* Per-slot page information (R6.3). Written under a->lock or stop-the-world; kind and
  * aux are read lock-free by arena_object, hence the atomic accessors in heap.c. */
 struct arena__page {
     uint8_t kind;
     uint8_t pinned;         /* holds an object pinned for the next collection */
-    uint16_t flags;         /* ARENA__PAGE_STALE */
+    uint16_t flags;         /* ARENA__PAGE_STALE or ARENA__PAGE_RETAINED */
     uint32_t aux;
     uint32_t live;          /* marked bytes since the last collection */
     uint32_t file_page;     /* the file page the slot shows when not FREE */
@@ -51,11 +55,20 @@ struct arena__heap {
     size_t top;                  /* every slot >= top is FREE */
     size_t used_pages;           /* slots that are not FREE */
     size_t pool_slot, pool_n;    /* the current chunk's slots not yet handed out */
+    bool pool_dirty;             /* the pool's pages were retained: clear before handing out */
     size_t chunk_pages;          /* size of the next chunk */
-    struct arena__hole *holes;   /* free ranges below top, low to high */
+    struct arena__hole *holes;   /* unmapped free ranges below top, low to high */
     size_t nholes, holes_cap;
+    struct arena__hole *kept;    /* runs of RETAINED slots, low to high (R6.7) */
+    size_t nkept, kept_cap;
+    size_t retained_pages;       /* RETAINED slots */
+    uint32_t *parked;            /* file pages allocated and resident but shown by no slot
+                                    (displaced by a move in a collection): retained too */
+    size_t nparked, parked_cap;
+    uint64_t surplus_since;      /* when the retained pages last rose above the kept amount, 0 = not above */
     size_t live_bytes;           /* after the last collection */
-    size_t allocated_bytes;      /* handed out since the last collection, plus live */
+    size_t allocated_bytes;      /* handed out since the last collection, plus live; written under
+                                    the lock, read lock-free (arena_allocated_bytes): atomic access */
 };
 
 static inline struct arena__page *arena__page_at(const arena_t *a, size_t slot)
@@ -70,19 +83,29 @@ size_t arena__heap_slot(const arena_t *a, const void *p);
 char *arena__heap_find(const arena_t *a, const void *p, size_t *slot_out);
 /* Usable size of the object starting at obj in slot. */
 size_t arena__heap_size_at(const arena_t *a, size_t slot, const char *obj);
-/* Take n consecutive FREE slots showing n fresh consecutive file pages, kind set to kind. */
-int arena__heap_take(arena_t *a, size_t n, int kind, size_t *slot_out);
-/* Give slots back: unmap them (every view), punch their file pages, mark them FREE. */
-int arena__heap_release(arena_t *a, size_t slot, size_t n);
-/* Mark slots FREE and STALE, leaving their mappings for arena__heap_unmap_stale and
- * their file pages to the caller (collect.c punches them after the unmapping: punching
- * a mapped page costs a TLB shootdown per call). */
-int arena__heap_discard(arena_t *a, size_t slot, size_t n);
+/* Take n consecutive FREE slots showing file pages, kind set to kind: retained slots when a
+ * run is long enough and use_kept (then *dirty = true: the pages hold old bytes), else fresh
+ * slots showing n fresh consecutive file pages (*dirty = false). dirty may be NULL. */
+int arena__heap_take(arena_t *a, size_t n, int kind, bool use_kept, size_t *slot_out, bool *dirty);
+/* Mark slots FREE and RETAINED: they keep showing their file pages (collect.c). */
+void arena__heap_retain(arena_t *a, size_t slot, size_t n);
+/* File pages no slot shows any more, kept allocated for the trim (collect.c, after a move
+ * displaced retained slots). On ENOMEM the caller punches them itself. */
+int arena__heap_park(arena_t *a, const size_t *fp, size_t n);
+/* Release retained pages (parked file pages first, then RETAINED slots from the top down)
+ * until at most keep_pages stay retained; *released gets the count. a->lock held. */
+int arena__heap_trim(arena_t *a, size_t keep_pages, size_t *released);
+/* Retained pages kept without delay / at most after a collection (cfg.retain_*, defaults). */
+size_t arena__heap_retain_soft(const arena_t *a);
+size_t arena__heap_retain_hard(const arena_t *a);
+/* Called when the pool refills (release) and after a collection (only starts the clock):
+ * releases the surplus above the soft amount once it has lasted cfg.retain_delay_ms (R6.7). */
+int arena__heap_purge_due(arena_t *a, uint64_t now, bool release);
 /* Unmap every run of STALE slots below limit. */
 int arena__heap_unmap_stale(arena_t *a, size_t limit);
-/* Give back the unused part of the allocation pool (collect.c, before it moves pages). */
-int arena__heap_drop_pool(arena_t *a);
-/* Recompute top and the holes list after a collection. */
+/* The unused part of the allocation pool becomes retained (collect.c, before it moves pages). */
+void arena__heap_drop_pool(arena_t *a);
+/* Recompute top, the holes and the retained runs after a collection. */
 int arena__heap_rebuild_free(arena_t *a);
 /* The first set bit in [bit, limit), or (size_t)-1. */
 size_t arena__bit_next(const uint64_t *map, size_t bit, size_t limit);

@@ -63,6 +63,8 @@ enum arena_error {
     ARENA_ECONFIG = -1013,   /* a configuration field has an invalid value */
     ARENA_ESTATE = -1014,    /* the call is not valid in the current state */
     ARENA_EPROT = -1015,     /* an invalid protection (e.g. write + execute together) */
+    ARENA_ENOCOLLECT = -1016, /* arena_collect could not start (no memory for its tables): nothing
+                                 was collected, nothing moved, the marks stay for a retry */
 };
 
 /* A static string describing err (an ARENA_E* code or an errno value). Never NULL. */
@@ -113,6 +115,17 @@ typedef struct arena_config {
                                 where lower (arena_stats reports the cap in force). Independently, a
                                 request larger than 64 MiB must fit in the memory left at that moment,
                                 or it fails with ENOMEM before anything is committed */
+    /* Retained pages (docs/design.md §6, R6.7): a collection keeps dead pages resident and
+     * mapped as the allocation pool and the next collection's to-space, instead of handing
+     * them back to the kernel page by page. Only the surplus is released, in large batches. */
+    size_t retain_bytes;     /* retained bytes kept however long they stay unused; 0 = the larger of
+                                16 MiB and twice the live bytes after the last collection */
+    unsigned retain_delay_ms; /* retained bytes above retain_bytes are released once they have stayed
+                                above it this long (checked when allocation refills its pool;
+                                a collection only starts the clock); 0 = 250 ms */
+    size_t retain_max;       /* at the end of a collection the retained bytes above this are released
+                                at once; 0 = the larger of 64 MiB and 4 x the live bytes; set 1 to
+                                keep nothing (every dead page released by each collection) */
 } arena_config_t;
 
 /* Fill *cfg with the defaults (all zero means default, so this is a memset plus documentation). */
@@ -207,15 +220,18 @@ typedef struct arena_collect_stats {
     size_t bytes_evacuated;
     size_t vmas_before;       /* the arena's mapping count before and after */
     size_t vmas_after;
-    uint64_t pause_ns;        /* wall time of the collection */
+    uint64_t pause_ns;        /* wall time of the whole call, lock wait included */
+    size_t pages_retained;    /* dead or vacated pages kept resident and mapped for reuse */
+    size_t pages_slid;        /* live pages moved by a copy into retained pages (no system call) */
 } arena_collect_stats_t;
 
 /* Free every object that was not marked or pinned since the previous collection,
- * punch the file pages of dead pages, evacuate sparse pages, slide live pages toward
- * the low end of the heap by remapping (copying short runs), and clear the marks.
- * Mirror views follow. st may be NULL. After it returns, use arena_forward() to
- * update every pointer the runtime holds. Errors: ARENA_ENULL; ENOMEM when the
- * forwarding table cannot be allocated (nothing was collected); otherwise a positive
+ * evacuate sparse pages into retained pages, slide live pages toward the low end of the
+ * heap (copying short runs into retained pages, moving long ones by mremap), and clear
+ * the marks. Dead pages are retained (cfg.retain_*; arena_trim releases them). Mirror
+ * views follow. st may be NULL. After it returns, use arena_forward() to update every
+ * pointer the runtime holds. Errors: ARENA_ENULL; ARENA_ENOCOLLECT when the forwarding
+ * table cannot be allocated (nothing was collected, the marks stay); otherwise a positive
  * errno is the first kernel error met by a collection that still completed: a move
  * that failed was finished by copying or left in place, no object is lost, *st is
  * filled and arena_forward is valid for whatever did move. A MIRROR view the collection
@@ -229,6 +245,24 @@ ARENA_API int arena_collect(arena_t *a, arena_collect_stats_t *st);
  * died in the last collection, or into heap space that held no object. Valid until the
  * next collection, for addresses from before the last one only. */
 ARENA_API void *arena_forward(const arena_t *a, const void *old);
+
+/* 1 when the object containing p is marked (or pinned) for the next collection, 0 when
+ * it is not, so a runtime needs no mark bit of its own; negative: ARENA_ENULL,
+ * ARENA_EFOREIGN, ARENA_ENOTOBJ, as arena_mark. Stop-the-world, like arena_mark. */
+ARENA_API int arena_is_marked(const arena_t *a, const void *p);
+
+/* Bytes handed out by arena_alloc since the last collection plus the live bytes it left
+ * (arena_stats' allocated_bytes) without the lock or the mincore pass of arena_stats:
+ * one relaxed load, for deciding when to collect. A thread's current page counts in full
+ * when the thread takes it. 0 for NULL. */
+ARENA_API size_t arena_allocated_bytes(const arena_t *a);
+
+/* Release retained pages (see arena_config_t.retain_*) until at most keep bytes stay
+ * retained: their mappings go, their file pages are punched, in runs, the highest slots
+ * first. arena_trim(a, 0) releases every retained page, so resident memory is the live
+ * pages only. Takes the arena lock; not during a collection. Errors: ARENA_ENULL, or the
+ * first errno of a refused unmap or punch (the pages it could not release stay retained). */
+ARENA_API int arena_trim(arena_t *a, size_t keep);
 
 /* ---------------------------------------------------------------------------------
  * The backing file, for views that are not the heap
@@ -371,7 +405,9 @@ typedef struct arena_stats {
     size_t heap_pages;        /* heap slots holding objects (or reserved for them) */
     size_t allocated_bytes;   /* bytes handed out by arena_alloc since the last collection plus live */
     size_t live_bytes;        /* live bytes after the last collection */
-    size_t resident_bytes;    /* heap memory resident now (mincore) */
+    size_t resident_bytes;    /* heap memory resident now (mincore), retained pages included */
+    size_t retained_bytes;    /* dead pages kept resident for reuse (mapped free slots and parked
+                                 file pages); arena_trim releases them */
     size_t file_bytes;        /* blocks allocated to the backing file */
     size_t file_size;         /* logical size of the backing file */
     size_t vmas;              /* mappings the arena accounts for, all views */

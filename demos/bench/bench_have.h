@@ -34,6 +34,8 @@
 #pragma weak arena_track_stop
 #pragma weak arena_track_backend
 #pragma weak arena_stats
+#pragma weak arena_trim
+#pragma weak arena_allocated_bytes
 
 #define ARENA_HAVE(fn) ((void (*)(void))(fn) != (void (*)(void))0)
 

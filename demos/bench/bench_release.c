@@ -67,6 +67,12 @@ static int one(const struct bench_opts *o, bool scattered, struct result *res, c
         }
         id = now[0];
     }
+    /* Dead pages are retained for reuse until a trim (R6.7): the exact release is measured
+     * after one, as a runtime that wants its memory back would ask for it. */
+    if (ARENA_HAVE(arena_trim) && (err = arena_trim(a, 0)) != 0) {
+        snprintf(why, whylen, "arena_trim: %s", arena_have_strerror(err));
+        goto out;
+    }
     res->resident = (double)bench_heap_resident(a);
     res->live = (double)live;
     arena_stats_t s;

@@ -1,0 +1,228 @@
+/*
+ * test_retain.c -- retained pages (docs/design.md R6.7): a collection keeps dead pages
+ * mapped and resident, allocation and the next collection reuse them without a system
+ * call, and only the trim, the delay or the hard limit release them. Also the cheap
+ * queries for runtimes: arena_is_marked, arena_allocated_bytes.
+ */
+#include <criterion/criterion.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "os.h"
+#include "track_util.h"
+
+static arena_t *make(size_t retain_bytes, unsigned delay_ms, size_t retain_max)
+{
+    arena_config_t cfg;
+    arena_config_init(&cfg);
+    cfg.reserve = (size_t)1 << 30;
+    cfg.retain_bytes = retain_bytes;
+    cfg.retain_delay_ms = delay_ms;
+    cfg.retain_max = retain_max;
+    arena_t *a = NULL;
+    cr_assert_eq(arena_create(&a, &cfg), 0);
+    return a;
+}
+
+static arena_stats_t stats(arena_t *a)
+{
+    arena_stats_t s;
+    cr_assert_eq(arena_stats(a, &s), 0);
+    return s;
+}
+
+/* n objects of 1000 bytes, each filled with its tag; every 64th survives the collection. */
+static void garbage_cycle(arena_t *a, size_t n, char **keep)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *p = arena_alloc(a, 1000);
+        cr_assert_not_null(p);
+        for (size_t b = 0; b < 1000; b++)
+            cr_assert_eq(p[b], 0, "a reused page was not cleared");
+        memset(p, 0x5a, 1000);
+        if (i % 64 == 0)
+            cr_assert_eq(arena_mark(a, p), 0);
+    }
+    for (char **k = keep; k && *k; k++)
+        cr_assert_eq(arena_mark(a, *k), 0);
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_collect(a, &st), 0);
+    for (char **k = keep; k && *k; k++)
+        *k = arena_forward(a, *k);
+}
+
+Test(retain, reuse_after_collect_without_growing_the_file)
+{
+    arena_t *a = make(0, 0, 0);
+    char *keep[2] = {arena_alloc(a, 300), NULL};
+    memset(keep[0], 0x77, 300);
+    garbage_cycle(a, 4000, keep);
+    arena_stats_t s1 = stats(a);
+    cr_assert_geq(s1.retained_bytes, 500 * s1.page_size, "retained %zu", s1.retained_bytes);
+    /* Retained pages stay resident and allocated to the file. */
+    cr_assert_geq(s1.resident_bytes, s1.retained_bytes);
+    cr_assert_geq(s1.file_bytes, s1.retained_bytes);
+    for (int c = 0; c < 5; c++) {
+        garbage_cycle(a, 4000, keep);
+        arena_stats_t s = stats(a);
+        /* Every cycle reuses the pages the previous one retained: the file does not grow. */
+        cr_assert_leq(s.file_bytes, s1.file_bytes + 64 * s.page_size, "cycle %d: file %zu -> %zu", c,
+                      s1.file_bytes, s.file_bytes);
+        for (int b = 0; b < 300; b++)
+            cr_assert_eq((unsigned char)keep[0][b], 0x77);
+    }
+    arena_destroy(a);
+}
+
+Test(retain, trim_releases_everything_retained)
+{
+    arena_t *a = make(0, 0, 0);
+    garbage_cycle(a, 4000, NULL);
+    arena_stats_t before = stats(a);
+    cr_assert_gt(before.retained_bytes, 0);
+    cr_assert_eq(arena_trim(a, 4 * before.page_size), 0);
+    arena_stats_t mid = stats(a);
+    cr_assert_leq(mid.retained_bytes, 4 * before.page_size);
+    cr_assert_eq(arena_trim(a, 0), 0);
+    arena_stats_t after = stats(a);
+    cr_assert_eq(after.retained_bytes, 0);
+    cr_assert_lt(after.file_bytes + before.retained_bytes / 2, before.file_bytes, "file %zu -> %zu",
+                 before.file_bytes, after.file_bytes);
+    /* Resident is the live pages only (4000 / 64 objects of 1000 bytes, 4 per page). */
+    cr_assert_leq(after.resident_bytes, 20 * after.page_size, "resident %zu", after.resident_bytes);
+    /* Allocation after a trim maps fresh pages again. */
+    garbage_cycle(a, 4000, NULL);
+    cr_assert_eq(arena_trim(NULL, 0), ARENA_ENULL);
+    arena_destroy(a);
+}
+
+Test(retain, hard_limit_releases_in_the_collection)
+{
+    arena_t *a = make(0, 0, 1); /* retain_max 1 byte: nothing is kept */
+    garbage_cycle(a, 4000, NULL);
+    arena_stats_t s = stats(a);
+    cr_assert_eq(s.retained_bytes, 0);
+    cr_assert_leq(s.resident_bytes, 20 * s.page_size, "resident %zu", s.resident_bytes);
+    arena_destroy(a);
+
+    a = make(0, 0, (size_t)64 * 4096);
+    for (char *p; (p = arena_alloc(a, 1000)) != NULL && stats(a).allocated_bytes < (8u << 20);)
+        memset(p, 1, 1000);
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_collect(a, &st), 0);
+    cr_assert_gt(st.pages_released, 1000, "the surplus over retain_max went at once");
+    s = stats(a);
+    cr_assert_leq(s.retained_bytes, (size_t)64 * 4096);
+    cr_assert_geq(s.retained_bytes, (size_t)32 * 4096);
+    arena_destroy(a);
+}
+
+Test(retain, surplus_released_after_the_delay)
+{
+    size_t soft = (size_t)32 * 4096;
+    arena_t *a = make(soft, 20, 0);
+    garbage_cycle(a, 8000, NULL);
+    cr_assert_gt(stats(a).retained_bytes, soft, "the collection released before the delay");
+    struct timespec ts = {0, 60 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    /* The next pool refill releases the surplus that stayed unused past the delay. */
+    for (int i = 0; i < 4 * 4; i++)
+        cr_assert_not_null(arena_alloc(a, 1000));
+    arena_stats_t s = stats(a);
+    cr_assert_leq(s.retained_bytes, soft, "retained %zu after the delay", s.retained_bytes);
+    arena_destroy(a);
+}
+
+/* Large objects reuse retained runs too, and read as zero. */
+Test(retain, large_objects_reuse_retained_runs)
+{
+    arena_t *a = make(0, 0, 0);
+    for (int i = 0; i < 64; i++)
+        memset(arena_alloc(a, 5 * 4096), 0xee, 5 * 4096);
+    cr_assert_eq(arena_collect(a, NULL), 0);
+    size_t file = stats(a).file_bytes;
+    for (int i = 0; i < 64; i++) {
+        unsigned char *p = arena_alloc(a, 5 * 4096);
+        cr_assert_not_null(p);
+        for (size_t b = 0; b < 5 * 4096; b += 7)
+            cr_assert_eq(p[b], 0);
+    }
+    cr_assert_leq(stats(a).file_bytes, file);
+    arena_destroy(a);
+}
+
+/* Pages retained by a collection and reused by allocation are reported as touched. */
+static void tracked(int backend)
+{
+    arena_config_t cfg;
+    arena_config_init(&cfg);
+    cfg.tracker = backend;
+    cfg.reserve = (size_t)1 << 30;
+    arena_t *a = NULL;
+    cr_assert_eq(arena_create(&a, &cfg), 0);
+    arena_view_t *hv = arena_heap_view(a);
+    garbage_cycle(a, 2000, NULL);
+    cr_assert_gt(stats(a).retained_bytes, 0);
+    int err = arena_track_start(hv, ARENA_TRACK_WRITES);
+    if (err == ARENA_ENOTSUP && backend == ARENA_TRACKER_UFFD && !kernel_has_uffd_wp_async())
+        cr_skip_test("userfaultfd WP_ASYNC unavailable");
+    cr_assert_eq(err, 0, "track_start: %s", arena_strerror(err));
+    void *scratch[4096];
+    size_t got;
+    while (arena_track_take(hv, scratch, 4096, &got) == 0 && got == 4096)
+        ;
+    char *objs[200];
+    for (int i = 0; i < 200; i++) {
+        objs[i] = arena_alloc(a, 1000);
+        cr_assert_not_null(objs[i]);
+        objs[i][999] = 1;
+    }
+    unsigned char *seen = calloc(arena_view_slots(hv), 1);
+    cr_assert_geq(take_all(hv, seen, 256), 1);
+    char *base = arena_view_base(hv);
+    for (int i = 0; i < 200; i++)
+        cr_assert(seen[(size_t)(objs[i] - base) / arena_page_size(a)], "object %d's page not reported", i);
+    /* A collection over a tracked heap with retained pages keeps every byte. */
+    for (int i = 0; i < 200; i += 2)
+        cr_assert_eq(arena_mark(a, objs[i]), 0);
+    cr_assert_eq(arena_collect(a, NULL), 0);
+    for (int i = 0; i < 200; i += 2) {
+        char *p = arena_forward(a, objs[i]);
+        cr_assert_not_null(p);
+        cr_assert_eq(p[999], 1);
+    }
+    free(seen);
+    arena_destroy(a);
+}
+
+Test(retain, tracked_sigsegv) { tracked(ARENA_TRACKER_SIGSEGV); }
+Test(retain, tracked_uffd) { tracked(ARENA_TRACKER_UFFD); }
+
+Test(retain, is_marked_and_allocated_bytes)
+{
+    arena_t *a = make(0, 0, 0);
+    int local;
+    char *p = arena_alloc(a, 100), *q = arena_alloc(a, 100);
+    cr_assert_eq(arena_is_marked(a, p), 0);
+    cr_assert_eq(arena_mark(a, p + 50), 0);
+    cr_assert_eq(arena_is_marked(a, p), 1);
+    cr_assert_eq(arena_is_marked(a, p + 99), 1);
+    cr_assert_eq(arena_is_marked(a, q), 0);
+    cr_assert_eq(arena_is_marked(a, &local), ARENA_EFOREIGN);
+    cr_assert_eq(arena_is_marked(a, p + 4000), ARENA_ENOTOBJ);
+    cr_assert_eq(arena_is_marked(NULL, p), ARENA_ENULL);
+    cr_assert_eq(arena_allocated_bytes(a), stats(a).allocated_bytes);
+    cr_assert_geq(arena_allocated_bytes(a), 224);
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_collect(a, &st), 0);
+    cr_assert_gt(st.pause_ns, 0);
+    p = arena_forward(a, p);
+    cr_assert_eq(arena_is_marked(a, p), 0, "marks are cleared by the collection");
+    cr_assert_eq(arena_allocated_bytes(a), 112);
+    cr_assert_eq(arena_allocated_bytes(NULL), 0);
+    arena_destroy(a);
+}
