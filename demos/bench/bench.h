@@ -55,6 +55,7 @@ int bench_release(const struct bench_opts *o);
 int bench_track(const struct bench_opts *o);
 int bench_fork(const struct bench_opts *o);
 int bench_runtime(const struct bench_opts *o);
+int bench_conservative(const struct bench_opts *o);
 
 /* Returns have; when false, prints a note row for bench saying `what` is missing. */
 bool bench_need(const char *bench, const char *what, bool have);

@@ -4,7 +4,7 @@
  *
  *   arena-bench [--only NAME] [--heap SIZE] [--quick] [--repeat N]
  *
- * Rows: compact, alloc, release, track, fork, runtime. Targets are reported by the
+ * Rows: compact, alloc, release, track, fork, runtime, conservative. Targets are reported by the
  * README's Performance section, never asserted here: timing depends on the machine.
  */
 #include "bench.h"
@@ -23,6 +23,7 @@ static const struct {
 } rows[] = {
     {"compact", bench_compact}, {"alloc", bench_alloc}, {"release", bench_release},
     {"track", bench_track},     {"fork", bench_fork},   {"runtime", bench_runtime},
+    {"conservative", bench_conservative},
 };
 
 static int parse_size(const char *s, size_t *out)
@@ -49,7 +50,7 @@ static int parse_size(const char *s, size_t *out)
 static void usage(FILE *f)
 {
     fputs("usage: arena-bench [--only NAME] [--heap SIZE] [--quick] [--repeat N]\n"
-          "  rows: compact alloc release track fork runtime\n"
+          "  rows: compact alloc release track fork runtime conservative\n"
           "  SIZE accepts K, M, G suffixes (default 256M; --quick uses 16M)\n", f);
 }
 
