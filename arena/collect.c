@@ -152,6 +152,7 @@ struct cycle {
                                  must not allocate and populate a whole 2 MiB window) */
     size_t sweep_at;          /* the slot the sweep is at: retained slots below it are free to fill */
     size_t evac_scan;         /* no retained slot below this one is left for evacuation */
+    size_t evac_scan_hi;      /* nor between the sweep and this one */
     size_t evac_slot, evac_used;      /* the page being filled by evacuation */
     size_t evac_pool, evac_pool_n;    /* fresh slots taken for evacuation, not yet used */
     size_t evac_chunk;                /* slots the next take asks for: doubles, so a large
@@ -274,6 +275,24 @@ static size_t retained_below(struct cycle *c)
     return (size_t)-1;
 }
 
+/* Else the lowest slot above the sweep that was retained before this collection began (by
+ * the last one, or the dropped pool): it holds nothing old either. It is flagged, so the
+ * sweep passes it by when it gets there. */
+static size_t retained_above(struct cycle *c)
+{
+    struct arena__page *pages = c->h->pages;
+    if (c->evac_scan_hi <= c->sweep_at)
+        c->evac_scan_hi = c->sweep_at + 1;
+    while (c->evac_scan_hi < c->old_top) {
+        struct arena__page *pg = &pages[c->evac_scan_hi++];
+        if (pg->kind == ARENA__PAGE_FREE && (pg->flags & ARENA__PAGE_RETAINED)) {
+            pg->flags = ARENA__PAGE_RETAINED | ARENA__PAGE_EVAC_TARGET;
+            return c->evac_scan_hi - 1;
+        }
+    }
+    return (size_t)-1;
+}
+
 /* Room for size bytes in the evacuation target pages: retained slots below the sweep
  * first, else chunks of fresh slots above the old top (so no pre-collection address ever
  * names them). */
@@ -282,9 +301,11 @@ static char *evac_room(struct cycle *c, size_t size)
     arena_t *a = c->a;
     if (c->evac_slot == (size_t)-1 || c->evac_used + size > a->page_size) {
         size_t r = retained_below(c);
+        if (r == (size_t)-1)
+            r = retained_above(c);
         if (r != (size_t)-1) {
             c->evac_slot = r;
-            c->h->pages[r].flags = 0;
+            c->h->pages[r].flags &= ARENA__PAGE_EVAC_TARGET;
             c->h->pages[r].kind = ARENA__PAGE_SMALL;
             c->h->used_pages++;
             c->h->retained_pages--;
@@ -320,30 +341,38 @@ static bool evacuate(struct cycle *c, size_t slot)
     struct arena__gc *gc = c->gc;
     char *base = a->heap_view->base;
     size_t first = slot * h->granules, limit = first + h->granules, mark = gc->nevac;
-    size_t bytes = 0, objects = 0;
-    for (size_t bit = arena__bit_next(h->starts, first, limit); bit != (size_t)-1;
-         bit = arena__bit_next(h->starts, bit + 1, limit)) {
-        size_t end = arena__bit_next(h->ends, bit, limit);
-        size_t size = (end + 1 - bit) * ARENA__GRANULE;
-        char *dst = evac_room(c, size);
-        if (dst == NULL || !evac_append(gc, bit * ARENA__GRANULE, (size_t)(dst - base), size)) {
-            for (size_t i = mark; i < gc->nevac; i++) {
-                size_t g = gc->evac[i].new_off / ARENA__GRANULE;
-                arena__bit_clear(h->starts, g);
-                arena__bit_clear(h->ends, g + gc->evac[i].size / ARENA__GRANULE - 1);
+    size_t bytes = 0, objects = 0, dead = 0;
+    /* Marked objects only: the dead are never swept one by one, the page is retained with
+     * its bitmaps cleared wholesale (most of a sparse page is garbage). */
+    for (size_t w = first / 64; w < limit / 64; w++) {
+        uint64_t live = h->starts[w] & h->marks[w];
+        dead += (size_t)__builtin_popcountll(h->starts[w] & ~h->marks[w]);
+        for (; live != 0; live &= live - 1) {
+            size_t bit = w * 64 + (size_t)__builtin_ctzll(live);
+            size_t end = arena__bit_next(h->ends, bit, limit);
+            size_t size = (end + 1 - bit) * ARENA__GRANULE;
+            char *dst = evac_room(c, size);
+            if (dst == NULL || !evac_append(gc, bit * ARENA__GRANULE, (size_t)(dst - base), size)) {
+                for (size_t i = mark; i < gc->nevac; i++) {
+                    size_t g = gc->evac[i].new_off / ARENA__GRANULE;
+                    arena__bit_clear(h->starts, g);
+                    arena__bit_clear(h->ends, g + gc->evac[i].size / ARENA__GRANULE - 1);
+                }
+                gc->nevac = mark;
+                return false;
             }
-            gc->nevac = mark;
-            return false;
+            memcpy(dst, base + bit * ARENA__GRANULE, size);
+            size_t g = (size_t)(dst - base) / ARENA__GRANULE;
+            arena__bit_set(h->ends, g + size / ARENA__GRANULE - 1);
+            arena__bit_set(h->starts, g);
+            bytes += size;
+            objects++;
         }
-        memcpy(dst, base + bit * ARENA__GRANULE, size);
-        size_t g = (size_t)(dst - base) / ARENA__GRANULE;
-        arena__bit_set(h->ends, g + size / ARENA__GRANULE - 1);
-        arena__bit_set(h->starts, g);
-        bytes += size;
-        objects++;
     }
     c->st.objects_evacuated += objects;
     c->st.bytes_evacuated += bytes;
+    c->st.objects_live += objects;
+    c->st.objects_freed += dead;
     return true;
 }
 
@@ -356,7 +385,10 @@ static void sweep_all(struct cycle *c)
         struct arena__page *pg = &h->pages[s];
         fwd[s] = FWD_DEAD;
         c->sweep_at = s;
-        if (pg->kind == ARENA__PAGE_FREE) {
+        if (pg->flags & ARENA__PAGE_EVAC_TARGET) {
+            pg->flags &= (uint16_t)~ARENA__PAGE_EVAC_TARGET; /* filled by this sweep: nothing old */
+            continue;
+        } else if (pg->kind == ARENA__PAGE_FREE) {
             continue;
         } else if (pg->kind == ARENA__PAGE_SMALL && pg->live == 0) {
             /* Nothing marked: the release clears the page's bitmaps wholesale, so its
@@ -366,12 +398,12 @@ static void sweep_all(struct cycle *c)
                 c->st.objects_freed += (size_t)__builtin_popcountll(h->starts[w]);
             retain(c, s, 1);
         } else if (pg->kind == ARENA__PAGE_SMALL) {
-            sweep_small(c, s);
             c->st.bytes_live += pg->live;
             if (pg->live < c->sparse_bytes && !pg->pinned && evacuate(c, s)) {
                 fwd[s] = FWD_EVAC;
                 retain(c, s, 1);
             } else {
+                sweep_small(c, s);
                 fwd[s] = (uint32_t)s;
             }
         } else if (pg->kind == ARENA__PAGE_LARGE_HEAD) {

@@ -25,6 +25,8 @@ enum arena__page_kind {
  * retained page (R6.7). The allocator and the collector reuse it without a system call
  * (clearing it with memset when it must read as zero); arena__heap_trim releases it. */
 #define ARENA__PAGE_RETAINED 2u
+/* Only during a collection: a slot above the sweep that evacuation filled (collect.c). */
+#define ARENA__PAGE_EVAC_TARGET 4u
 
 /* Per-slot page information (R6.3). Written under a->lock or stop-the-world; kind and
  * aux are read lock-free by arena_object, hence the atomic accessors in heap.c. */
