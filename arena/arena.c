@@ -1,8 +1,15 @@
 /*
  * arena.c -- the public life cycle: configuration, create / destroy, errors, the file
- * page API, statistics, the VMA budget and the copy/remap break-even (docs/design.md §4).
+ * page API, statistics (docs/design.md §4).
+ *
+ * Layer 7, the top (docs/design.md §2): calls collect.c, heap.c, fork.c, track.c, view.c,
+ * map.c, backing.c and os.c, and registers the hooks through which the lower layers reach
+ * the upper ones (struct arena__view_hooks, struct arena__fork_hooks).
  */
-#include "internal.h"
+#include "collect.h"
+#include "fork.h"
+#include "heap.h"
+#include "track.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -81,25 +88,6 @@ static int check_config(const arena_config_t *cfg, size_t os_page)
     return 0;
 }
 
-/* A safe share of vm.max_map_count (R4.9): half of what the process has not
- * used yet, so the runtime and its libraries keep the other half. */
-static size_t default_vma_budget(size_t max, size_t used)
-{
-    size_t budget = used < max ? (max - used) / 2 : 0;
-    return budget < 64 ? 64 : budget;
-}
-
-/* Mappings kept free below vm.max_map_count whatever the configured budget: a batch the
- * kernel refuses half-way is rolled back with mmap(MAP_FIXED), and a rollback needs
- * mappings of its own. A budget the kernel cannot honour is clamped to this (R4.9). */
-#define ROLLBACK_HEADROOM 512
-
-static size_t clamp_vma_budget(size_t budget, size_t max, size_t used)
-{
-    size_t room = used + ROLLBACK_HEADROOM < max ? max - used - ROLLBACK_HEADROOM : 64;
-    return budget > room ? room : budget;
-}
-
 static void fill_defaults(arena_config_t *cfg, size_t os_page)
 {
     if (!cfg->page_size)
@@ -115,14 +103,22 @@ static void fill_defaults(arena_config_t *cfg, size_t os_page)
     /* R4.7: never more file than the process could ever hold in memory. */
     if (!cfg->max_file)
         cfg->max_file = arena__os_memory_limit();
-    /* One read of each: /proc/self/maps costs a file walk per arena_create. */
-    size_t max = arena__os_max_map_count(), used = arena__os_count_maps();
-    if (!cfg->vma_budget)
-        cfg->vma_budget = default_vma_budget(max, used);
-    cfg->vma_budget = clamp_vma_budget(cfg->vma_budget, max, used);
+    cfg->vma_budget = arena__budget_limit_for(cfg->vma_budget);
 }
 
 /* ------------------------------------------------------------- life cycle -- */
+/* The lower layers reach the upper ones only through these (docs/design.md §2). */
+static const struct arena__fork_hooks fork_hooks = {
+    .heap = arena__heap_forked,
+    .track = arena__track_forked,
+};
+
+static void install_hooks(void)
+{
+    arena__view_set_hooks(&arena__track_view_hooks);
+    arena__fork_set_hooks(&fork_hooks);
+}
+
 int arena_create(arena_t **out, const arena_config_t *cfg_in)
 {
     if (!out)
@@ -148,16 +144,18 @@ int arena_create(arena_t **out, const arena_config_t *cfg_in)
     a->cfg = cfg;
     a->page_size = cfg.page_size;
     a->page_shift = (size_t)__builtin_ctzl(cfg.page_size);
-    a->vma_budget = cfg.vma_budget;
+    arena__budget_init(&a->budget, cfg.vma_budget);
     err = pthread_mutex_init(&a->lock, NULL);
     if (err) {
         free(a);
         return err;
     }
+    install_hooks();
     err = arena__backing_open(&a->backing, &cfg, a->page_size);
     if (err)
         goto fail_lock;
-    (void)arena__copy_below(a); /* calibrate now, not in the middle of a collection */
+    /* Calibrate now, not in the middle of a collection. */
+    (void)arena__map_copy_below(cfg.copy_below, a->page_size);
     err = arena__heap_init(a);
     if (err)
         goto fail_views;
@@ -172,7 +170,7 @@ int arena_create(arena_t **out, const arena_config_t *cfg_in)
 fail_views:
     while (a->views)
         arena__view_destroy(a->views);
-    arena__backing_close(&a->backing);
+    arena__backing_close(a->backing);
 fail_lock:
     pthread_mutex_destroy(&a->lock);
     free(a);
@@ -190,7 +188,7 @@ void arena_destroy(arena_t *a)
     while (a->views)
         arena__view_destroy(a->views);
     a->heap_view = NULL;
-    arena__backing_close(&a->backing);
+    arena__backing_close(a->backing);
     pthread_mutex_destroy(&a->lock);
     free(a);
 }
@@ -208,7 +206,7 @@ int arena_file_alloc(arena_t *a, size_t npages, size_t *first)
     if (npages == 0)
         return ARENA_ESIZE;
     pthread_mutex_lock(&a->lock);
-    int err = arena__backing_alloc(&a->backing, npages, first);
+    int err = arena__backing_alloc(a->backing, npages, first);
     pthread_mutex_unlock(&a->lock);
     return err;
 }
@@ -220,7 +218,7 @@ int arena_file_free(arena_t *a, size_t first, size_t npages)
     if (npages == 0)
         return ARENA_ESIZE;
     pthread_mutex_lock(&a->lock);
-    int err = arena__backing_free(&a->backing, first, npages);
+    int err = arena__backing_free(a->backing, first, npages);
     pthread_mutex_unlock(&a->lock);
     return err;
 }
@@ -230,11 +228,12 @@ int arena_file_free(arena_t *a, size_t first, size_t npages)
 static size_t resident_bytes(const arena_view_t *v, size_t page_size)
 {
     size_t os_page = arena__os_page(), total = 0;
-    size_t len = v->high * page_size;
+    size_t len = arena__view_used_end(v) * page_size;
+    char *base = arena__view_base(v);
     unsigned char vec[4096];
     for (size_t off = 0; off < len; off += sizeof vec * os_page) {
         size_t chunk = len - off < sizeof vec * os_page ? len - off : sizeof vec * os_page;
-        if (arena__os_mincore(v->base + off, chunk, vec) < 0)
+        if (arena__os_mincore(base + off, chunk, vec) < 0)
             continue;
         for (size_t i = 0; i < chunk / os_page; i++)
             total += (vec[i] & 1) * os_page;
@@ -254,126 +253,21 @@ int arena_stats(const arena_t *a, arena_stats_t *s)
     if (a->heap_view)
         s->resident_bytes = resident_bytes(a->heap_view, a->page_size);
     arena__heap_stats(a, s);
-    s->file_bytes = arena__backing_bytes(&a->backing);
-    s->file_size = a->backing.file_pages * a->page_size;
-    s->max_file = a->backing.max_pages * a->page_size;
-    s->vmas = arena__vmas(a);
-    s->vma_budget = a->vma_budget;
-    for (const arena_view_t *v = a->views; v; v = v->next)
+    s->file_bytes = arena__backing_bytes(a->backing);
+    s->file_size = arena__backing_file_pages(a->backing) * a->page_size;
+    s->max_file = arena__backing_max_pages(a->backing) * a->page_size;
+    s->vmas = arena__budget_used(&a->budget);
+    s->vma_budget = arena__budget_limit(&a->budget);
+    for (const arena_view_t *v = a->views; v; v = arena__view_next(v))
         s->views++;
     s->collections = a->collections;
     s->bytes_remapped = a->bytes_remapped;
     s->bytes_copied = a->bytes_copied;
     s->pages_released = a->pages_released;
     s->track_faults = atomic_load(&m->track_faults);
-    s->copy_below = arena__copy_below(m);
-    s->backing = a->backing.kind;
+    s->copy_below = arena__map_copy_below(a->cfg.copy_below, a->page_size);
+    s->backing = arena__backing_kind(a->backing);
     s->mover = a->cfg.mover;
     pthread_mutex_unlock(&m->lock);
     return 0;
-}
-
-/* ------------------------------------------------------------- VMA budget -- */
-size_t arena__vmas(const arena_t *a)
-{
-    size_t total = atomic_load(&((arena_t *)a)->track_vmas);
-    for (const arena_view_t *v = a->views; v; v = v->next)
-        total += v->vmas;
-    return total;
-}
-
-int arena__vma_check(const arena_t *a, size_t extra)
-{
-    size_t now = arena__vmas(a);
-    return (now + extra < now || now + extra > a->vma_budget) ? ARENA_EVMA : 0;
-}
-
-int arena__prot_os(int prot)
-{
-    return ((prot & ARENA_PROT_READ) ? PROT_READ : 0) | ((prot & ARENA_PROT_WRITE) ? PROT_WRITE : 0) |
-           ((prot & ARENA_PROT_EXEC) ? PROT_EXEC : 0);
-}
-
-/* ------------------------------------------------- copy/remap break-even -- */
-#define CALIB_MAX_PAGES 64
-#define CALIB_ROUNDS 2
-
-static _Atomic size_t calibrated_copy_below;
-
-/* Best of CALIB_ROUNDS: copying k pages vs mapping a k-page file run with MAP_FIXED
- * and touching every page once (the refault is part of the price of a remap). */
-static void time_k(char *src, char *dst, int fd, size_t k, size_t page, uint64_t *copy_ns, uint64_t *remap_ns)
-{
-    uint64_t best_copy = UINT64_MAX, best_remap = UINT64_MAX;
-    for (int r = 0; r < CALIB_ROUNDS; r++) {
-        memcpy(dst, src, k * page); /* fault the target in: time the copy alone */
-        uint64_t t0 = arena__os_now_ns();
-        memcpy(dst, src, k * page);
-        uint64_t t1 = arena__os_now_ns();
-        void *m = arena__os_mmap(dst, k * page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
-                                 (off_t)(((size_t)r % 2) * CALIB_MAX_PAGES * page));
-        volatile char sink = 0;
-        if (m != MAP_FAILED)
-            for (size_t i = 0; i < k; i++)
-                sink ^= ((volatile char *)dst)[i * page];
-        (void)sink;
-        uint64_t t2 = arena__os_now_ns();
-        if (m == MAP_FAILED)
-            return;
-        best_copy = t1 - t0 < best_copy ? t1 - t0 : best_copy;
-        best_remap = t2 - t1 < best_remap ? t2 - t1 : best_remap;
-    }
-    *copy_ns = best_copy;
-    *remap_ns = best_remap;
-}
-
-/* The smallest run length (pages, among 1, 4, 16, 64) for which remapping beat copying
- * here; CALIB_MAX_PAGES when copying always won or nothing could be measured. On the
- * project's 2-core VMs a refault costs 10-15 us against 0.25 us to copy a page, so the
- * answer is 64 there. Costs 10-25 ms, once per process. */
-static size_t calibrate(size_t page)
-{
-    size_t result = CALIB_MAX_PAGES;
-    size_t len = 2 * CALIB_MAX_PAGES * page;
-    int fd = arena__os_memfd_create("arena-calibrate", MFD_CLOEXEC);
-    if (fd < 0)
-        return result;
-    char *src = MAP_FAILED, *dst = MAP_FAILED;
-    if (arena__os_ftruncate(fd, (off_t)len) < 0 || arena__os_fallocate(fd, 0, 0, (off_t)len) < 0)
-        goto out;
-    src = arena__os_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    dst = arena__os_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (src == MAP_FAILED || dst == MAP_FAILED)
-        goto out;
-    memset(src + CALIB_MAX_PAGES * page, 1, CALIB_MAX_PAGES * page);
-    for (size_t k = 1; k <= CALIB_MAX_PAGES; k *= 4) {
-        uint64_t copy_ns = 0, remap_ns = UINT64_MAX;
-        time_k(src + CALIB_MAX_PAGES * page, dst, fd, k, page, &copy_ns, &remap_ns);
-        if (remap_ns < copy_ns) {
-            result = k;
-            break;
-        }
-    }
-out:
-    if (src != MAP_FAILED)
-        arena__os_munmap(src, len);
-    if (dst != MAP_FAILED)
-        arena__os_munmap(dst, len);
-    arena__os_close(fd);
-    return result;
-}
-
-size_t arena__copy_below(arena_t *a)
-{
-    if (a->cfg.copy_below)
-        return a->cfg.copy_below;
-    size_t os_pages = atomic_load_explicit(&calibrated_copy_below, memory_order_acquire);
-    if (os_pages == 0) {
-        os_pages = calibrate(arena__os_page());
-        size_t expected = 0;
-        if (!atomic_compare_exchange_strong(&calibrated_copy_below, &expected, os_pages))
-            os_pages = expected;
-    }
-    size_t per_page = a->page_size / arena__os_page();
-    return os_pages / per_page ? os_pages / per_page : 1;
 }

@@ -17,8 +17,15 @@
  *       (os_memory.c), checked before each step, or it fails with ENOMEM; fallocate runs in
  *       bounded steps, and a failed request punches back what it committed. Shmem pages are
  *       charged to no process: an unbounded fallocate would have the OOM killer kill others.
+ *
+ * Layer 1 (docs/design.md §2): calls os.c only.
  */
-#include "internal.h"
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "backing.h"
+
+#include "os.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,7 +42,23 @@
 #define F_SEAL_SHRINK 0x0002
 #endif
 
-/* File pages are stored in 32-bit slot tables (internal.h), and UINT32_MAX means "none". */
+/* The backing file: one memfd (or O_TMPFILE file), a page allocator over it.
+ * Every page handed out is fallocate()d first, so a write to it can never SIGBUS;
+ * every page given back is punched, so its memory returns to the system at once. */
+struct arena__backing {
+    int fd;
+    int kind;              /* ARENA_BACKING_MEMFD or ARENA_BACKING_TMPFILE */
+    char *dir;             /* cfg.dir as given (NULL = unset), for a twin */
+    size_t page_size;      /* arena page */
+    size_t file_pages;     /* current file size in pages */
+    size_t max_pages;      /* cap from cfg.max_file; 0 = none */
+    uint64_t *used;        /* bit per file page: handed out */
+    size_t used_cap;       /* capacity of used[] in pages */
+    size_t used_count;
+    size_t hint;           /* first page worth searching from */
+};
+
+/* File pages are stored in 32-bit slot tables (view.c), and UINT32_MAX means "none". */
 #define BACKING_PAGE_LIMIT ((size_t)UINT32_MAX - 1)
 
 /* R4.8: one fallocate call commits at most this much. */
@@ -99,46 +122,72 @@ static int open_tmpfile(const char *dir)
     return arena__os_open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC | O_EXCL, 0600);
 }
 
-int arena__backing_open(struct arena__backing *b, const arena_config_t *cfg, size_t page_size)
+/* A new file of the given kind: memfd, or O_TMPFILE in dir. -1 with errno on failure. */
+static int open_kind(int kind, const char *dir)
 {
-    memset(b, 0, sizeof *b);
+    return kind == ARENA_BACKING_TMPFILE ? open_tmpfile(dir) : open_memfd();
+}
+
+static struct arena__backing *backing_new(const char *dir, size_t page_size)
+{
+    struct arena__backing *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
     b->fd = -1;
     b->page_size = page_size;
+    if (dir && !(b->dir = strdup(dir))) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+int arena__backing_open(struct arena__backing **out, const arena_config_t *cfg, size_t page_size)
+{
+    *out = NULL;
+    size_t max_pages = 0;
     if (cfg->max_file) {
-        b->max_pages = cfg->max_file / page_size;
-        if (b->max_pages == 0)
+        max_pages = cfg->max_file / page_size;
+        if (max_pages == 0)
             return ARENA_ECONFIG;
     }
-    if (b->max_pages == 0 || b->max_pages > BACKING_PAGE_LIMIT)
-        b->max_pages = BACKING_PAGE_LIMIT;
+    if (max_pages == 0 || max_pages > BACKING_PAGE_LIMIT)
+        max_pages = BACKING_PAGE_LIMIT;
+    struct arena__backing *b = backing_new(cfg->dir, page_size);
+    if (!b)
+        return ENOMEM;
+    b->max_pages = max_pages;
 
     int fd = -1, err = 0;
     if (cfg->backing != ARENA_BACKING_TMPFILE) {
-        fd = open_memfd();
-        if (fd >= 0)
-            b->kind = ARENA_BACKING_MEMFD;
-        else if (cfg->backing == ARENA_BACKING_MEMFD)
-            return errno;
-        else
-            err = errno;
+        fd = open_kind(ARENA_BACKING_MEMFD, NULL);
+        b->kind = ARENA_BACKING_MEMFD;
+        err = fd < 0 ? errno : 0;
     }
-    if (fd < 0) {
-        fd = open_tmpfile(cfg->dir);
+    if (fd < 0 && cfg->backing != ARENA_BACKING_MEMFD) {
+        fd = open_kind(ARENA_BACKING_TMPFILE, b->dir);
         if (fd < 0)
-            return errno ? errno : err;
+            err = errno ? errno : err;
         b->kind = ARENA_BACKING_TMPFILE;
     }
+    if (fd < 0) {
+        arena__backing_close(b);
+        return err ? err : ENOMEM;
+    }
     b->fd = fd;
+    *out = b;
     return 0;
 }
 
 void arena__backing_close(struct arena__backing *b)
 {
-    arena__os_close(b->fd);
-    b->fd = -1;
+    if (!b)
+        return;
+    if (b->fd >= 0)
+        arena__os_close(b->fd);
     free(b->used);
-    b->used = NULL;
-    b->used_cap = b->used_count = b->file_pages = 0;
+    free(b->dir);
+    free(b);
 }
 
 bool arena__backing_is_used(const struct arena__backing *b, size_t page)
@@ -310,4 +359,105 @@ int arena__backing_free(struct arena__backing *b, size_t first, size_t npages)
 size_t arena__backing_bytes(const struct arena__backing *b)
 {
     return arena__os_file_bytes(b->fd);
+}
+
+int arena__backing_check_used(const struct arena__backing *b, size_t first, size_t n)
+{
+    return range_used(b, first, n) ? 0 : ARENA_ERANGE;
+}
+
+size_t arena__backing_next_used(const struct arena__backing *b, size_t from, size_t *first)
+{
+    size_t p = from;
+    while (p < b->file_pages && !arena__backing_is_used(b, p)) {
+        if (p % 64 == 0 && p + 64 <= b->used_cap && b->used[p / 64] == 0)
+            p += 64;
+        else
+            p++;
+    }
+    if (p >= b->file_pages)
+        return 0;
+    size_t end = p;
+    while (end < b->file_pages && arena__backing_is_used(b, end))
+        end++;
+    *first = p;
+    return end - p;
+}
+
+size_t arena__backing_file_pages(const struct arena__backing *b)
+{
+    return b->file_pages;
+}
+
+size_t arena__backing_used_pages(const struct arena__backing *b)
+{
+    return b->used_count;
+}
+
+size_t arena__backing_max_pages(const struct arena__backing *b)
+{
+    return b->max_pages;
+}
+
+size_t arena__backing_page_size(const struct arena__backing *b)
+{
+    return b->page_size;
+}
+
+int arena__backing_kind(const struct arena__backing *b)
+{
+    return b->kind;
+}
+
+int arena__backing_fd(const struct arena__backing *b)
+{
+    return b->fd;
+}
+
+/* Size the twin like b and reserve (fallocate) every page in use, so no later write to
+ * the copy can SIGBUS (R4.4). */
+static int twin_fill(struct arena__backing *t, const struct arena__backing *b)
+{
+    if (b->file_pages == 0)
+        return 0;
+    int err = ensure_bitmap(t, b->used_cap);
+    if (err)
+        return err;
+    memcpy(t->used, b->used, b->used_cap / 64 * sizeof *t->used);
+    t->file_pages = b->file_pages;
+    t->used_count = b->used_count;
+    t->hint = b->hint;
+    if (arena__os_ftruncate(t->fd, (off_t)(b->file_pages * b->page_size)) != 0)
+        return errno;
+    size_t first = 0, n;
+    for (size_t from = 0; (n = arena__backing_next_used(b, from, &first)) != 0; from = first + n)
+        if ((err = commit(t, first, n)) != 0)
+            return err;
+    return 0;
+}
+
+int arena__backing_twin(const struct arena__backing *b, struct arena__backing **out)
+{
+    *out = NULL;
+    struct arena__backing *t = backing_new(b->dir, b->page_size);
+    if (!t)
+        return ENOMEM;
+    t->kind = b->kind;
+    t->max_pages = b->max_pages;
+    t->fd = open_kind(b->kind, b->dir);
+    int err = t->fd < 0 ? (errno ? errno : EMFILE) : twin_fill(t, b);
+    if (err) {
+        arena__backing_close(t);
+        return err;
+    }
+    *out = t;
+    return 0;
+}
+
+void arena__backing_swap(struct arena__backing *b, struct arena__backing *twin)
+{
+    int old = b->fd;
+    b->fd = twin->fd;
+    twin->fd = old;
+    arena__backing_close(twin);
 }

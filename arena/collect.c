@@ -1,7 +1,12 @@
 /*
  * collect.c -- marking, pinning and forwarding (docs/design.md §7).
+ *
+ * Layer 6 (docs/design.md §2): calls heap.c, track.c, view.c, map.c, backing.c and os.c.
  */
+#include "collect.h"
+
 #include "heap.h"
+#include "track.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -52,7 +57,7 @@ static int mark(arena_t *a, const void *p, bool pin)
         return ARENA_ENOTOBJ;
     struct arena__heap *h = a->heap;
     struct arena__page *pg = &h->pages[slot];
-    size_t bit = (size_t)(obj - a->heap_view->base) / ARENA__GRANULE;
+    size_t bit = (size_t)(obj - a->heap->base) / ARENA__GRANULE;
     size_t npages = pg->kind == ARENA__PAGE_LARGE_HEAD ? pg->aux : 1;
     if (!arena__bit_get(h->marks, bit)) {
         arena__bit_set(h->marks, bit);
@@ -89,7 +94,7 @@ int arena_is_marked(const arena_t *a, const void *p)
     char *obj = arena__heap_find(a, p, NULL);
     if (obj == NULL)
         return ARENA_ENOTOBJ;
-    return arena__bit_get(a->heap->marks, (size_t)(obj - a->heap_view->base) / ARENA__GRANULE);
+    return arena__bit_get(a->heap->marks, (size_t)(obj - a->heap->base) / ARENA__GRANULE);
 }
 
 /* --------------------------------------------------------------- forwarding -- */
@@ -122,13 +127,13 @@ void *arena_forward(const arena_t *a, const void *old)
         return arena__heap_find(a, old, NULL) != NULL ? (void *)old : NULL;
     if (slot >= gc->nslots || gc->page_fwd[slot] == FWD_DEAD)
         return NULL;
-    size_t off = (size_t)((const char *)old - a->heap_view->base);
+    size_t off = (size_t)((const char *)old - a->heap->base);
     char *now;
     if (gc->page_fwd[slot] == FWD_EVAC) {
         const struct evac_entry *e = evac_find(gc, off);
         if (e == NULL)
             return NULL;
-        now = a->heap_view->base + e->new_off + (off - e->old_off);
+        now = a->heap->base + e->new_off + (off - e->old_off);
     } else {
         size_t in_page = off & (a->page_size - 1);
         now = arena__view_slot_addr(a->heap_view, gc->page_fwd[slot]) + in_page;
@@ -184,7 +189,7 @@ static void defer_free(struct cycle *c, size_t fp)
         size_t cap = c->dead_cap ? c->dead_cap * 2 : 1024;
         size_t *d = realloc(c->dead_fp, cap * sizeof *d);
         if (d == NULL) {
-            arena__backing_free(&c->a->backing, fp, 1);
+            arena__backing_free(c->a->backing, fp, 1);
             return;
         }
         c->dead_fp = d;
@@ -207,7 +212,7 @@ static void park_deferred(struct cycle *c)
         size_t j = i + 1;
         while (j < c->ndead && c->dead_fp[j] == c->dead_fp[i] + (j - i))
             j++;
-        note_error(c, arena__backing_free(&c->a->backing, c->dead_fp[i], j - i));
+        note_error(c, arena__backing_free(c->a->backing, c->dead_fp[i], j - i));
         c->st.pages_released += j - i;
         i = j;
     }
@@ -339,7 +344,7 @@ static bool evacuate(struct cycle *c, size_t slot)
     arena_t *a = c->a;
     struct arena__heap *h = c->h;
     struct arena__gc *gc = c->gc;
-    char *base = a->heap_view->base;
+    char *base = a->heap->base;
     size_t first = slot * h->granules, limit = first + h->granules, mark = gc->nevac;
     size_t bytes = 0, objects = 0, dead = 0;
     /* Marked objects only: the dead are never swept one by one, the page is retained with
@@ -412,7 +417,7 @@ static void sweep_all(struct cycle *c)
             arena__bit_clear(h->marks, bit);
             if (live) {
                 c->st.objects_live++;
-                c->st.bytes_live += arena__heap_size_at(c->a, s, c->a->heap_view->base + bit * ARENA__GRANULE);
+                c->st.bytes_live += arena__heap_size_at(c->a, s, c->a->heap->base + bit * ARENA__GRANULE);
                 for (size_t i = 0; i < n; i++)
                     fwd[s + i] = (uint32_t)(s + i);
             } else {
@@ -452,15 +457,16 @@ static size_t *page_list(struct cycle *c, size_t slot, size_t n)
 /* R7.8: mirror views show what the heap shows, slot for slot. */
 static void mirrors_follow(struct cycle *c, size_t slot, size_t n)
 {
-    for (arena_view_t *v = c->a->views; v != NULL; v = v->next) {
-        if (v->layout != ARENA_VIEW_MIRROR || v->closed || slot >= v->nslots)
+    for (arena_view_t *v = c->a->views; v != NULL; v = arena__view_next(v)) {
+        size_t nslots = arena__view_nslots(v);
+        if (!arena__view_is_mirror(v) || slot >= nslots)
             continue;
-        size_t m = n < v->nslots - slot ? n : v->nslots - slot;
+        size_t m = n < nslots - slot ? n : nslots - slot;
         size_t *fp = page_list(c, slot, m);
         int err = fp == NULL ? ENOMEM : arena__view_set(v, slot, fp, m, ARENA_MOVE_MMAP_FIXED);
         /* view_set rolled back: the mirror shows the old layout, which no pointer the
          * runtime will hold after forwarding can use (R9.6). */
-        v->out_of_step = err != 0;
+        arena__view_set_out_of_step(v, err != 0);
         note_error(c, err);
         free(fp);
     }
@@ -501,7 +507,7 @@ static void tables_move(struct cycle *c, size_t dst, size_t src, size_t n)
  * their slots; the slots the unit vacates are retained in turn. */
 static bool slidable(const struct cycle *c, size_t dst, size_t src, size_t n)
 {
-    if (c->a->heap_view->track != NULL)
+    if (arena__view_track(c->a->heap_view) != NULL)
         return false; /* the tracker must see moves as remaps (R8.6): the old paths do that */
     size_t end = dst + n < src ? dst + n : src;
     for (size_t i = dst; i < end; i++) {
@@ -571,7 +577,7 @@ static int move_mremap(struct cycle *c, size_t dst, size_t src, size_t n)
  * sources were (this is what keeps a copying slide inside the VMA budget, R7.5). */
 static int fresh_pages(struct cycle *c, size_t n, size_t *fp)
 {
-    struct arena__backing *b = &c->a->backing;
+    struct arena__backing *b = c->a->backing;
     if (c->copy_fp_n < n) {
         if (c->copy_fp_n != 0)
             arena__backing_free(b, c->copy_fp, c->copy_fp_n);
@@ -596,7 +602,7 @@ static int fresh_pages(struct cycle *c, size_t n, size_t *fp)
 static void fresh_pages_done(struct cycle *c)
 {
     if (c->copy_fp_n != 0)
-        arena__backing_free(&c->a->backing, c->copy_fp, c->copy_fp_n);
+        arena__backing_free(c->a->backing, c->copy_fp, c->copy_fp_n);
     c->copy_fp_n = 0;
 }
 
@@ -615,7 +621,7 @@ static int move_copy(struct cycle *c, size_t dst, size_t src, size_t n)
     if (err == 0) {
         err = arena__view_set_run(a->heap_view, dst, fp, fresh_n, ARENA_MOVE_MMAP_FIXED);
         if (err != 0)
-            arena__backing_free(&a->backing, fp, fresh_n);
+            arena__backing_free(a->backing, fp, fresh_n);
     }
     if (err != 0) {
         free(old);
@@ -673,12 +679,11 @@ static bool batch_open(struct cycle *c, size_t n)
     struct batch *b = c->batch;
     b->win = c->slide_left < b->cap ? c->slide_left : b->cap;
     b->win = b->win < n ? n : b->win;
-    if (arena__backing_alloc(&a->backing, b->win, &b->fp) != 0)
+    if (arena__backing_alloc(a->backing, b->win, &b->fp) != 0)
         return false;
-    void *p = arena__os_mmap(NULL, b->win * a->page_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                             a->backing.fd, (off_t)(b->fp * a->page_size));
-    if (p == MAP_FAILED) {
-        arena__backing_free(&a->backing, b->fp, b->win);
+    char *p = arena__map_window(a->backing, b->fp, b->win);
+    if (p == NULL) {
+        arena__backing_free(a->backing, b->fp, b->win);
         return false;
     }
     b->scratch = p;
@@ -693,7 +698,7 @@ static bool batch_add(struct cycle *c, size_t dst, size_t src, size_t n)
     struct batch *b = c->batch;
     /* A tracked heap copies unit by unit: the tracker learns each move while the
      * sources still show what they showed (arena__track_moved, R8.6). */
-    if (b == NULL || n > b->cap || c->a->heap_view->track != NULL)
+    if (b == NULL || n > b->cap || arena__view_track(c->a->heap_view) != NULL)
         return false;
     if (b->scratch != NULL && (dst != b->t + b->k || b->k + n > b->win))
         return false;
@@ -720,17 +725,17 @@ static bool batch_flush(struct cycle *c)
     /* The scratch pages past the batch go; the batch itself moves into place with its
      * page tables, so the mutator does not refault what the copy just touched. */
     if (b->k < b->win)
-        arena__os_munmap(b->scratch + b->k * a->page_size, (b->win - b->k) * a->page_size);
+        arena__map_window_close(a->backing, b->scratch + b->k * a->page_size, b->win - b->k);
     int err = arena__view_adopt_run(a->heap_view, b->t, b->fp, b->k, b->scratch);
     b->scratch = NULL;
     if (err != 0) {
         if (kernel_error(err))
             note_error(c, err);
-        arena__backing_free(&a->backing, b->fp, b->win);
+        arena__backing_free(a->backing, b->fp, b->win);
         return false;
     }
     if (b->k < b->win)
-        note_error(c, arena__backing_free(&a->backing, b->fp + b->k, b->win - b->k));
+        note_error(c, arena__backing_free(a->backing, b->fp + b->k, b->win - b->k));
     size_t fp = b->fp;
     for (size_t i = 0; i < b->nu; i++) {
         struct batch_unit *u = &b->u[i];
@@ -787,7 +792,7 @@ static size_t move_unit(struct cycle *c, size_t dst, size_t src, size_t n, enum 
     }
     /* view.c's moves tell the tracker themselves; ours must. */
     if (final != src && m != M_MREMAP) {
-        if (a->heap_view->track != NULL)
+        if (arena__view_track(a->heap_view) != NULL)
             arena__track_moved(a->heap_view, final, src, n);
     }
     return final;
@@ -819,9 +824,9 @@ static enum method choose(struct cycle *c, size_t *dst, size_t src, size_t n)
         break;
     }
     size_t l2m = ARENA__2M / a->page_size;
-    if (n < arena__copy_below(a))
+    if (n < arena__map_copy_below(a->cfg.copy_below, a->page_size))
         return M_COPY;
-    if (!single || !arena__move_have_dontunmap())
+    if (!single || !arena__map_have_dontunmap())
         return M_REMAP;
     if (n >= l2m) {
         size_t t = *dst + (src - *dst) % l2m;
@@ -899,7 +904,7 @@ static void slide(struct cycle *c)
         enum method m = t == s ? M_STAY : choose(c, &t, s, n);
         /* Near the budget a remap would leave no room for the copies that must follow (a
          * chain of copies into consecutive fresh pages costs no new mapping): copy. */
-        if (m != M_STAY && m != M_COPY && arena__vma_check(c->a, VMA_MARGIN) != 0)
+        if (m != M_STAY && m != M_COPY && arena__budget_check(&c->a->budget, VMA_MARGIN) != 0)
             m = M_COPY;
         if (m == M_COPY && (c->batch == NULL || c->batch->nu == 0) && slidable(c, t, s, n)) {
             slide_unit(c, t, s, n);
@@ -993,7 +998,7 @@ static void finish(struct cycle *c)
     c->st.pages_retained = h->retained_pages + h->nparked;
     (void)arena__heap_purge_due(a, arena__os_now_ns(), false);
     c->st.pages_after = h->used_pages;
-    c->st.vmas_after = arena__vmas(a);
+    c->st.vmas_after = arena__budget_used(&a->budget);
     a->collections++;
     a->bytes_remapped += (uint64_t)c->st.pages_remapped * a->page_size;
     a->bytes_copied += (uint64_t)c->st.pages_copied * a->page_size + c->st.bytes_evacuated;
@@ -1012,7 +1017,7 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
     pthread_mutex_lock(&a->lock);
     struct arena__heap *h = a->heap;
     struct cycle c = {.a = a, .h = h, .evac_slot = (size_t)-1};
-    c.st.vmas_before = arena__vmas(a);
+    c.st.vmas_before = arena__budget_used(&a->budget);
     c.st.pages_before = h->used_pages;
     unsigned sparse = a->cfg.sparse_percent ? a->cfg.sparse_percent : 75;
     c.sparse_bytes = a->page_size * (sparse > 100 ? 100 : sparse) / 100;

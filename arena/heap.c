@@ -6,6 +6,8 @@
  * per chunk, R6.2); each thread bumps through its own current page with no lock (R6.1).
  * There is no object header: a start bit and an end bit per 16-byte granule give every
  * object's extent, so interior pointers resolve (R6.4).
+ *
+ * Layer 5 (docs/design.md §2): calls view.c, map.c, backing.c and os.c.
  */
 #include "heap.h"
 
@@ -13,10 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
 
 #define CHUNK_MIN 16u
 #define CHUNK_MAX 1024u
@@ -35,20 +33,12 @@ struct tcache {
 };
 static _Thread_local struct tcache tcache[TCACHE_WAYS];
 
-static void *table_map(size_t len)
-{
-    /* NORESERVE: committed page by page as the heap reaches it (R6.4). */
-    void *p = arena__os_mmap(NULL, len, PROT_READ | PROT_WRITE,
-                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
-
 static void tables_unmap(struct arena__heap *h)
 {
     void *t[4] = {h->pages, h->starts, h->ends, h->marks};
     for (int i = 0; i < 4; i++)
         if (t[i] != NULL)
-            arena__os_munmap(t[i], h->table_bytes[i]);
+            arena__map_table_free(t[i], h->table_bytes[i]);
 }
 
 int arena__heap_init(arena_t *a)
@@ -63,10 +53,10 @@ int arena__heap_init(arena_t *a)
     size_t bitmap = h->nslots * h->words * sizeof(uint64_t);
     h->table_bytes[0] = h->nslots * sizeof(struct arena__page);
     h->table_bytes[1] = h->table_bytes[2] = h->table_bytes[3] = bitmap;
-    h->pages = table_map(h->table_bytes[0]);
-    h->starts = table_map(bitmap);
-    h->ends = table_map(bitmap);
-    h->marks = table_map(bitmap);
+    h->pages = arena__map_table(h->table_bytes[0]);
+    h->starts = arena__map_table(bitmap);
+    h->ends = arena__map_table(bitmap);
+    h->marks = arena__map_table(bitmap);
     int err = 0;
     if (h->pages == NULL || h->starts == NULL || h->ends == NULL || h->marks == NULL)
         err = errno ? errno : ENOMEM;
@@ -78,6 +68,7 @@ int arena__heap_init(arena_t *a)
         free(h);
         return err;
     }
+    h->base = arena__view_base(a->heap_view);
     a->heap = h;
     return 0;
 }
@@ -129,7 +120,7 @@ static void allocated_add(struct arena__heap *h, size_t add, size_t sub)
 
 size_t arena__heap_slot(const arena_t *a, const void *p)
 {
-    const char *base = a->heap_view->base;
+    const char *base = a->heap->base;
     if ((const char *)p < base || (size_t)((const char *)p - base) >= a->heap->nslots * a->page_size)
         return (size_t)-1;
     return (size_t)((const char *)p - base) >> a->page_shift;
@@ -168,7 +159,7 @@ size_t arena__bit_next(const uint64_t *map, size_t bit, size_t limit)
 size_t arena__heap_size_at(const arena_t *a, size_t slot, const char *obj)
 {
     const struct arena__heap *h = a->heap;
-    size_t first = (size_t)(obj - a->heap_view->base) / ARENA__GRANULE;
+    size_t first = (size_t)(obj - a->heap->base) / ARENA__GRANULE;
     size_t last_page = slot;
     uint8_t kind = __atomic_load_n(&h->pages[slot].kind, __ATOMIC_RELAXED);
     if (kind == ARENA__PAGE_LARGE_HEAD)
@@ -194,11 +185,11 @@ char *arena__heap_find(const arena_t *a, const void *p, size_t *slot_out)
             slot -= __atomic_load_n(&pg->aux, __ATOMIC_RELAXED);
         start = arena__view_slot_addr(a->heap_view, slot);
     } else if (kind == ARENA__PAGE_SMALL) {
-        size_t bit = (size_t)((const char *)p - a->heap_view->base) / ARENA__GRANULE;
+        size_t bit = (size_t)((const char *)p - a->heap->base) / ARENA__GRANULE;
         size_t s = last_bit_at_or_below(h->starts, slot * h->granules, bit);
         if (s == (size_t)-1)
             return NULL;
-        start = a->heap_view->base + s * ARENA__GRANULE;
+        start = a->heap->base + s * ARENA__GRANULE;
     } else {
         return NULL;
     }
@@ -227,18 +218,14 @@ size_t arena_object_size(const arena_t *a, const void *obj)
 
 /* ------------------------------------------------------------- slots, pages -- */
 
-static bool is_mirror(const arena_view_t *v)
-{
-    return v->layout == ARENA_VIEW_MIRROR && !v->closed;
-}
-
 /* Mirror views show the heap's layout (R7.8): a change to heap slots is made to them too. */
 static int mirrors_set_run(arena_t *a, size_t slot, size_t file_page, size_t n)
 {
-    for (arena_view_t *v = a->views; v != NULL; v = v->next) {
-        if (!is_mirror(v) || slot >= v->nslots)
+    for (arena_view_t *v = a->views; v != NULL; v = arena__view_next(v)) {
+        size_t nslots = arena__view_nslots(v);
+        if (!arena__view_is_mirror(v) || slot >= nslots)
             continue;
-        size_t m = n < v->nslots - slot ? n : v->nslots - slot;
+        size_t m = n < nslots - slot ? n : nslots - slot;
         int err = arena__view_set_run(v, slot, file_page, m, ARENA_MOVE_MMAP_FIXED);
         if (err != 0)
             return err;
@@ -296,8 +283,8 @@ static void give_back_slots(struct arena__heap *h, size_t slot, size_t n)
 
 static bool have_mirror(const arena_t *a)
 {
-    for (const arena_view_t *v = a->views; v != NULL; v = v->next)
-        if (is_mirror(v))
+    for (const arena_view_t *v = a->views; v != NULL; v = arena__view_next(v))
+        if (arena__view_is_mirror(v))
             return true;
     return false;
 }
@@ -324,7 +311,7 @@ static int mirrors_show(arena_t *a, size_t slot, size_t n)
 static int map_fresh(arena_t *a, size_t slot, size_t n)
 {
     size_t fp;
-    int err = arena__backing_alloc(&a->backing, n, &fp);
+    int err = arena__backing_alloc(a->backing, n, &fp);
     if (err != 0)
         return err;
     err = arena__view_set_run(a->heap_view, slot, fp, n, ARENA_MOVE_MMAP_FIXED);
@@ -333,7 +320,7 @@ static int map_fresh(arena_t *a, size_t slot, size_t n)
     if (err != 0) {
         arena__view_set_run(a->heap_view, slot, ARENA_NO_PAGE, n, ARENA_MOVE_MMAP_FIXED);
         mirrors_set_run(a, slot, ARENA_NO_PAGE, n);
-        arena__backing_free(&a->backing, fp, n);
+        arena__backing_free(a->backing, fp, n);
         return err;
     }
     for (size_t i = 0; i < n; i++)
@@ -342,8 +329,7 @@ static int map_fresh(arena_t *a, size_t slot, size_t n)
      * tables, instead of one shmem fault per page on first touch (dearer than an
      * anonymous fault). Only advice: an older kernel (EINVAL) or a refusal leaves the
      * pages to fault in as usual. */
-    arena__os_madvise(arena__view_slot_addr(a->heap_view, slot), n * a->page_size,
-                      MADV_POPULATE_WRITE);
+    arena__view_populate(a->heap_view, slot, n);
     return 0;
 }
 
@@ -560,7 +546,7 @@ static int unpark(arena_t *a, size_t n)
         size_t j = i + 1;
         while (j < h->nparked && h->parked[j] == h->parked[i] + (j - i))
             j++;
-        int e = arena__backing_free(&a->backing, h->parked[i], j - i);
+        int e = arena__backing_free(a->backing, h->parked[i], j - i);
         if (e != 0) {
             /* Still allocated: it stays parked for a later trim. */
             if (err == 0)
@@ -587,7 +573,7 @@ static int release_kept(arena_t *a, size_t slot, size_t n)
         size_t fp = h->pages[slot + i].file_page, j = i + 1;
         while (j < n && h->pages[slot + j].file_page == fp + (j - i))
             j++;
-        int e = arena__backing_free(&a->backing, fp, j - i);
+        int e = arena__backing_free(a->backing, fp, j - i);
         if (e != 0) {
             size_t list[64];
             for (size_t k = i; k < j; k += 64) {
@@ -674,7 +660,7 @@ int arena_trim(arena_t *a, size_t keep)
 
 static void set_object_bits(struct arena__heap *h, const arena_t *a, const char *obj, size_t size)
 {
-    size_t first = (size_t)(obj - a->heap_view->base) / ARENA__GRANULE;
+    size_t first = (size_t)(obj - a->heap->base) / ARENA__GRANULE;
     /* End first: a reader that sees the start bit then finds the end. */
     arena__bit_set(h->ends, first + size / ARENA__GRANULE - 1);
     arena__bit_set(h->starts, first);

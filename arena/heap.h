@@ -1,12 +1,14 @@
 /*
- * heap.h -- the heap's private state, shared by heap.c (allocation, object lookup,
- * marking) and collect.c (the compacting collector). Never installed.
+ * heap.h -- the heap (heap.c: allocation, object lookup, marking). Never installed.
+ * Layer 5 (docs/design.md §2): calls view.c, map.c, backing.c and os.c.
+ * The struct is shared with collect.c, the one layer above that compacts it; nothing
+ * else includes this header but arena.c for the life-cycle entries.
  * Design and requirements: docs/design.md §6 (heap) and §7 (collection).
  */
 #ifndef ARENA_HEAP_H
 #define ARENA_HEAP_H
 
-#include "internal.h"
+#include "view.h"
 
 /* What a heap slot holds (struct arena__page.kind). */
 enum arena__page_kind {
@@ -45,6 +47,7 @@ struct arena__hole {
 };
 
 struct arena__heap {
+    char *base;                  /* the heap view's slot 0 (arena__view_base), never moves */
     size_t nslots;               /* slots in the heap view */
     size_t granules;             /* granules per page */
     size_t words;                /* bitmap words per page (granules / 64) */
@@ -72,6 +75,14 @@ struct arena__heap {
     size_t allocated_bytes;      /* handed out since the last collection, plus live; written under
                                     the lock, read lock-free (arena_allocated_bytes): atomic access */
 };
+
+int arena__heap_init(arena_t *a);
+void arena__heap_fini(arena_t *a);   /* frees the heap's tables; the heap view dies with the views */
+/* arena_stats' heap fields: heap_pages, live_bytes, allocated_bytes (a->lock held). */
+void arena__heap_stats(const arena_t *a, arena_stats_t *s);
+/* fork.c's hook (struct arena__fork_hooks.heap): bump the epoch, so the thread caches of
+ * threads that do not exist in the child go stale. */
+void arena__heap_forked(arena_t *a);
 
 static inline struct arena__page *arena__page_at(const arena_t *a, size_t slot)
 {

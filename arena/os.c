@@ -1,11 +1,14 @@
 /*
  * os.c -- the thin OS layer (docs/design.md §4, R4.1): every system call the library
  * makes, plus the fault-injection hooks of the test build (R4.2).
+ * Layer 0 (docs/design.md §2): the only file that calls the kernel; calls no other module.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "os.h"
+
+#include "arena.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -299,4 +302,10 @@ ssize_t arena__os_read(int fd, void *buf, size_t len)
         r = read(fd, buf, len);
     while (r < 0 && errno == EINTR);
     return r;
+}
+
+int arena__os_prot(int prot)
+{
+    return ((prot & ARENA_PROT_READ) ? PROT_READ : 0) | ((prot & ARENA_PROT_WRITE) ? PROT_WRITE : 0) |
+           ((prot & ARENA_PROT_EXEC) ? PROT_EXEC : 0);
 }

@@ -1,5 +1,6 @@
 /*
  * os.h -- the thin OS layer: every system call the library makes goes through here.
+ * Layer 0 (docs/design.md §2): calls the kernel and libc only, no other module.
  *
  * Why: (1) one place to see what the library asks of the kernel; (2) a test build
  * (ARENA_FAULT_INJECTION) can make the Nth call of any of them fail with a chosen
@@ -64,6 +65,8 @@ int arena__os_unreserve_to_none(void *addr, size_t len);
 int arena__os_mincore(void *addr, size_t len, unsigned char *vec);
 size_t arena__os_file_bytes(int fd);
 
+/* ARENA_PROT_* to PROT_*. */
+int arena__os_prot(int arena_prot);
 /* os_memory.c. Bytes of memory the process may use at most: physical memory plus swap, or
  * the memory cgroup's limit (any ancestor's) where lower; SIZE_MAX when unknown. */
 size_t arena__os_memory_limit(void);

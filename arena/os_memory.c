@@ -11,6 +11,8 @@
  * memory cgroup from /proc/self/cgroup, v1 (memory.limit_in_bytes, memory.usage_in_bytes
  * under /sys/fs/cgroup/memory) or v2 (memory.max, memory.current under /sys/fs/cgroup), every
  * ancestor included, since each one's limit applies. Queries only: never injected.
+ *
+ * Layer 0, the OS layer with os.c (docs/design.md §2): calls the kernel and libc only.
  */
 #include "os.h"
 

@@ -3,7 +3,11 @@
  * bitmaps, coarsening under the VMA budget, and the hooks the other modules call.
  *
  * The backends only move kernel state: track_sigsegv.c routes faults here through
- * libsigsegv, track_uffd.c asks the kernel for written pages (userfaultfd WP_ASYNC).
+ * libsigsegv (by the `fault` hook of struct arena__track), track_uffd.c asks the kernel
+ * for written pages (userfaultfd WP_ASYNC).
+ *
+ * Beside the view layer (docs/design.md §2): calls track_sigsegv.c, track_uffd.c, view.c,
+ * map.c and os.c. view.c calls back only through arena__track_view_hooks.
  */
 #include <errno.h>
 #include <signal.h>
@@ -11,7 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "track.h"
+#include "track_impl.h"
 
 #define GROUP_MIN_SHIFT 6u  /* one bitmap word */
 
@@ -45,32 +49,24 @@ static void plain_put(uint64_t *map, size_t slot, bool on)
         map[slot >> 6] &= ~((uint64_t)1 << (slot & 63));
 }
 
-bool arena__track_slot_mapped(const struct arena__track *t, size_t slot)
-{
-    return arena__view_page(t->view, slot) != ARENA_NO_PAGE;
-}
-
 /* Slots at or past this never showed a page: whole-view walks stop there. */
 static size_t used_end(const struct arena__track *t)
 {
-    size_t high = t->view->high;
-    return high < t->nslots ? high : t->nslots;
+    size_t end = arena__view_used_end(t->view);
+    return end < t->nslots ? end : t->nslots;
 }
 
-/* The arena counts tracking's mappings with its views' (arena__vmas). */
+/* The arena's budget counts tracking's mappings with its views'. */
 static void splits_add(struct arena__track *t, size_t n)
 {
-    atomic_fetch_add(&t->splits, n);
-    atomic_fetch_add(&t->view->arena->track_vmas, n);
+    size_t old = atomic_fetch_add(&t->splits, n);
+    arena__budget_change(&arena__view_arena(t->view)->budget, old, old + n);
 }
 
 static void splits_set(struct arena__track *t, size_t n)
 {
     size_t old = atomic_exchange(&t->splits, n);
-    if (n >= old)
-        atomic_fetch_add(&t->view->arena->track_vmas, n - old);
-    else
-        atomic_fetch_sub(&t->view->arena->track_vmas, old - n);
+    arena__budget_change(&arena__view_arena(t->view)->budget, old, n);
 }
 
 static char *slot_addr(const struct arena__track *t, size_t slot)
@@ -112,7 +108,7 @@ static void group_unlock(struct arena__track *t, size_t g)
  * that minus what tracking must see. Both are plain reads: usable from the handler. */
 static int prot_open_of(const struct arena__track *t, size_t slot)
 {
-    return arena__prot_os(arena__view_slot_prot(t->view, slot));
+    return arena__os_prot(arena__view_slot_prot(t->view, slot));
 }
 
 static int prot_armed_of(const struct arena__track *t, size_t slot)
@@ -227,7 +223,7 @@ static int open_locked(struct arena__track *t, size_t slot)
     return 1;
 }
 
-int arena__track_fault(struct arena__track *t, void *addr)
+static int track_fault(struct arena__track *t, void *addr)
 {
     if ((char *)addr < t->base)
         return 0;
@@ -248,7 +244,7 @@ int arena__track_fault(struct arena__track *t, void *addr)
     group_unlock(t, g);
     errno = saved;
     if (r > 0)
-        atomic_fetch_add(&t->view->arena->track_faults, 1);
+        atomic_fetch_add(&arena__view_arena(t->view)->track_faults, 1);
     return r;
 }
 
@@ -279,8 +275,8 @@ static unsigned shift_for(const struct arena__track *t, size_t used)
  * coarse mode (R8.4). */
 static int plan_budget(struct arena__track *t, arena_t *a)
 {
-    size_t used = arena__vmas(a);
-    size_t allowance = a->vma_budget > used ? a->vma_budget - used : 0;
+    size_t used = arena__budget_used(&a->budget), limit = arena__budget_limit(&a->budget);
+    size_t allowance = limit > used ? limit - used : 0;
     if (t->backend == ARENA_TRACKER_UFFD)
         allowance = SIZE_MAX / 4; /* no splits: write protection lives in the page tables */
     if (allowance < 8)
@@ -311,15 +307,16 @@ static void regroup(struct arena__track *t)
 
 static int track_alloc(arena_view_t *v, int what, int backend, struct arena__track **out)
 {
-    arena_t *a = v->arena;
+    arena_t *a = arena__view_arena(v);
     struct arena__track *t = calloc(1, sizeof *t);
     if (t == NULL)
         return ENOMEM;
     t->view = v;
     t->what = what;
     t->backend = backend;
-    t->base = v->base;
-    t->nslots = v->nslots;
+    t->fault = track_fault;
+    t->base = arena__view_base(v);
+    t->nslots = arena__view_nslots(v);
     t->page = a->page_size;
     t->shift = (unsigned)a->page_shift;
     t->uffd = -1;
@@ -339,18 +336,16 @@ static int track_alloc(arena_view_t *v, int what, int backend, struct arena__tra
         track_free(t);
         return ENOMEM;
     }
-    memcpy(t->shown, v->slot_enc, used_end(t) * sizeof *t->shown);
-    if (v->slot_prot != NULL)
-        memcpy(t->shown_prot, v->slot_prot, used_end(t));
+    arena__view_snapshot(v, 0, used_end(t), t->shown, t->shown_prot);
     *out = t;
     return 0;
 }
 
 static int choose_backend(const arena_view_t *v, int what, int *backend)
 {
-    int want = v->arena->cfg.tracker;
+    int want = arena__view_arena(v)->cfg.tracker;
     bool uffd_ok = arena__tuffd_available() && !(what & ARENA_TRACK_ACCESS) &&
-                   !(v->flags & ARENA_VIEW_PRIVATE);
+                   !(arena__view_flags(v) & ARENA_VIEW_PRIVATE);
     switch (want) {
     case ARENA_TRACKER_AUTO:
         *backend = uffd_ok ? ARENA_TRACKER_UFFD : ARENA_TRACKER_SIGSEGV;
@@ -393,11 +388,11 @@ static int start_backend(arena_view_t *v, int what, int backend)
     if (err != 0) {
         track_free(t);
         /* AUTO: the kernel may still refuse this file (a tmpfile on a disk filesystem). */
-        if (backend == ARENA_TRACKER_UFFD && v->arena->cfg.tracker == ARENA_TRACKER_AUTO)
+        if (backend == ARENA_TRACKER_UFFD && arena__view_arena(v)->cfg.tracker == ARENA_TRACKER_AUTO)
             return start_backend(v, what, ARENA_TRACKER_SIGSEGV);
         return err;
     }
-    v->track = t;
+    arena__view_set_track(v, t);
     return 0;
 }
 
@@ -458,7 +453,7 @@ static int open_all(struct arena__track *t)
 /* force: the view is about to be unmapped, so a refused mprotect does not keep it tracked. */
 static int stop_locked(arena_view_t *v, bool force)
 {
-    struct arena__track *t = v->track;
+    struct arena__track *t = arena__view_track(v);
     if (t == NULL)
         return 0;
     if (t->backend == ARENA_TRACKER_UFFD) {
@@ -475,7 +470,7 @@ static int stop_locked(arena_view_t *v, bool force)
         arena__tsig_detach(t);
         splits_set(t, 0);
     }
-    v->track = NULL;
+    arena__view_set_track(v, NULL);
     track_free(t);
     return 0;
 }
@@ -489,15 +484,12 @@ static int stop_locked(arena_view_t *v, bool force)
  * it is found the same way and counts as touched, then armed relative to its new one. */
 static bool slot_changed(const struct arena__track *t, size_t s)
 {
-    const uint8_t *prot = t->view->slot_prot;
-    return t->view->slot_enc[s] != t->shown[s] || (prot != NULL && prot[s] != t->shown_prot[s]);
+    return arena__view_changed(t->view, s, s + 1, t->shown, t->shown_prot);
 }
 
 static bool chunk_changed(const struct arena__track *t, size_t chunk, size_t cend)
 {
-    const uint8_t *prot = t->view->slot_prot;
-    return memcmp(t->view->slot_enc + chunk, t->shown + chunk, (cend - chunk) * sizeof *t->shown) != 0 ||
-           (prot != NULL && memcmp(prot + chunk, t->shown_prot + chunk, cend - chunk) != 0);
+    return arena__view_changed(t->view, chunk, cend, t->shown, t->shown_prot);
 }
 
 static void sync_changes(struct arena__track *t)
@@ -512,9 +504,7 @@ static void sync_changes(struct arena__track *t)
                 continue;
             size_t run = s;
             while (s < cend && slot_changed(t, s)) {
-                t->shown[s] = t->view->slot_enc[s];
-                if (t->view->slot_prot != NULL)
-                    t->shown_prot[s] = t->view->slot_prot[s];
+                arena__view_snapshot(t->view, s, s + 1, t->shown, t->shown_prot);
                 if (arena__track_slot_mapped(t, s))
                     bit_set(t, s);
                 else
@@ -645,7 +635,7 @@ static int reregister_lost(struct arena__track *t, void **pages, size_t max, siz
 
 static int take_locked(arena_view_t *v, void **pages, size_t max, size_t *count)
 {
-    struct arena__track *t = v->track;
+    struct arena__track *t = arena__view_track(v);
     size_t n = 0, more = 0;
     sync_changes(t);
     regroup(t);
@@ -680,9 +670,9 @@ static int check_view(const arena_view_t *v)
 {
     if (v == NULL)
         return ARENA_ENULL;
-    if (v->closed)
+    if (arena__view_closed(v))
         return ARENA_ECLOSED;
-    return arena__broken(v->arena);
+    return arena__broken(arena__view_arena(v));
 }
 
 int arena_track_start(arena_view_t *v, int what) /* R8.1 */
@@ -692,11 +682,12 @@ int arena_track_start(arena_view_t *v, int what) /* R8.1 */
         return err;
     if (what == 0 || (what & ~(ARENA_TRACK_WRITES | ARENA_TRACK_ACCESS)) != 0)
         return ARENA_ECONFIG;
-    if ((what & ARENA_TRACK_ACCESS) ? !(v->prot & ARENA_PROT_READ) : !(v->prot & ARENA_PROT_WRITE))
+    int prot = arena__view_prot(v);
+    if ((what & ARENA_TRACK_ACCESS) ? !(prot & ARENA_PROT_READ) : !(prot & ARENA_PROT_WRITE))
         return ARENA_EPROT;
-    pthread_mutex_lock(&v->arena->lock);
-    err = v->track != NULL ? ARENA_EBUSY : start_locked(v, what);
-    pthread_mutex_unlock(&v->arena->lock);
+    pthread_mutex_lock(&arena__view_arena(v)->lock);
+    err = arena__view_track(v) != NULL ? ARENA_EBUSY : start_locked(v, what);
+    pthread_mutex_unlock(&arena__view_arena(v)->lock);
     return err;
 }
 
@@ -709,9 +700,9 @@ int arena_track_take(arena_view_t *v, void **pages, size_t max, size_t *count)
         return err;
     if (count == NULL || (pages == NULL && max != 0))
         return ARENA_ENULL;
-    pthread_mutex_lock(&v->arena->lock);
-    err = v->track == NULL ? ARENA_ESTATE : take_locked(v, pages, max, count);
-    pthread_mutex_unlock(&v->arena->lock);
+    pthread_mutex_lock(&arena__view_arena(v)->lock);
+    err = arena__view_track(v) == NULL ? ARENA_ESTATE : take_locked(v, pages, max, count);
+    pthread_mutex_unlock(&arena__view_arena(v)->lock);
     return err;
 }
 
@@ -720,9 +711,9 @@ int arena_track_stop(arena_view_t *v)
     int err = check_view(v);
     if (err != 0)
         return err;
-    pthread_mutex_lock(&v->arena->lock);
-    err = v->track == NULL ? ARENA_ESTATE : stop_locked(v, false);
-    pthread_mutex_unlock(&v->arena->lock);
+    pthread_mutex_lock(&arena__view_arena(v)->lock);
+    err = arena__view_track(v) == NULL ? ARENA_ESTATE : stop_locked(v, false);
+    pthread_mutex_unlock(&arena__view_arena(v)->lock);
     return err;
 }
 
@@ -763,23 +754,23 @@ int arena_track_prepare_io(arena_t *a, void *addr, size_t len)
     if (hi < lo)
         return ARENA_ERANGE;
     pthread_mutex_lock(&a->lock);
-    for (arena_view_t *v = a->views; v != NULL; v = v->next)
-        if (v->track != NULL)
-            prepare_view(v->track, lo, hi);
+    for (arena_view_t *v = a->views; v != NULL; v = arena__view_next(v))
+        if (arena__view_track(v) != NULL)
+            prepare_view(arena__view_track(v), lo, hi);
     pthread_mutex_unlock(&a->lock);
     return 0;
 }
 
 int arena_track_backend(const arena_view_t *v)
 {
-    if (v == NULL || v->track == NULL)
+    if (v == NULL || arena__view_track(v) == NULL)
         return -1;
-    return v->track->backend;
+    return arena__view_track(v)->backend;
 }
 
-/* ------------------------------------------------------- hooks (internal.h) -- */
+/* ---------------------------------------------------------------- hooks -- */
 
-void arena__track_view_closing(arena_view_t *v)
+static void view_closing(arena_view_t *v)
 {
     if (v != NULL)
         stop_locked(v, true);
@@ -787,7 +778,7 @@ void arena__track_view_closing(arena_view_t *v)
 
 void arena__track_arena_destroy(arena_t *a)
 {
-    for (arena_view_t *v = a->views; v != NULL; v = v->next)
+    for (arena_view_t *v = a->views; v != NULL; v = arena__view_next(v))
         stop_locked(v, true);
 }
 
@@ -813,7 +804,7 @@ static void open_or_carry(struct arena__track *t, size_t first, size_t end, uint
 
 void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
 {
-    struct arena__track *t = v == NULL ? NULL : v->track;
+    struct arena__track *t = v == NULL ? NULL : arena__view_track(v);
     if (t == NULL || n == 0 || dst + n > t->nslots || src + n > t->nslots || dst == src)
         return;
     size_t words = (n + 63) / 64;
@@ -826,7 +817,7 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
         /* A second call for the same move (view.c and collect.c both report it) finds the
          * destination already in step: it keeps its protection (re-arming a dirty page whose
          * bit says open would leave it shut for good). */
-        if (t->shown[dst + i] == t->view->slot_enc[dst + i])
+        if (!arena__view_changed(t->view, dst + i, dst + i + 1, t->shown, NULL))
             continue; /* only moved slots are protected below */
         any = true;
         plain_put(moved, i, true);
@@ -841,7 +832,7 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
         size_t s = src + i;
         if (s >= dst && s < dst + n)
             continue;
-        t->shown[s] = t->view->slot_enc[s];
+        arena__view_snapshot(t->view, s, s + 1, t->shown, NULL);
         bit_clear(t, s);
         plain_put(t->carried, s, false);
         if (arena__track_slot_mapped(t, s)) {
@@ -856,7 +847,7 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
             continue;
         size_t g = (dst + i) >> group_shift(t);
         group_lock(t, g);
-        t->shown[dst + i] = t->view->slot_enc[dst + i];
+        arena__view_snapshot(t->view, dst + i, dst + i + 1, t->shown, NULL);
         plain_put(t->carried, dst + i, false);
         if (plain_get(state, i))
             bit_set(t, dst + i);
@@ -888,27 +879,27 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
 }
 
 
-/* A shown[] value no slot table holds: slot_enc is ~file_page with file_page below
- * UINT32_MAX - 1 (backing.c), so ~(UINT32_MAX - 1) == 1 never occurs. */
-#define SHOWN_STALE 1u
-
-void arena__track_remapping(arena_view_t *v, size_t slot, size_t n)
+/* BEFORE view.c re-creates or re-protects the mappings of slots [slot, slot+n): the new
+ * mapping is open to the mutator even when it shows the same file page with the same
+ * protection as when it was armed, so the next take counts those slots as touched (R8.7)
+ * instead of trusting the slot records. */
+static void view_remapping(arena_view_t *v, size_t slot, size_t n)
 {
-    struct arena__track *t = v == NULL ? NULL : v->track;
+    struct arena__track *t = v == NULL ? NULL : arena__view_track(v);
     if (t == NULL || slot >= t->nslots)
         return;
     if (n > t->nslots - slot)
         n = t->nslots - slot;
     for (size_t i = 0; i < n; i++)
-        t->shown[slot + i] = SHOWN_STALE;
+        t->shown[slot + i] = ARENA__VIEW_REC_STALE;
 }
 
 /* In a forked child the views were re-mapped with their own protection: every page is
  * open. Count them all touched (R9.3: conservative) and re-attach the kernel side. */
 void arena__track_forked(arena_t *a)
 {
-    for (arena_view_t *v = a->views; v != NULL; v = v->next) {
-        struct arena__track *t = v->track;
+    for (arena_view_t *v = a->views; v != NULL; v = arena__view_next(v)) {
+        struct arena__track *t = arena__view_track(v);
         if (t == NULL)
             continue;
         for (size_t s = 0; s < used_end(t); s++)
@@ -924,7 +915,7 @@ void arena__track_forked(arena_t *a)
                 continue;
             t->backend = ARENA_TRACKER_SIGSEGV;
             if (arena__tsig_attach(t) != 0) {
-                v->track = NULL;
+                arena__view_set_track(v, NULL);
                 track_free(t);
             }
             continue;
@@ -933,3 +924,9 @@ void arena__track_forked(arena_t *a)
         recount_splits(t);
     }
 }
+
+const struct arena__view_hooks arena__track_view_hooks = {
+    .closing = view_closing,
+    .remapping = view_remapping,
+    .moved = arena__track_moved,
+};

@@ -1,72 +1,27 @@
 /*
- * track.h -- shared between track.c (front end) and its two backends, track_sigsegv.c and
- * track_uffd.c. Never included elsewhere: other modules use the hooks in internal.h.
+ * track.h -- page tracking (track.c and its backends, docs/design.md §8). Never installed.
+ * Beside the view layer (docs/design.md §2): calls view.c, map.c and os.c; view.c reaches it
+ * only through the hooks of struct arena__view_hooks (arena__track_view_hooks).
+ * Its public entry points (arena_track_*) are declared in arena.h.
  */
 #ifndef ARENA_TRACK_H
 #define ARENA_TRACK_H
 
-#include "internal.h"
+#include "core.h"
 
-/* One tracked view.
- *
- * `open` has a bit per slot: the page was touched since the last take and is waiting to be
- * reported. With libsigsegv a set bit also means the page is unprotected (open to the
- * mutator); a clear bit on a mapped slot means it is protected (armed). With userfaultfd the
- * kernel keeps the written state in its page tables and `open` only holds pages touched by
- * other means (new contents, moves, prepare_io).
- *
- * Slots are grouped in 2^group_shift slots (at least 64: one bitmap word). A group has a
- * spin lock byte: the fault handler, take and prepare_io change the bits and protection of a
- * group only while holding it, so a page is never re-armed while a fault on it is being
- * handled. The handler never waits for it: a busy group makes it return and the faulting
- * instruction simply faults again. */
-struct arena__track {
-    arena_view_t *view;
-    int what;                 /* ARENA_TRACK_WRITES | ARENA_TRACK_ACCESS */
-    int backend;              /* ARENA_TRACKER_SIGSEGV or ARENA_TRACKER_UFFD */
-    char *base;
-    size_t nslots;
-    size_t page;              /* arena page in bytes */
-    unsigned shift;           /* log2(page) */
-    _Atomic uint64_t *open;   /* bit per slot */
-    uint32_t *shown;          /* the view's slot table (slot_enc) as last armed */
-    uint8_t *shown_prot;      /* and its per-slot protections (slot_prot), R8.11 */
-    size_t nwords;
-    uint64_t *carried;        /* touched, but armed: a move the kernel would not open (R8.6) */
-    _Atomic unsigned char *lock; /* per group */
-    _Atomic unsigned group_shift; /* grows with the slots in use (regroup) */
-    size_t nlocks;            /* one per group of the smallest size */
-    size_t coarse_room;       /* mappings coarse mode may use: 2 per group in use */
-    _Atomic size_t splits;    /* upper bound of the mappings the protection split adds */
-    size_t fine_limit;        /* past this many splits, a fault opens its whole group */
-    _Atomic int coarse;
-    /* libsigsegv backend */
-    void *ticket;             /* the dispatcher's registration */
-    /* userfaultfd backend */
-    int uffd;
-    int pagemap;              /* /proc/self/pagemap of the process that armed the view */
-};
+struct arena__view_hooks;
+/* What view.c must tell the tracker (a slot run moved, a view closing): registered with
+ * arena__view_set_hooks by arena_create. */
+extern const struct arena__view_hooks arena__track_view_hooks;
 
-/* track.c, usable from a signal handler. 1: the fault at addr was ours and the page is now
- * open; 0: ours, but there was nothing to open (already open, or the slot shows nothing);
- * -1: its group is busy, let the instruction fault again. */
-int arena__track_fault(struct arena__track *t, void *addr);
-bool arena__track_slot_mapped(const struct arena__track *t, size_t slot);
-
-/* track_sigsegv.c */
-int arena__tsig_attach(struct arena__track *t);   /* register the area (before protecting) */
-void arena__tsig_detach(struct arena__track *t);  /* unregister; waits for handlers in flight */
-void arena__tsig_forget(struct arena__track *t);  /* forked child: drop the registration */
-
-/* track_uffd.c */
-bool arena__tuffd_available(void);
-int arena__tuffd_attach(struct arena__track *t);  /* create the context, register the range */
-void arena__tuffd_detach(struct arena__track *t);
-/* (Re)register and write-protect slots [slot, slot+n). */
-int arena__tuffd_arm(struct arena__track *t, size_t slot, size_t n);
-/* Collect up to max written pages into pages[] and write-protect them again; *count. */
-int arena__tuffd_scan(struct arena__track *t, void **pages, size_t max, size_t *count);
-/* Set bit i of bits when slot+i was written since it was last armed (no state change). */
-int arena__tuffd_written(struct arena__track *t, size_t slot, size_t n, uint64_t *bits);
+/* Every call below is a no-op for a view that is not tracked, so callers need not test. */
+void arena__track_arena_destroy(arena_t *a);      /* stop tracking every view of the arena */
+/* AFTER slots [src, src+n) of view v moved to [dst, dst+n) (any mover, copying included):
+ * the moved pages keep their touched state (R8.6). Calling it twice for one move is harmless.
+ * Other changes of what slots show need no call: tracking finds them by comparing slot
+ * records (arena__view_changed) and counts their pages as touched (R8.7). */
+void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n);
+/* fork.c's hook (struct arena__fork_hooks.track), see fork.h. */
+void arena__track_forked(arena_t *a);
 
 #endif /* ARENA_TRACK_H */

@@ -14,6 +14,9 @@
  * trampoline that keeps both for the thread, and a fault outside every tracked area goes
  * to the prior handler with them; with no prior handler the default action is restored
  * and the fault, re-executed, kills the process with SIGSEGV as it would have without us.
+ *
+ * Tracking layer, below track.c (docs/design.md §2): calls view.c, map.c, os.c and
+ * libsigsegv; reaches track.c only through the `fault` hook of struct arena__track.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,7 +25,7 @@
 #include <sigsegv.h>
 #include <string.h>
 
-#include "track.h"
+#include "track_impl.h"
 
 /* Area handler results: sigsegv_dispatch answers 0 for an address of no area. */
 #define AREA_OPENED 1
@@ -89,7 +92,8 @@ static int chain(void *addr)
 
 static int area_handler(void *addr, void *arg)
 {
-    int r = arena__track_fault(arg, addr);
+    struct arena__track *t = arg;
+    int r = t->fault(t, addr);
     return r > 0 ? AREA_OPENED : r == 0 ? AREA_NOTHING : AREA_BUSY;
 }
 

@@ -9,6 +9,8 @@
  *
  * Debian 12's kernel headers predate both interfaces, so the definitions are repeated here
  * from the kernel's UAPI (include/uapi/linux/userfaultfd.h and fs.h) when missing.
+ *
+ * Tracking layer, below track.c (docs/design.md §2): calls view.c, map.c and os.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +21,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "track.h"
+#include "track_impl.h"
 
 #ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
 #define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
@@ -185,7 +187,7 @@ int arena__tuffd_arm(struct arena__track *t, size_t slot, size_t n)
 
 static void unregister_all(struct arena__track *t)
 {
-    size_t s = 0, end = t->view->high < t->nslots ? t->view->high : t->nslots, run;
+    size_t s = 0, end = arena__view_used_end(t->view), run;
     while (next_mapped_run(t, &s, end, &run))
         range_ioctl(t, UFFDIO_UNREGISTER, run, s - run, 0);
 }
@@ -208,7 +210,7 @@ int arena__tuffd_attach(struct arena__track *t)
     if (t->uffd < 0)
         return errno ? errno : ENOTSUP;
     t->pagemap = arena__os_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
-    int err = t->pagemap < 0 ? errno : arena__tuffd_arm(t, 0, t->view->high < t->nslots ? t->view->high : t->nslots);
+    int err = t->pagemap < 0 ? errno : arena__tuffd_arm(t, 0, arena__view_used_end(t->view));
     if (err != 0) {
         arena__tuffd_detach(t);
         return err;
@@ -271,7 +273,7 @@ static void add_page(struct arena__track *t, size_t slot, void *ctx)
 int arena__tuffd_scan(struct arena__track *t, void **pages, size_t max, size_t *count)
 {
     struct collect c = {pages, 0};
-    size_t end = t->view->high < t->nslots ? t->view->high : t->nslots;
+    size_t end = arena__view_used_end(t->view);
     int err = scan_runs(t, 0, end, true, max, add_page, &c);
     *count = c.n;
     return err;

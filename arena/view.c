@@ -17,13 +17,185 @@
  *       atomic stores.
  * R5.9  A closed view keeps its handle (calls on it return ARENA_ECLOSED) until the arena
  *       is destroyed; its address range is given back at once.
+ *
+ * Layer 3 (docs/design.md §2): calls map.c, backing.c and os.c; tells the tracker of
+ * changes only through the registered struct arena__view_hooks.
  */
-#include "internal.h"
+#include "view.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+
+struct arena_view {
+    arena_t *arena;
+    char *base;            /* slot 0; 2 MiB aligned */
+    size_t nslots;
+    int layout;            /* enum arena_view_layout */
+    int prot;              /* ARENA_PROT_* of the view */
+    int flags;             /* ARENA_VIEW_PRIVATE */
+    int mover;             /* enum arena_mover */
+    bool closed;
+    bool is_heap;
+    /* Slot table, lazily committed anonymous memory (untouched = zero), so it is stored
+     * complemented: slot_enc[i] == ~file_page, 0 = the slot shows nothing. */
+    uint32_t *slot_enc;    /* never ARENA__VIEW_REC_STALE: file pages are below UINT32_MAX - 1 */
+    /* Per-slot protection, NULL until arena_view_protect first differs from the view's:
+     * slot_prot[i] ^ prot is the slot's ARENA_PROT_*. */
+    uint8_t *slot_prot;
+    size_t vmas;           /* mappings accounted (to the arena's budget too): maximal runs of
+                              slots showing consecutive file pages with equal protection, plus
+                              runs of empty slots */
+    size_t shown;          /* slots showing a file page */
+    size_t high;           /* 1 + the highest slot that ever showed a file page */
+    int registry;          /* index in the process-wide table of views, -1 = none */
+    bool out_of_step;      /* MIRROR: the last collection could not update it (R9.6) */
+    struct arena__track *track;   /* the tracker's, NULL when not tracking */
+    struct arena_view *next;      /* in arena->views */
+};
+
+/* ------------------------------------------------------------------- hooks -- */
+static _Atomic(const struct arena__view_hooks *) hooks;
+
+void arena__view_set_hooks(const struct arena__view_hooks *h)
+{
+    atomic_store(&hooks, h);
+}
+
+static void hook_closing(arena_view_t *v)
+{
+    const struct arena__view_hooks *h = atomic_load(&hooks);
+    if (h && h->closing)
+        h->closing(v);
+}
+
+static void hook_remapping(arena_view_t *v, size_t slot, size_t n)
+{
+    const struct arena__view_hooks *h = atomic_load(&hooks);
+    if (h && h->remapping)
+        h->remapping(v, slot, n);
+}
+
+static void hook_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
+{
+    const struct arena__view_hooks *h = atomic_load(&hooks);
+    if (h && h->moved)
+        h->moved(v, dst, src, n);
+}
+
+/* ------------------------------------------------------------- accessors -- */
+char *arena__view_base(const arena_view_t *v)
+{
+    return v->base;
+}
+
+size_t arena__view_nslots(const arena_view_t *v)
+{
+    return v->nslots;
+}
+
+char *arena__view_slot_addr(const arena_view_t *v, size_t slot)
+{
+    return v->base + slot * v->arena->page_size;
+}
+
+size_t arena__view_page(const arena_view_t *v, size_t slot)
+{
+    uint32_t e = v->slot_enc[slot];
+    return e ? (size_t)~e : ARENA_NO_PAGE;
+}
+
+int arena__view_slot_prot(const arena_view_t *v, size_t slot)
+{
+    return v->slot_prot ? (v->slot_prot[slot] ^ v->prot) : v->prot;
+}
+
+int arena__view_prot(const arena_view_t *v)
+{
+    return v->prot;
+}
+
+int arena__view_flags(const arena_view_t *v)
+{
+    return v->flags;
+}
+
+arena_t *arena__view_arena(const arena_view_t *v)
+{
+    return v->arena;
+}
+
+bool arena__view_closed(const arena_view_t *v)
+{
+    return v->closed;
+}
+
+bool arena__view_is_heap(const arena_view_t *v)
+{
+    return v->is_heap;
+}
+
+bool arena__view_is_mirror(const arena_view_t *v)
+{
+    return v->layout == ARENA_VIEW_MIRROR && !v->closed;
+}
+
+size_t arena__view_vmas(const arena_view_t *v)
+{
+    return v->vmas;
+}
+
+size_t arena__view_used_end(const arena_view_t *v)
+{
+    return v->high < v->nslots ? v->high : v->nslots;
+}
+
+arena_view_t *arena__view_next(const arena_view_t *v)
+{
+    return v->next;
+}
+
+void arena__view_set_out_of_step(arena_view_t *v, bool out)
+{
+    v->out_of_step = out;
+}
+
+struct arena__track *arena__view_track(const arena_view_t *v)
+{
+    return v->track;
+}
+
+void arena__view_set_track(arena_view_t *v, struct arena__track *t)
+{
+    v->track = t;
+}
+
+void arena__view_snapshot(const arena_view_t *v, size_t lo, size_t hi, uint32_t *rec, uint8_t *prot)
+{
+    memcpy(rec + lo, v->slot_enc + lo, (hi - lo) * sizeof *rec);
+    if (!prot)
+        return;
+    if (v->slot_prot)
+        memcpy(prot + lo, v->slot_prot + lo, hi - lo);
+    else
+        memset(prot + lo, 0, hi - lo);
+}
+
+bool arena__view_changed(const arena_view_t *v, size_t lo, size_t hi, const uint32_t *rec, const uint8_t *prot)
+{
+    if (memcmp(v->slot_enc + lo, rec + lo, (hi - lo) * sizeof *rec) != 0)
+        return true;
+    if (!prot)
+        return false;
+    if (v->slot_prot)
+        return memcmp(v->slot_prot + lo, prot + lo, hi - lo) != 0;
+    for (size_t i = lo; i < hi; i++)
+        if (prot[i])
+            return true;
+    return false;
+}
 
 /* ----------------------------------------------------------------- registry -- */
 #define REGISTRY_SIZE 4096
@@ -221,15 +393,20 @@ static size_t vmas_after(const arena_view_t *v, size_t before, const struct chan
 
 static int budget_check(const arena_view_t *v, size_t planned)
 {
-    return planned > v->vmas ? arena__vma_check(v->arena, planned - v->vmas) : 0;
+    return planned > v->vmas ? arena__budget_check(&v->arena->budget, planned - v->vmas) : 0;
+}
+
+/* The view's mapping count is now n: the arena's budget follows. */
+static void account(arena_view_t *v, size_t n)
+{
+    arena__budget_change(&v->arena->budget, v->vmas, n);
+    v->vmas = n;
 }
 
 /* ------------------------------------------------------------ slot writes -- */
-static struct arena__move_ctx move_ctx(const arena_view_t *v)
+static bool is_private(const arena_view_t *v)
 {
-    struct arena__move_ctx c = { v->arena->backing.fd, v->arena->page_size,
-                                 (v->flags & ARENA_VIEW_PRIVATE) ? MAP_PRIVATE : MAP_SHARED };
-    return c;
+    return (v->flags & ARENA_VIEW_PRIVATE) != 0;
 }
 
 static void slot_write(arena_view_t *v, size_t slot, uint32_t e)
@@ -256,10 +433,10 @@ static bool all_shown(const arena_view_t *v, size_t slot, size_t n)
  * 0: one call per run of equal slot protection. */
 static int show_run(arena_view_t *v, size_t slot, size_t n, uint32_t e, int mover)
 {
-    struct arena__move_ctx c = move_ctx(v);
-    arena__track_remapping(v, slot, n);
+    const struct arena__backing *b = v->arena->backing;
+    hook_remapping(v, slot, n);
     if (!e) {
-        int err = arena__move_unmap(&c, arena__view_slot_addr(v, slot), n);
+        int err = arena__map_unmap(b, arena__view_slot_addr(v, slot), n);
         for (size_t i = 0; !err && i < n; i++)
             slot_write(v, slot + i, 0);
         return err;
@@ -276,9 +453,9 @@ static int show_run(arena_view_t *v, size_t slot, size_t n, uint32_t e, int move
         if (mover == ARENA_MOVE_REMAP_FILE_PAGES && !(v->flags & ARENA_VIEW_PRIVATE) &&
             all_shown(v, slot + i, j - i))
             use = ARENA_MOVE_REMAP_FILE_PAGES;
-        int err = arena__move_map(&c, addr, ~first, j - i, prot, use);
+        int err = arena__map_run(b, addr, ~first, j - i, prot, use, is_private(v));
         if (err == EINVAL && use == ARENA_MOVE_REMAP_FILE_PAGES) /* mappings differ in flags */
-            err = arena__move_map(&c, addr, ~first, j - i, prot, ARENA_MOVE_MMAP_FIXED);
+            err = arena__map_run(b, addr, ~first, j - i, prot, ARENA_MOVE_MMAP_FIXED, is_private(v));
         if (err)
             return err;
         for (size_t k = i; k < j; k++)
@@ -356,7 +533,7 @@ static int commit(arena_view_t *v, struct change *ch, int nch, int mover)
         err = show_values(v, ch[k].slot, ch[k].newv, ch[k].n, mover, false);
     if (err)
         roll_back(v, ch, nch);
-    v->vmas = vmas_after(v, before, ch, nch);
+    account(v, vmas_after(v, before, ch, nch));
     return err;
 }
 
@@ -431,7 +608,7 @@ int arena__view_adopt_run(arena_view_t *v, size_t slot, size_t file_page, size_t
             for (size_t i = 0; i < n; i++)
                 slot_write(v, slot + i, c.newv[i]);
         }
-        v->vmas = vmas_after(v, before, &c, 1);
+        account(v, vmas_after(v, before, &c, 1));
     } else {
         arena__os_munmap(scratch, len);
     }
@@ -454,7 +631,7 @@ size_t arena__view_vmas_if(const arena_view_t *v, size_t slot, const size_t *fil
 /* ---------------------------------------------------------------- moving -- */
 static bool have_mremap(void)
 {
-    return arena__move_have_dontunmap();
+    return arena__map_have_dontunmap();
 }
 
 /* Slots [from, to) of the source run carried[] (what src showed): the longest stretch
@@ -476,9 +653,10 @@ static int fix_prot(arena_view_t *v, size_t dst, size_t src, size_t n)
         int want = arena__view_slot_prot(v, dst + i);
         if (want == arena__view_slot_prot(v, src + i))
             continue;
-        arena__track_remapping(v, dst + i, 1);
-        if (arena__os_mprotect(arena__view_slot_addr(v, dst + i), v->arena->page_size, arena__prot_os(want)) < 0)
-            return errno ? errno : EINVAL;
+        hook_remapping(v, dst + i, 1);
+        int err = arena__map_protect(arena__view_slot_addr(v, dst + i), v->arena->page_size, want);
+        if (err)
+            return err;
     }
     return 0;
 }
@@ -487,7 +665,6 @@ static int fix_prot(arena_view_t *v, size_t dst, size_t src, size_t n)
  * not yet moved: ascending when moving down, descending when moving up. */
 static int move_by_mremap(arena_view_t *v, size_t dst, size_t src, const uint32_t *carried, size_t n)
 {
-    struct arena__move_ctx c = move_ctx(v);
     /* Run starts in ascending order, then walked in the needed direction. */
     size_t *starts = malloc((n + 1) * sizeof *starts);
     if (!starts)
@@ -504,8 +681,9 @@ static int move_by_mremap(arena_view_t *v, size_t dst, size_t src, const uint32_
             err = show_values(v, dst + i, carried + i, len, ARENA_MOVE_MMAP_FIXED, false);
             continue;
         }
-        arena__track_remapping(v, dst + i, len);
-        err = arena__move_mremap(&c, arena__view_slot_addr(v, dst + i), arena__view_slot_addr(v, src + i), len);
+        hook_remapping(v, dst + i, len);
+        err = arena__map_mremap(v->arena->backing, arena__view_slot_addr(v, dst + i), arena__view_slot_addr(v, src + i),
+                                    len);
         if (err == EFAULT || err == EINVAL) /* the source is split (tracking): map by file page */
             err = show_values(v, dst + i, carried + i, len, ARENA_MOVE_MMAP_FIXED, false);
         else if (!err) {
@@ -528,18 +706,17 @@ static int move_by_mremap(arena_view_t *v, size_t dst, size_t src, const uint32_
 static int move_by_copy(arena_view_t *v, size_t dst, size_t src, uint32_t *carried, size_t n, size_t *fresh,
                         size_t *nfresh)
 {
-    struct arena__move_ctx c = move_ctx(v);
     for (size_t i = 0; i < n;) {
         size_t j = carried_run(v, carried, src, i, n);
         if (carried[i]) {
             size_t first;
-            int err = arena__backing_alloc(&v->arena->backing, j - i, &first);
+            int err = arena__backing_alloc(v->arena->backing, j - i, &first);
             if (err)
                 return err;
             fresh[2 * *nfresh] = first;
             fresh[2 * *nfresh + 1] = j - i;
             ++*nfresh;
-            err = arena__move_copy_file(&c, first, ~carried[i], j - i);
+            err = arena__map_copy(v->arena->backing, first, ~carried[i], j - i);
             if (err)
                 return err;
             for (size_t k = i; k < j; k++)
@@ -602,12 +779,12 @@ int arena__view_move_run(arena_view_t *v, size_t dst, size_t src, size_t n, int 
         if (err) {
             roll_back(v, ch, nch);
             for (size_t f = 0; f < nfresh; f++)
-                (void)arena__backing_free(&v->arena->backing, fresh[2 * f], fresh[2 * f + 1]);
+                (void)arena__backing_free(v->arena->backing, fresh[2 * f], fresh[2 * f + 1]);
         }
-        v->vmas = vmas_after(v, before, ch, nch);
+        account(v, vmas_after(v, before, ch, nch));
     }
     if (!err)
-        arena__track_moved(v, dst, src, n);
+        hook_moved(v, dst, src, n);
     free(fresh);
     free_changes(ch, nch);
     return err;
@@ -627,10 +804,9 @@ static int ensure_slot_prot(arena_view_t *v)
 {
     if (v->slot_prot)
         return 0;
-    void *p = arena__os_mmap(NULL, v->nslots, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                             -1, 0);
-    if (p == MAP_FAILED)
-        return errno ? errno : ENOMEM;
+    void *p = arena__map_table(v->nslots);
+    if (!p)
+        return errno;
     v->slot_prot = p;
     return 0;
 }
@@ -649,11 +825,11 @@ static int protect_shown(arena_view_t *v, size_t slot, size_t n, const uint8_t *
         while (j < n && v->slot_enc[slot + j] && (prots ? prots[j] : prot) == want &&
                arena__view_slot_prot(v, slot + j) != want)
             j++;
-        arena__track_remapping(v, slot + i, j - i);
-        if (arena__os_mprotect(arena__view_slot_addr(v, slot + i), (j - i) * v->arena->page_size,
-                               arena__prot_os(want)) < 0) {
+        hook_remapping(v, slot + i, j - i);
+        int err = arena__map_protect(arena__view_slot_addr(v, slot + i), (j - i) * v->arena->page_size, want);
+        if (err) {
             if (!first_err)
-                first_err = errno ? errno : EINVAL;
+                first_err = err;
             if (!keep_going)
                 return first_err;
         } else {
@@ -688,7 +864,7 @@ int arena__view_protect(arena_view_t *v, size_t slot, size_t n, int prot)
     else
         for (size_t i = 0; i < n; i++)
             v->slot_prot[slot + i] = (uint8_t)(prot ^ v->prot);
-    v->vmas = before_vmas + breaks(&now, slot, slot + n) - before_breaks;
+    account(v, before_vmas + breaks(&now, slot, slot + n) - before_breaks);
     free(old);
     return err;
 }
@@ -697,9 +873,9 @@ int arena__view_protect(arena_view_t *v, size_t slot, size_t n, int prot)
 /* A table whose munmap is refused stays recorded, so arena__view_destroy tries again. */
 static void release_tables(arena_view_t *v)
 {
-    if (v->slot_enc && arena__os_munmap(v->slot_enc, v->nslots * sizeof *v->slot_enc) == 0)
+    if (v->slot_enc && arena__map_table_free(v->slot_enc, v->nslots * sizeof *v->slot_enc) == 0)
         v->slot_enc = NULL;
-    if (v->slot_prot && arena__os_munmap(v->slot_prot, v->nslots) == 0)
+    if (v->slot_prot && arena__map_table_free(v->slot_prot, v->nslots) == 0)
         v->slot_prot = NULL;
 }
 
@@ -709,13 +885,13 @@ static int view_close(arena_view_t *v)
 {
     if (v->closed)
         return 0;
-    arena__track_view_closing(v);
+    hook_closing(v);
     if (v->base && arena__os_munmap(v->base, v->nslots * v->arena->page_size) != 0)
         return errno;
     registry_remove(v);
     release_tables(v);
     v->closed = true;
-    v->vmas = 0;
+    account(v, 0);
     v->shown = 0;
     return 0;
 }
@@ -728,6 +904,7 @@ void arena__view_destroy(arena_view_t *v)
         /* Nothing more can be done for the range than leave it mapped. */
         registry_remove(v);
         v->closed = true;
+        account(v, 0);
     }
     release_tables(v);
     arena_t *a = v->arena;
@@ -766,7 +943,7 @@ int arena__view_create(arena_t *a, int layout, size_t nslots, int prot, int flag
 {
     if (nslots == 0 || nslots >= UINT32_MAX || nslots > SIZE_MAX / a->page_size)
         return ARENA_ESIZE;
-    int err = arena__vma_check(a, 1);
+    int err = arena__budget_check(&a->budget, 1);
     if (err)
         return err;
     arena_view_t *v = calloc(1, sizeof *v);
@@ -783,9 +960,7 @@ int arena__view_create(arena_t *a, int layout, size_t nslots, int prot, int flag
     if ((flags & ARENA_VIEW_PRIVATE) && v->mover == ARENA_MOVE_REMAP_FILE_PAGES)
         v->mover = ARENA_MOVE_MMAP_FIXED;
     v->base = arena__os_reserve(nslots * a->page_size, ARENA__2M);
-    void *table = arena__os_mmap(NULL, nslots * sizeof *v->slot_enc, PROT_READ | PROT_WRITE,
-                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    v->slot_enc = table == MAP_FAILED ? NULL : table;
+    v->slot_enc = arena__map_table(nslots * sizeof *v->slot_enc);
     if (!v->base || !v->slot_enc) {
         err = errno ? errno : ENOMEM;
         if (v->base)
@@ -794,7 +969,7 @@ int arena__view_create(arena_t *a, int layout, size_t nslots, int prot, int flag
         free(v);
         return err;
     }
-    v->vmas = 1;
+    account(v, 1);
     v->next = a->views;
     a->views = v;
     v->registry = registry_add(v);
@@ -805,6 +980,83 @@ int arena__view_create(arena_t *a, int layout, size_t nslots, int prot, int flag
     }
     *out = v;
     return 0;
+}
+
+/* ------------------------------------------------------------- re-backing -- */
+void arena__view_populate(arena_view_t *v, size_t slot, size_t n)
+{
+    arena__map_populate(arena__view_slot_addr(v, slot), n * v->arena->page_size);
+}
+
+/* A private view's pages may hold its own copy-on-write contents: keep them. */
+static int remap_private_run(arena_view_t *v, const struct arena__backing *b, size_t slot, size_t page, size_t n,
+                             int prot)
+{
+    char *addr = arena__view_slot_addr(v, slot);
+    size_t len = n * v->arena->page_size;
+    void *saved = NULL;
+    if (prot & ARENA_PROT_READ) {
+        saved = malloc(len);
+        if (!saved)
+            return ENOMEM;
+        memcpy(saved, addr, len);
+    }
+    int err = arena__map_run(b, addr, page, n, ARENA_PROT_READ | ARENA_PROT_WRITE, ARENA_MOVE_MMAP_FIXED, true);
+    if (!err && saved)
+        memcpy(addr, saved, len);
+    free(saved);
+    return err ? err : arena__map_protect(addr, len, prot);
+}
+
+/* Every run the view accounts (maximal runs of slots showing consecutive file pages with
+ * one protection) that starts before slot `end` is mapped from b at the same address;
+ * *stop gets the slot where a refusal stopped the walk (end when none did). The mapping
+ * count does not change: the same runs, of one file, with the same protections. */
+static int remap_runs(arena_view_t *v, const struct arena__backing *b, size_t end, size_t *stop)
+{
+    size_t slot = 0, lim = arena__view_used_end(v);
+    int err = 0;
+    if (end > lim)
+        end = lim;
+    while (slot < end && !err) {
+        size_t page = arena__view_page(v, slot), n = 1;
+        if (page == ARENA_NO_PAGE) {
+            slot++;
+            continue;
+        }
+        int prot = arena__view_slot_prot(v, slot);
+        while (slot + n < lim && arena__view_page(v, slot + n) == page + n && arena__view_slot_prot(v, slot + n) == prot)
+            n++;
+        if (is_private(v))
+            err = remap_private_run(v, b, slot, page, n, prot);
+        else
+            err = arena__map_run(b, arena__view_slot_addr(v, slot), page, n, prot, ARENA_MOVE_MMAP_FIXED, false);
+        if (!err)
+            slot += n;
+    }
+    *stop = err ? slot : end;
+    return err;
+}
+
+int arena__view_reback(arena_view_t *v, const struct arena__backing *twin)
+{
+    if (v->closed || !v->slot_enc)
+        return 0;
+    size_t stop;
+    int err = remap_runs(v, twin, v->nslots, &stop);
+    if (err) {
+        size_t ignored;
+        (void)remap_runs(v, v->arena->backing, stop + 1, &ignored); /* R5.3 */
+    }
+    return err;
+}
+
+int arena__view_reback_undo(arena_view_t *v)
+{
+    if (v->closed || !v->slot_enc)
+        return 0;
+    size_t ignored;
+    return remap_runs(v, v->arena->backing, v->nslots, &ignored);
 }
 
 /* ------------------------------------------------------------- public API -- */
@@ -830,12 +1082,7 @@ static int check_slots(const arena_view_t *v, size_t slot, size_t n)
 
 static int check_file_pages(const arena_t *a, size_t first, size_t n)
 {
-    if (first >= a->backing.file_pages || n > a->backing.file_pages - first)
-        return ARENA_ERANGE;
-    for (size_t i = 0; i < n; i++)
-        if (!arena__backing_is_used(&a->backing, first + i))
-            return ARENA_ERANGE;
-    return 0;
+    return arena__backing_check_used(a->backing, first, n);
 }
 
 int arena_view_open(arena_t *a, int layout, size_t nslots, int prot, int flags, arena_view_t **out)

@@ -35,8 +35,7 @@ if(ARENA_FUZZ_LIBFUZZER)
             -DARENA_FAULT_INJECTION -D_GNU_SOURCE
             -I${PROJECT_SOURCE_DIR}/include -I${PROJECT_SOURCE_DIR}/arena -I${Sigsegv_INCLUDE_DIR}
             ${ARENA_FUZZ_DIR}/fuzz_api.c ${ARENA_SOURCES} ${Sigsegv_LIBRARY} -lpthread -o ${fuzz_bin}
-    DEPENDS ${ARENA_FUZZ_DIR}/fuzz_api.c ${ARENA_SOURCES} ${PROJECT_SOURCE_DIR}/include/arena.h
-            ${PROJECT_SOURCE_DIR}/arena/internal.h ${PROJECT_SOURCE_DIR}/arena/os.h
+    DEPENDS ${ARENA_FUZZ_DIR}/fuzz_api.c ${ARENA_SOURCES} ${ARENA_HEADERS} ${PROJECT_SOURCE_DIR}/include/arena.h
     COMMENT "Building the libFuzzer target fuzz_api"
     VERBATIM)
   add_custom_target(fuzz_api ALL DEPENDS ${fuzz_bin})

@@ -9,7 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
+#include "view.h"
 
 static int failures;
 
@@ -108,8 +109,8 @@ int main(int argc, char **argv)
     CHECK(arena_fds(dir) == 2, "the parent holds exactly the two backings");
 
     char fd1[16], fd2[16];
-    snprintf(fd1, sizeof fd1, "%d", memfd->backing.fd);
-    snprintf(fd2, sizeof fd2, "%d", tmpfile->backing.fd);
+    snprintf(fd1, sizeof fd1, "%d", arena__backing_fd(memfd->backing));
+    snprintf(fd2, sizeof fd2, "%d", arena__backing_fd(tmpfile->backing));
     pid_t pid = fork();
     if (pid == 0) {
         execl("/proc/self/exe", argv[0], "child", dir, fd1, fd2, (char *)NULL);

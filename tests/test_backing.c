@@ -8,7 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
+#include "view.h"
 
 static arena_t *make(int backing, size_t max_file)
 {
@@ -36,8 +37,8 @@ Test(backing, memfd_and_tmpfile_kinds)
     cr_assert_eq(arena_stats(c, &s), 0);
     cr_expect_eq(s.backing, ARENA_BACKING_MEMFD);
     /* Both descriptors are close-on-exec. */
-    cr_expect(fcntl(a->backing.fd, F_GETFD) & FD_CLOEXEC);
-    cr_expect(fcntl(b->backing.fd, F_GETFD) & FD_CLOEXEC);
+    cr_expect(fcntl(arena__backing_fd(a->backing), F_GETFD) & FD_CLOEXEC);
+    cr_expect(fcntl(arena__backing_fd(b->backing), F_GETFD) & FD_CLOEXEC);
     arena_destroy(a);
     arena_destroy(b);
     arena_destroy(c);
@@ -48,9 +49,9 @@ Test(backing, memfd_is_sealed_against_shrinking)
     arena_t *a = make(ARENA_BACKING_MEMFD, 0);
     size_t first;
     cr_assert_eq(arena_file_alloc(a, 4, &first), 0);
-    int seals = fcntl(a->backing.fd, F_GET_SEALS);
+    int seals = fcntl(arena__backing_fd(a->backing), F_GET_SEALS);
     cr_expect(seals & F_SEAL_SHRINK);
-    cr_expect_eq(ftruncate(a->backing.fd, 0), -1);
+    cr_expect_eq(ftruncate(arena__backing_fd(a->backing), 0), -1);
     /* Growing still works. */
     cr_assert_eq(arena_file_alloc(a, 1000, &first), 0);
     arena_destroy(a);
@@ -91,14 +92,14 @@ Test(backing, alloc_is_zeroed_reserved_and_first_fit)
     cr_assert_eq(arena_file_alloc(a, 3, &p0), 0);
     cr_assert_eq(arena_file_alloc(a, 2, &p1), 0);
     cr_expect_geq(p1, p0 + 3);
-    size_t before = arena__backing_bytes(&a->backing);
+    size_t before = arena__backing_bytes(a->backing);
     cr_assert_eq(arena_file_alloc(a, 5, &p2), 0);
     /* fallocate reserved the pages before they were handed out */
-    cr_expect_geq(arena__backing_bytes(&a->backing), before + 5 * a->page_size);
+    cr_expect_geq(arena__backing_bytes(a->backing), before + 5 * a->page_size);
     for (size_t i = 0; i < 5; i++)
-        cr_expect(arena__backing_is_used(&a->backing, p2 + i));
+        cr_expect(arena__backing_is_used(a->backing, p2 + i));
     /* write, free, reallocate: the first fit takes the hole back, and it reads as zero */
-    char *m = mmap(NULL, 3 * a->page_size, PROT_READ | PROT_WRITE, MAP_SHARED, a->backing.fd,
+    char *m = mmap(NULL, 3 * a->page_size, PROT_READ | PROT_WRITE, MAP_SHARED, arena__backing_fd(a->backing),
                    (off_t)(p0 * a->page_size));
     cr_assert_neq(m, MAP_FAILED);
     memset(m, 0x5a, 3 * a->page_size);
@@ -119,9 +120,9 @@ Test(backing, free_punches_memory)
     arena_t *a = make(ARENA_BACKING_MEMFD, 0);
     size_t first;
     cr_assert_eq(arena_file_alloc(a, 256, &first), 0);
-    size_t full = arena__backing_bytes(&a->backing);
+    size_t full = arena__backing_bytes(a->backing);
     cr_assert_eq(arena_file_free(a, first + 16, 128), 0);
-    cr_expect_leq(arena__backing_bytes(&a->backing), full - 128 * a->page_size);
+    cr_expect_leq(arena__backing_bytes(a->backing), full - 128 * a->page_size);
     arena_destroy(a);
 }
 
@@ -146,7 +147,7 @@ Test(backing, max_file_gives_enospc)
 {
     size_t page = arena__os_page();
     arena_t *a = make(ARENA_BACKING_MEMFD, 0);
-    size_t used_by_heap = a->backing.used_count;
+    size_t used_by_heap = arena__backing_used_pages(a->backing);
     arena_destroy(a);
     a = make(ARENA_BACKING_MEMFD, (used_by_heap + 10) * page);
     size_t first, second;
@@ -217,7 +218,7 @@ Test(backing, larger_arena_pages)
     cr_expect_eq(arena_page_size(a), cfg.page_size);
     size_t first;
     cr_assert_eq(arena_file_alloc(a, 3, &first), 0);
-    cr_expect_geq(a->backing.file_pages * cfg.page_size, (first + 3) * cfg.page_size);
+    cr_expect_geq(arena__backing_file_pages(a->backing) * cfg.page_size, (first + 3) * cfg.page_size);
     arena_destroy(a);
 }
 
@@ -281,10 +282,10 @@ Test(backing, fallocate_failure_is_an_error_not_a_sigbus)
 {
     arena_t *a = make(ARENA_BACKING_MEMFD, 0);
     size_t first;
-    size_t used = a->backing.used_count;
+    size_t used = arena__backing_used_pages(a->backing);
     arena__fault_arm(ARENA_SYS_FALLOCATE, 1, ENOSPC);
     cr_expect_eq(arena_file_alloc(a, 4, &first), ENOSPC);
-    cr_expect_eq(a->backing.used_count, used, "nothing handed out");
+    cr_expect_eq(arena__backing_used_pages(a->backing), used, "nothing handed out");
     cr_expect_eq(arena_file_alloc(a, 4, &first), 0);
     arena_destroy(a);
 }

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core.h"
+#include "view.h"
 
 Test(budget, clamped_to_what_the_kernel_can_honour)
 {

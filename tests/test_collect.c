@@ -11,7 +11,8 @@
 #include <sys/mman.h>
 
 #include "arena.h"
-#include "internal.h"
+#include "core.h"
+#include "view.h"
 
 struct ref {
     char *p;
@@ -343,7 +344,7 @@ Test(collect, long_runs_mremap_2m)
         cr_assert_eq(arena_mark(a, objs[i] + 12345), 0);
     arena_collect_stats_t st;
     cr_assert_eq(arena_collect(a, &st), 0);
-    if (arena__move_have_dontunmap())
+    if (arena__map_have_dontunmap())
         cr_assert_geq(st.runs_mremap_2m, 1, "remapped %zu runs, copied %zu", st.runs_remapped, st.runs_copied);
     for (int i = 1; i < N; i++) {
         char *now = arena_forward(a, objs[i]);

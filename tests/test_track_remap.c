@@ -10,7 +10,7 @@
 #include <errno.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "core.h"
 #include "os.h"
 #include "track_util.h"
 

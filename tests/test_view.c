@@ -10,7 +10,8 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core.h"
+#include "view.h"
 
 static const int movers[] = { ARENA_MOVE_REMAP_FILE_PAGES, ARENA_MOVE_MMAP_FIXED, ARENA_MOVE_MREMAP,
                               ARENA_MOVE_COPY };
@@ -39,7 +40,7 @@ static size_t tagged_pages(arena_t *a, size_t n, uint64_t tag0)
     int err = arena_file_alloc(a, n, &first);
     cr_assert_eq(err, 0, "arena_file_alloc: %s", arena_strerror(err));
     size_t ps = arena_page_size(a);
-    char *m = mmap(NULL, n * ps, PROT_READ | PROT_WRITE, MAP_SHARED, a->backing.fd, (off_t)(first * ps));
+    char *m = mmap(NULL, n * ps, PROT_READ | PROT_WRITE, MAP_SHARED, arena__backing_fd(a->backing), (off_t)(first * ps));
     cr_assert_neq(m, MAP_FAILED);
     for (size_t i = 0; i < n; i++)
         *(uint64_t *)(m + i * ps) = tag0 + i;
@@ -59,7 +60,7 @@ static arena_view_t *open_view(arena_t *a, size_t nslots, int prot, int mover)
 
 static volatile uint64_t *slot_word(arena_view_t *v, size_t slot)
 {
-    return (volatile uint64_t *)((char *)arena_view_base(v) + slot * arena_page_size(v->arena));
+    return (volatile uint64_t *)((char *)arena_view_base(v) + slot * arena_page_size(arena__view_arena(v)));
 }
 
 /* Lines of /proc/self/maps that overlap [lo, hi). */
@@ -81,7 +82,7 @@ static size_t maps_in(const void *lo, const void *hi)
 static size_t maps_of(arena_view_t *v)
 {
     char *b = arena_view_base(v);
-    return maps_in(b, b + arena_view_slots(v) * arena_page_size(v->arena));
+    return maps_in(b, b + arena_view_slots(v) * arena_page_size(arena__view_arena(v)));
 }
 
 /* ---------------------------------------------------------------- aliasing -- */
@@ -344,7 +345,7 @@ Test(view, remap_file_pages_is_used_on_shown_runs)
 
 Test(view, mremap_moves_whole_runs)
 {
-    if (!arena__move_have_dontunmap())
+    if (!arena__map_have_dontunmap())
         cr_skip_test("no MREMAP_DONTUNMAP for shared mappings");
     arena_t *a = make_arena(0);
     size_t p = tagged_pages(a, 32, 1);
@@ -378,7 +379,7 @@ Test(view, copy_move_gives_fresh_pages)
     for (size_t i = 0; i < 4; i++) {
         cr_expect_eq(*slot_word(v, 8 + i), 40 + i);
         cr_expect_neq(arena_view_file_page(v, 8 + i), p + i);
-        cr_expect(arena__backing_is_used(&a->backing, p + i), "old pages stay with their owner");
+        cr_expect(arena__backing_is_used(a->backing, p + i), "old pages stay with their owner");
     }
     cr_expect_eq(arena_view_file_page(v, 9), arena_view_file_page(v, 8) + 1, "one fresh run");
     arena_destroy(a);
@@ -388,7 +389,7 @@ Test(view, copy_move_gives_fresh_pages)
 Test(view, budget_refusal_leaves_view_unchanged)
 {
     arena_t *a = make_arena(0);
-    size_t used = arena__vmas(a);
+    size_t used = arena__budget_used(&a->budget);
     arena_destroy(a);
     a = make_arena(used + 1 + 6); /* room for the view and 6 more mappings */
     size_t p = tagged_pages(a, 32, 1);
@@ -416,13 +417,13 @@ Test(view, budget_refusal_leaves_view_unchanged)
     }
     cr_expect_gt(refused, 0);
     cr_expect_eq(arena_view_vmas(v), maps_of(v));
-    cr_expect_leq(arena__vmas(a), a->vma_budget);
+    cr_expect_leq(arena__budget_used(&a->budget), arena__budget_limit(&a->budget));
     /* new views until the budget refuses one */
     int opened = 0, err = 0;
     while (opened < 8 && (err = arena_view_open(a, ARENA_VIEW_EMPTY, 4, ARENA_PROT_READ, 0, &(arena_view_t *){ 0 })) == 0)
         opened++;
     cr_expect_eq(err, ARENA_EVMA);
-    cr_expect_eq(arena__vmas(a), a->vma_budget, "filled exactly");
+    cr_expect_eq(arena__budget_used(&a->budget), arena__budget_limit(&a->budget), "filled exactly");
     arena_destroy(a);
 }
 
@@ -625,7 +626,7 @@ Test(view, open_failures_change_nothing)
     arena_t *a = make_arena(0);
     size_t p = tagged_pages(a, 8, 1);
     (void)p;
-    size_t vmas = arena__vmas(a), maps = arena__os_count_maps();
+    size_t vmas = arena__budget_used(&a->budget), maps = arena__os_count_maps();
     for (size_t i = 0; i < sizeof sys / sizeof *sys; i++) {
         arena_view_t *v = NULL;
         arena__fault_arm(sys[i], i + 1, ENOMEM);
@@ -635,7 +636,7 @@ Test(view, open_failures_change_nothing)
         cr_expect(fired, "call %zu was reached", i + 1);
         cr_expect_eq(err, ENOMEM, "call %zu: %s", i + 1, arena_strerror(err));
         cr_expect_null(v);
-        cr_expect_eq(arena__vmas(a), vmas);
+        cr_expect_eq(arena__budget_used(&a->budget), vmas);
         cr_expect_eq(arena__os_count_maps(), maps, "call %zu: no mapping left behind", i + 1);
     }
     arena_destroy(a);
@@ -680,11 +681,11 @@ Test(view, threads_share_an_arena)
         cr_expect_eq(w[i].err, 0, "worker %d: %s", i, arena_strerror(w[i].err));
     }
     size_t sum = 0;
-    for (arena_view_t *v = a->views; v; v = v->next) {
-        if (!v->is_heap)
-            cr_expect_eq(v->vmas, maps_of(v));
-        sum += v->vmas;
+    for (arena_view_t *v = a->views; v; v = arena__view_next(v)) {
+        if (!arena__view_is_heap(v))
+            cr_expect_eq(arena__view_vmas(v), maps_of(v));
+        sum += arena__view_vmas(v);
     }
-    cr_expect_eq(arena__vmas(a), sum + a->track_vmas);
+    cr_expect_eq(arena__budget_used(&a->budget), sum, "the budget counts every view's mappings (no tracking here)");
     arena_destroy(a);
 }
