@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "heapmap.h"
 
 struct obj {
     char *p;
@@ -138,31 +139,56 @@ static struct options parse(int argc, char **argv)
     return o;
 }
 
-/* The same heap shape for every run: the generator restarts from the seed. */
+static double uniform(void)
+{
+    return (double)(rnd() >> 11) * 0x1p-53;
+}
+
+/* The same heap shape for every run: the generator restarts from the seed.
+ *
+ * Objects allocated together tend to die together, so the heap is built as stretches
+ * ("regions") of 1 to 512 pages' worth of objects (at most a 32nd of the heap), and a region is live (every object in it
+ * survives), dead (none does) or, one in five, mixed (each object survives with probability
+ * --survive, which leaves sparse pages). Whether a region is live or dead is drawn so that the
+ * share of surviving bytes stays close to --survive all along, so the share of surviving
+ * objects is close to what was asked for. That gives every case the compactor handles: dense
+ * runs of every length to remap or copy, sparse pages to evacuate, dead pages to punch. */
 static struct obj *build(arena_t *a, const struct options *o, size_t *count, const char *label)
 {
-    size_t cap = 1024, n = 0, bytes = 0;
+    size_t cap = 1024, n = 0, bytes = 0, live_bytes = 0, region_left = 0;
+    enum { DEAD, LIVE, MIXED } kind = DEAD;
     struct obj *objs = malloc(cap * sizeof *objs);
     rng = o->seed * 2654435761u + 1;
     size_t page = arena_page_size(a);
+    unsigned longest = 0; /* regions of at most a 32nd of the heap, so small heaps get many */
+    while (longest < 9 && (page << (longest + 1)) <= o->heap / 32)
+        longest++;
     while (bytes < o->heap) {
+        if (region_left == 0) {
+            region_left = (page << (rnd() % (longest + 1))) + rnd() % page;
+            if (uniform() < 0.2)
+                kind = MIXED;
+            else
+                kind = (double)live_bytes + uniform() * (double)region_left <
+                               o->survive * (double)(bytes + region_left) ? LIVE : DEAD;
+        }
         uint64_t k = rnd() % 1000;
         size_t size = k < 900 ? 16 + rnd() % 240 : k < 995 ? 256 + rnd() % (page - 256) : page + rnd() % (8 * page);
         size = (size + 15) & ~(size_t)15;
-        if (n == cap)
-            objs = realloc(objs, (cap *= 2) * sizeof *objs);
+        if (n == cap && (objs = realloc(objs, (cap *= 2) * sizeof *objs)) == NULL)
+            demo_die("out of memory for the object table");
         struct obj *ob = &objs[n++];
         ob->p = arena_alloc(a, size);
-        if (ob->p == NULL) {
-            fprintf(stderr, "arena_alloc: %s\n", strerror(errno));
-            exit(1);
-        }
+        if (ob->p == NULL)
+            demo_die("arena_alloc: %s", strerror(errno));
         ob->size = (uint32_t)size;
-        ob->live = (double)(rnd() >> 11) * 0x1p-53 < o->survive;
+        ob->live = kind == LIVE || (kind == MIXED && uniform() < o->survive);
         uint64_t *w = (uint64_t *)ob->p;
         for (size_t i = 0; i < size / 8; i++)
             w[i] = word_of(ob, i);
         bytes += size;
+        live_bytes += ob->live ? size : 0;
+        region_left = size < region_left ? region_left - size : 0;
         if ((n & 1023) == 0 || bytes >= o->heap)
             demo_progress(label, (bytes < o->heap ? bytes : o->heap) >> 20, o->heap >> 20);
     }
@@ -171,62 +197,96 @@ static struct obj *build(arena_t *a, const struct options *o, size_t *count, con
     return objs;
 }
 
-/* Live fraction per heap page for the map; -1 where the slot shows no page. */
-static double *density(arena_t *a, const struct obj *objs, size_t n, size_t slots)
+/* Live fraction of each heap slot before the collection; -1 where the slot shows no page. */
+static float *live_fraction(arena_t *a, const struct obj *objs, size_t n, size_t slots)
 {
-    double *d = calloc(slots, sizeof *d);
+    arena_view_t *hv = arena_heap_view(a);
+    float *d = calloc(slots, sizeof *d);
+    if (d == NULL)
+        demo_die("out of memory for the heap map");
     for (size_t s = 0; s < slots; s++)
-        if (arena_view_file_page(arena_heap_view(a), s) == ARENA_NO_PAGE)
+        if (arena_view_file_page(hv, s) == ARENA_NO_PAGE)
             d[s] = -1;
-    const char *base = arena_view_base(arena_heap_view(a));
+    const char *base = arena_view_base(hv);
     size_t page = arena_page_size(a);
     for (size_t i = 0; i < n; i++) {
-        if (!objs[i].live || objs[i].p == NULL)
+        if (!objs[i].live)
             continue;
         size_t off = (size_t)(objs[i].p - base);
         for (size_t b = off; b < off + objs[i].size;) {
             size_t s = b / page, end = (s + 1) * page < off + objs[i].size ? (s + 1) * page : off + objs[i].size;
-            if (s < slots)
-                d[s] += (double)(end - b) / (double)page;
+            if (s < slots && d[s] >= 0)
+                d[s] += (float)(end - b) / (float)page;
             b = end;
         }
     }
     return d;
 }
 
-static void svg_map(FILE *f, const double *d, size_t slots, double y, const char *title)
+/* Give the slots [off, off + size) of the heap the class cls unless they already have a
+ * higher one (a page holding objects of several fates shows the most eventful). */
+static void paint(unsigned char *map, size_t slots, size_t page, size_t off, size_t size, unsigned char cls)
 {
-    enum { COLS = 128, CELLS = 128 * 48 };
-    size_t per = (slots + CELLS - 1) / CELLS;
-    per = per ? per : 1;
-    fprintf(f, "<text x='4' y='%.0f' font-family='monospace' font-size='12'>%s (%zu page%s per cell)</text>\n",
-            y - 4, title, per, per > 1 ? "s" : "");
-    for (size_t c = 0; c * per < slots; c++) {
-        double sum = 0;
-        size_t mapped = 0;
-        for (size_t s = c * per; s < (c + 1) * per && s < slots; s++) {
-            sum += d[s] > 0 ? d[s] : 0;
-            mapped += d[s] >= 0;
-        }
-        const char *fill = "#f4f4f4";
-        char buf[32];
-        if (mapped) {
-            int shade = 230 - (int)(200 * (sum / (double)per));
-            snprintf(buf, sizeof buf, "rgb(%d,%d,255)", shade < 0 ? 0 : shade, shade < 0 ? 0 : shade);
-            fill = buf;
-        }
-        fprintf(f, "<rect x='%zu' y='%.0f' width='5' height='5' fill='%s'/>\n", 4 + (c % COLS) * 6,
-                y + (double)(c / COLS) * 6, fill);
-    }
+    for (size_t s = off / page; s < slots && s * page < off + size; s++)
+        if (map[s] < cls)
+            map[s] = cls;
 }
 
-struct row {
-    arena_collect_stats_t st;
-    arena_stats_t before, after;
-    size_t bad;
-};
+/* What happened to each page and where each page's contents came from, from where every
+ * survivor was (old[i]) and is (objs[i].p) and which file page each slot showed before
+ * (file_before) and shows now. A page moved as a whole when every survivor that starts in it
+ * moved by the same whole number of pages: remapped if its new slot shows the same file page,
+ * copied if not. Any other move of a survivor is an evacuation. */
+static void classify(arena_t *a, const struct obj *objs, char *const *old, size_t n, const size_t *file_before,
+                     struct hm_run *m)
+{
+    arena_view_t *hv = arena_heap_view(a);
+    const char *base = arena_view_base(hv);
+    size_t page = arena_page_size(a), slots = m->slots;
+    ptrdiff_t *delta = malloc(slots * sizeof *delta);
+    unsigned char *seen = calloc(slots, 1); /* 0 none yet, 1 one delta, 2 several */
+    m->fate = malloc(slots);
+    m->origin = malloc(slots);
+    if (!delta || !seen || !m->fate || !m->origin)
+        demo_die("out of memory for the heap map");
+    for (size_t s = 0; s < slots; s++) {
+        m->fate[s] = file_before[s] == ARENA_NO_PAGE ? HM_NO_PAGE : HM_DEAD;
+        m->origin[s] = arena_view_file_page(hv, s) == ARENA_NO_PAGE ? HM_NO_PAGE : HM_EMPTY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!objs[i].live || objs[i].p == NULL)
+            continue;
+        size_t s = (size_t)(old[i] - base) / page;
+        ptrdiff_t d = objs[i].p - old[i];
+        if (s >= slots)
+            continue;
+        if (seen[s] == 0)
+            delta[s] = d, seen[s] = 1;
+        else if (delta[s] != d)
+            seen[s] = 2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!objs[i].live || objs[i].p == NULL)
+            continue;
+        size_t from = (size_t)(old[i] - base), to = (size_t)(objs[i].p - base), s = from / page;
+        if (s >= slots)
+            continue;
+        ptrdiff_t d = objs[i].p - old[i];
+        unsigned char cls;
+        if (seen[s] == 1 && d % (ptrdiff_t)page == 0)
+            cls = arena_view_file_page(hv, to / page) != file_before[s] ? HM_COPIED
+                  : d == 0                                              ? HM_IN_PLACE
+                                                                        : HM_REMAPPED;
+        else
+            cls = HM_EVACUATED;
+        paint(m->fate, slots, page, from, objs[i].size, cls);
+        paint(m->origin, slots, page, to, objs[i].size, cls);
+    }
+    free(delta);
+    free(seen);
+}
 
-static struct row run(const struct options *o, int mover, const char *label, FILE *svg)
+static void run(const struct options *o, int mover, const char *label, struct hm_run *r)
 {
     arena_config_t cfg;
     arena_config_init(&cfg);
@@ -234,34 +294,43 @@ static struct row run(const struct options *o, int mover, const char *label, FIL
     cfg.page_size = o->page;
     cfg.reserve = o->heap * 4 + ((size_t)64 << 20);
     arena_t *a = NULL;
-    int err = arena_create(&a, &cfg);
-    if (err != 0) {
-        fprintf(stderr, "arena_create: %s\n", arena_strerror(err));
-        exit(1);
-    }
+    demo_check(arena_create(&a, &cfg), "arena_create");
     size_t n;
     struct obj *objs = build(a, o, &n, label);
-    struct row r = {0};
-    arena_stats(a, &r.before);
+    arena_stats(a, &r->before);
     arena_view_t *hv = arena_heap_view(a);
-    size_t slots = r.before.heap_pages + 1;
+    size_t slots = r->before.heap_pages + 1;
     for (size_t s = slots; s < arena_view_slots(hv) && s < slots * 2 + 4096; s++)
         if (arena_view_file_page(hv, s) != ARENA_NO_PAGE)
             slots = s + 1;
-    double *before = svg ? density(a, objs, n, slots) : NULL;
+    if (hm_round_slots(slots) <= arena_view_slots(hv))
+        slots = hm_round_slots(slots);
+    r->slots = slots;
+    bool map = o->svg != NULL;
+    char **old = map ? malloc(n * sizeof *old) : NULL;
+    size_t *file_before = map ? malloc(slots * sizeof *file_before) : NULL;
+    if (map) {
+        if (!old || !file_before)
+            demo_die("out of memory for the heap map");
+        r->live_before = live_fraction(a, objs, n, slots);
+        for (size_t s = 0; s < slots; s++)
+            file_before[s] = arena_view_file_page(hv, s);
+        for (size_t i = 0; i < n; i++)
+            old[i] = objs[i].p;
+    }
     for (size_t i = 0; i < n; i++)
         if (objs[i].live && arena_mark(a, objs[i].p + objs[i].size / 2) != 0)
-            r.bad++;
-    err = arena_collect(a, &r.st);
+            r->bad++;
+    int err = arena_collect(a, &r->st);
     if (err != 0) {
-        fprintf(stderr, "arena_collect: %s\n", arena_strerror(err));
-        r.bad++;
+        fprintf(stderr, "arena-compaction: arena_collect: %s\n", arena_strerror(err));
+        r->bad++;
     }
-    arena_stats(a, &r.after);
+    arena_stats(a, &r->after);
     for (size_t i = 0; i < n; i++) {
         char *now = arena_forward(a, objs[i].p);
         if (!objs[i].live) {
-            r.bad += now != NULL;
+            r->bad += now != NULL;
             objs[i].p = NULL;
             continue;
         }
@@ -270,18 +339,31 @@ static struct row run(const struct options *o, int mover, const char *label, FIL
         bool ok = now != NULL && arena_object_size(a, now) == objs[i].size;
         for (size_t k = 0; ok && k < objs[i].size / 8; k++)
             ok = w[k] == word_of(&objs[i], k);
-        r.bad += !ok;
+        r->bad += !ok;
     }
-    if (svg) {
-        double *after = density(a, objs, n, slots);
-        svg_map(svg, before, slots, 20, "before collection: survivors (darker = more live bytes; grey = no page)");
-        svg_map(svg, after, slots, 340, "after collection (mover AUTO)");
-        free(after);
-        free(before);
-    }
+    if (map)
+        classify(a, objs, old, n, file_before, r);
+    free(old);
+    free(file_before);
     free(objs);
     arena_destroy(a);
-    return r;
+}
+
+static void write_map(const struct options *o, const struct hm_run runs[2])
+{
+    FILE *f = fopen(o->svg, "we");
+    if (f == NULL) {
+        fprintf(stderr, "arena-compaction: cannot write the heap map %s: %s\n", o->svg, strerror(errno));
+        return;
+    }
+    struct hm_heap h = {.heap_bytes = o->heap, .page_size = runs[0].before.page_size,
+                        .objects = runs[0].st.objects_live + runs[0].st.objects_freed,
+                        .survive = o->survive, .seed = (unsigned long long)o->seed};
+    int err = hm_write_svg(f, &h, runs);
+    if (fclose(f) != 0 || err != 0)
+        fprintf(stderr, "arena-compaction: writing the heap map %s failed: %s\n", o->svg, strerror(errno));
+    else
+        printf("\nheap map: %s\n", o->svg);
 }
 
 /* One line of the side-by-side table: what, unit, the AUTO figure, the COPY figure. */
@@ -290,7 +372,7 @@ static void line(const char *what, const char *unit, double a, double c, int dec
     printf("  %-44s %-4s %12.*f %12.*f\n", what, unit, decimals, a, decimals, c);
 }
 
-static void print_table(const struct options *o, const struct row *ra, const struct row *rc)
+static void print_table(const struct options *o, const struct hm_run *ra, const struct hm_run *rc)
 {
     const arena_collect_stats_t *a = &ra->st, *c = &rc->st;
     size_t all = a->objects_live + a->objects_freed;
@@ -327,21 +409,16 @@ static void print_table(const struct options *o, const struct row *ra, const str
 int main(int argc, char **argv)
 {
     struct options o = parse(argc, argv);
-    FILE *svg = NULL;
-    if (o.svg != NULL && (svg = fopen(o.svg, "w")) == NULL)
-        fprintf(stderr, "arena-compaction: cannot write %s: %s (continuing without the map)\n", o.svg,
-                strerror(errno));
-    if (svg != NULL)
-        fprintf(svg, "<svg xmlns='http://www.w3.org/2000/svg' width='780' height='640'>\n"
-                     "<rect width='100%%' height='100%%' fill='white'/>\n");
-    struct row rauto = run(&o, ARENA_MOVE_AUTO, "building the heap for auto (MiB)", svg);
-    struct row rcopy = run(&o, ARENA_MOVE_COPY, "building the heap for copy (MiB)", NULL);
-    if (svg != NULL) {
-        fprintf(svg, "</svg>\n");
-        fclose(svg);
+    struct hm_run runs[2] = {{.name = "remapping", .mover = "auto"}, {.name = "copying", .mover = "copy"}};
+    run(&o, ARENA_MOVE_AUTO, "building the heap for auto (MiB)", &runs[0]);
+    run(&o, ARENA_MOVE_COPY, "building the heap for copy (MiB)", &runs[1]);
+    print_table(&o, &runs[0], &runs[1]);
+    if (o.svg != NULL)
+        write_map(&o, runs);
+    for (int i = 0; i < 2; i++) {
+        free(runs[i].live_before);
+        free(runs[i].fate);
+        free(runs[i].origin);
     }
-    print_table(&o, &rauto, &rcopy);
-    if (svg != NULL)
-        printf("\nheap map: %s\n", o.svg);
-    return rauto.bad || rcopy.bad ? 1 : 0;
+    return runs[0].bad || runs[1].bad ? 1 : 0;
 }
