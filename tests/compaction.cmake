@@ -25,7 +25,7 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
           "After, remapping: where each page's contents came from"
           "After, copying: where each page's contents came from"
           "How full of survivors a page is" "What happened to a page" "no page at this address"
-          "[0-9]+ pages with no survivor, punched" "[0-9]+ live pages copied" "objects evacuated"
+          "[0-9]+ pages with no survivor, now free" "[0-9]+ live pages copied" "objects evacuated"
           "pause [0-9.]+ ms; +every survivor verified" "class='axis' text-anchor='end'>\\+0<")
     if(NOT svg MATCHES "${piece}")
       message(FATAL_ERROR "the heap map ${SVG} lacks '${piece}'")

@@ -32,12 +32,12 @@ static const struct {
     const char *css, *colour, *label;
 } class_style[HM_CLASSES] = {
     [HM_NO_PAGE] = {"n", "#cdcdcd", "no page at this address (in every panel)"},
-    [HM_DEAD] = {"k", "#f3c4c4", "no survivor: punched out of the file, memory returned"},
-    [HM_EMPTY] = {"e", "#ffffff", "page holding no live data"},
+    [HM_DEAD] = {"k", "#f3c4c4", "no survivor: the page is free (kept for reuse, or punched)"},
+    [HM_EMPTY] = {"e", "#fbe98e", "free page kept resident and mapped for reuse (retained)"},
     [HM_IN_PLACE] = {"i", "#4c72b0", "live page left where it was"},
     [HM_REMAPPED] = {"r", "#2ca25f", "moved by remapping: same file page, new address, nothing copied"},
-    [HM_COPIED] = {"c", "#f28e2b", "copied into a fresh file page"},
-    [HM_EVACUATED] = {"v", "#8e44ad", "objects copied out one by one (sparse page), page then freed"},
+    [HM_COPIED] = {"c", "#f28e2b", "copied to a new address (into another file page)"},
+    [HM_EVACUATED] = {"v", "#8e44ad", "objects copied out one by one (sparse page), page then free"},
 };
 
 /* ColorBrewer "Blues", light to dark: the live fraction of a page. */
@@ -178,16 +178,18 @@ static void panel(FILE *f, double x, double y, const char *title, const float *l
     }
     fprintf(f, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' class='frame'/>\n", x - 0.5, y - 0.5, w + 1,
             h + 1);
-    /* Say what a large block of "no page" at the top of the heap means. */
-    if (cls) {
-        size_t top = slots;
-        while (top > 0 && cls[top - 1] == HM_NO_PAGE)
-            top--;
+    /* Say what a large block of free pages or of "no page" at the top of the heap is. */
+    if (cls && slots > 0 && (cls[slots - 1] == HM_NO_PAGE || cls[slots - 1] == HM_EMPTY)) {
+        size_t top = slots, empty = 0;
+        while (top > 0 && (cls[top - 1] == HM_NO_PAGE || cls[top - 1] == HM_EMPTY))
+            empty += cls[--top] == HM_EMPTY;
+        unsigned char last = empty * 2 > slots - top ? HM_EMPTY : HM_NO_PAGE;
         size_t free_rows = g.rows - (top / g.per + g.cols - 1) / g.cols;
         if ((double)free_rows * g.ch >= 32) {
             double ty = y + h - (double)free_rows * g.ch / 2;
-            fprintf(f, "<text x='%.1f' y='%.1f' class='note' text-anchor='middle'>no page here: this memory is "
-                       "back with the system</text>\n", x + w / 2, ty + 4);
+            fprintf(f, "<text x='%.1f' y='%.1f' class='note' text-anchor='middle'>%s</text>\n", x + w / 2, ty + 4,
+                    last == HM_EMPTY ? "free pages: resident, kept for the next allocations"
+                                     : "no page here: this memory is back with the system");
         }
     }
     /* the address scale: about five labels, at whole multiples of a power of two of rows */
@@ -251,8 +253,9 @@ static double legends(FILE *f, double x, double y, const bool present[HM_CLASSES
         "objects and most have died; dark pages are full of survivors, white",
         "ones have none. Middle: the same addresses, coloured by what each",
         "collection did with each page. Bottom: the heap afterwards: the",
-        "survivors packed at its low end, and no page above them, so that",
-        "memory is back with the system. Both compactors verify every survivor.",
+        "survivors packed at its low end; free pages above them stay resident",
+        "for the next allocations (retained) until arena_trim() returns them,",
+        "and addresses with no page hold no memory at all.",
     };
     for (size_t i = 0; i < sizeof how / sizeof how[0]; i++, y += 16)
         text(f, x, y, "t", how[i]);
@@ -277,7 +280,7 @@ static double summary(FILE *f, double x, double y, const struct hm_run *r)
         int cls;
         const char *what;
     } pages[] = {
-        {HM_DEAD, "pages with no survivor, punched"},
+        {HM_DEAD, "pages with no survivor, now free"},
         {HM_IN_PLACE, "live pages left in place"},
         {HM_REMAPPED, "live pages remapped (no byte copied)"},
         {HM_COPIED, "live pages copied"},
@@ -289,17 +292,25 @@ static double summary(FILE *f, double x, double y, const struct hm_run *r)
         text(f, x + 16, y, "t", line);
     }
     y += 4;
-    snprintf(line, sizeof line, "The collector's own count (arena_collect_stats_t) also has the pages filled");
-    text(f, x, y, "t", line);
+    text(f, x, y, "t", "The collector's own count (arena_collect_stats_t) also has the pages filled by");
     y += 16;
-    snprintf(line, sizeof line, "by evacuation, which slide down too: %zu pages remapped, %zu copied.",
+    snprintf(line, sizeof line, "evacuation, which slide down too: %zu remapped, %zu copied into fresh file",
              st->pages_remapped, st->pages_copied);
     text(f, x, y, "t", line);
+    y += 16;
+    snprintf(line, sizeof line, "pages, %zu copied into retained ones; %zu free pages retained, %zu punched.",
+             st->pages_slid, st->pages_retained, st->pages_released);
+    text(f, x, y, "t", line);
     y += 20;
+    char t[24];
     fmt_bytes(a, sizeof a, (double)r->before.resident_bytes);
     fmt_bytes(b, sizeof b, (double)r->after.resident_bytes);
+    fmt_bytes(t, sizeof t, (double)r->trimmed.resident_bytes);
     fmt_bytes(live, sizeof live, (double)st->bytes_live);
-    snprintf(line, sizeof line, "resident memory %s \xe2\x86\x92 %s, for %s of live data", a, b, live);
+    snprintf(line, sizeof line, "resident memory %s \xe2\x86\x92 %s after the collection \xe2\x86\x92 %s after", a, b, t);
+    text(f, x, y, "t", line);
+    y += 16;
+    snprintf(line, sizeof line, "arena_trim(a, 0) released the retained pages, for %s of live data", live);
     text(f, x, y, "t", line);
     y += 16;
     snprintf(line, sizeof line, "heap pages in use %zu \xe2\x86\x92 %zu;  kernel mappings (VMAs) %zu \xe2\x86\x92 %zu",
@@ -320,28 +331,10 @@ static double summary(FILE *f, double x, double y, const struct hm_run *r)
     return y;
 }
 
-int hm_write_svg(FILE *f, const struct hm_heap *heap, const struct hm_run runs[2])
+/* The title and the three lines under it. */
+static void heading(FILE *f, const struct hm_heap *heap, const struct hm_run runs[2], size_t slots)
 {
-    size_t slots = runs[0].slots > runs[1].slots ? runs[0].slots : runs[1].slots;
     struct grid g = grid_for(slots);
-    double ph = panel_height(slots), x0 = LEFT, x1 = LEFT + PANEL_W + GAP;
-    double y_before = 118, y_fate = y_before + (ph > 250 ? ph : 250) + 62, y_after = y_fate + ph + 62,
-           y_sum = y_after + ph + 36, height = y_sum + 220;
-    fprintf(f,
-            "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%.0f' viewBox='0 0 %d %.0f'>\n"
-            "<style>\n"
-            "text{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;fill:#222}\n"
-            ".h1{font-size:18px;font-weight:bold} .h2{font-size:13px;font-weight:bold}\n"
-            ".t{font-size:12px} .sub{font-size:12px;fill:#444} .axis{font-size:10px;fill:#444}\n"
-            ".bad{font-size:12px;fill:#c00;font-weight:bold} .note{font-size:13px;fill:#555;font-style:italic}\n"
-            ".frame{fill:none;stroke:#555;stroke-width:1} .tick{stroke:#555;stroke-width:1}\n",
-            WIDTH, height, WIDTH, height);
-    for (int k = 0; k < HM_CLASSES; k++)
-        fprintf(f, ".%s{fill:%s}\n", class_style[k].css, class_style[k].colour);
-    for (int l = 0; l < LEVELS; l++)
-        fprintf(f, ".l%d{fill:%s}\n", l, level_colour[l]);
-    fputs("</style>\n<rect width='100%' height='100%' fill='white'/>\n", f);
-
     char line[400], heap_s[24], page_s[24], row_s[24];
     fmt_bytes(heap_s, sizeof heap_s, (double)heap->heap_bytes);
     fmt_bytes(page_s, sizeof page_s, (double)heap->page_size);
@@ -369,8 +362,22 @@ int hm_write_svg(FILE *f, const struct hm_heap *heap, const struct hm_run runs[2
              "%zu; copying copied %zu. Pause %.1f ms (remapping) vs %.1f ms (copying).",
              remapped, copied[0], copied[1], runs[0].st.pause_ns / 1e6, runs[1].st.pause_ns / 1e6);
     text(f, 12, 84, "sub", line);
+}
 
-    panel(f, x0, y_before, "Before the collection: survivors in each page", runs[0].live_before, NULL, slots,
+/* The figure is drawn into memory first: its height is known only once the legends and the
+ * numbers are laid out. */
+int hm_write_svg(FILE *f, const struct hm_heap *heap, const struct hm_run runs[2])
+{
+    char *body = NULL;
+    size_t body_len = 0;
+    FILE *m = open_memstream(&body, &body_len);
+    if (m == NULL)
+        return -1;
+    size_t slots = runs[0].slots > runs[1].slots ? runs[0].slots : runs[1].slots;
+    double ph = panel_height(slots), x0 = LEFT, x1 = LEFT + PANEL_W + GAP, y_before = 118;
+
+    heading(m, heap, runs, slots);
+    panel(m, x0, y_before, "Before the collection: survivors in each page", runs[0].live_before, NULL, slots,
           heap->page_size);
     bool present[HM_CLASSES] = {false};
     for (int i = 0; i < 2; i++)
@@ -380,16 +387,42 @@ int hm_write_svg(FILE *f, const struct hm_heap *heap, const struct hm_run runs[2
         }
     for (size_t s = 0; s < runs[0].slots; s++)
         present[HM_NO_PAGE] |= runs[0].live_before[s] < 0;
-    legends(f, x1, y_before, present);
+    double legend_end = legends(m, x1, y_before, present);
+    double y_fate = (y_before + ph > legend_end ? y_before + ph : legend_end) + 62;
+    double y_after = y_fate + ph + 62, y_sum = y_after + ph + 36, height = 0;
+    char line[200];
     for (int i = 0; i < 2; i++) {
         double x = i ? x1 : x0;
         snprintf(line, sizeof line, "%c%s compactor (%s): what happened to each page", runs[i].name[0] - 'a' + 'A',
                  runs[i].name + 1, runs[i].mover);
-        panel(f, x, y_fate, line, NULL, runs[i].fate, slots, heap->page_size);
+        panel(m, x, y_fate, line, NULL, runs[i].fate, slots, heap->page_size);
         snprintf(line, sizeof line, "After, %s: where each page's contents came from", runs[i].name);
-        panel(f, x, y_after, line, NULL, runs[i].origin, slots, heap->page_size);
-        summary(f, x, y_sum, &runs[i]);
+        panel(m, x, y_after, line, NULL, runs[i].origin, slots, heap->page_size);
+        double end = summary(m, x, y_sum, &runs[i]);
+        height = end > height ? end : height;
     }
+    height += 24;
+    if (fclose(m) != 0) {
+        free(body);
+        return -1;
+    }
+
+    fprintf(f,
+            "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%.0f' viewBox='0 0 %d %.0f'>\n"
+            "<style>\n"
+            "text{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;fill:#222}\n"
+            ".h1{font-size:18px;font-weight:bold} .h2{font-size:13px;font-weight:bold}\n"
+            ".t{font-size:12px} .sub{font-size:12px;fill:#444} .axis{font-size:10px;fill:#444}\n"
+            ".bad{font-size:12px;fill:#c00;font-weight:bold} .note{font-size:13px;fill:#555;font-style:italic}\n"
+            ".frame{fill:none;stroke:#555;stroke-width:1} .tick{stroke:#555;stroke-width:1}\n",
+            WIDTH, height, WIDTH, height);
+    for (int k = 0; k < HM_CLASSES; k++)
+        fprintf(f, ".%s{fill:%s}\n", class_style[k].css, class_style[k].colour);
+    for (int l = 0; l < LEVELS; l++)
+        fprintf(f, ".l%d{fill:%s}\n", l, level_colour[l]);
+    fputs("</style>\n<rect width='100%' height='100%' fill='white'/>\n", f);
+    fwrite(body, 1, body_len, f);
+    free(body);
     fputs("</svg>\n", f);
     return ferror(f) ? -1 : 0;
 }

@@ -13,8 +13,8 @@
  * several kinds shows the highest (an evacuated object outranks a page move). */
 enum hm_class {
     HM_NO_PAGE,   /* the address shows no file page */
-    HM_DEAD,      /* before: a page with no survivor, punched out of the file */
-    HM_EMPTY,     /* after: a page that holds no live data */
+    HM_DEAD,      /* before: a page with no survivor */
+    HM_EMPTY,     /* after: a page that holds no live data, kept resident for reuse */
     HM_IN_PLACE,  /* a live page that stayed where it was */
     HM_REMAPPED,  /* a live page moved by remapping: the same file page at a new address */
     HM_COPIED,    /* a live page copied into a fresh file page */
@@ -31,7 +31,7 @@ struct hm_run {
     unsigned char *fate;         /* per slot, before: what happened to the page (enum hm_class) */
     unsigned char *origin;       /* per slot, after: where its contents came from */
     arena_collect_stats_t st;
-    arena_stats_t before, after;
+    arena_stats_t before, after, trimmed; /* trimmed: after arena_trim(a, 0) */
     size_t bad;                  /* survivors that failed verification */
 };
 
