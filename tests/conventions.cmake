@@ -59,8 +59,3 @@ foreach(target IN LISTS _arena_targets)
   set_tests_properties(convention_${target} PROPERTIES LABELS "demo;convention" TIMEOUT 120)
 endforeach()
 
-# arena-lisp's command line is being reworked on its own branch (issue 13): until that lands its
-# check is expected to fail. Delete these lines when arena-lisp follows the convention.
-if(TEST convention_arena-lisp)
-  set_tests_properties(convention_arena-lisp PROPERTIES WILL_FAIL TRUE)
-endif()

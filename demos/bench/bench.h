@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "arena.h"
 #include "bench_have.h"
@@ -28,11 +29,43 @@ struct bench_opts {
     const char *self;   /* directory of the arena-bench executable (for arena-lisp) */
 };
 
-/* One measured figure. NAN value or baseline prints as null. */
+/* One row as printed and as kept for --summary / --svg. NAN prints as null. */
+struct bench_rec {
+    char bench[64], metric[64], unit[16], note[256];
+    double value, baseline, ratio;
+    double target;   /* ratio <= target is the goal; NAN: the row has no target */
+    double fault_ns; /* this machine's minor-fault cost, measured once per run */
+};
+
+/* One measured figure. NAN value or baseline prints as null. Every row carries the
+ * target (and whether it is met) when it has one, and bench_fault_ns. */
 void bench_row(const char *bench, const char *metric, double value, const char *unit,
                double baseline);
+/* The same with a note (NULL: none). */
+void bench_row_note(const char *bench, const char *metric, double value, const char *unit,
+                    double baseline, const char *note);
 /* A row carrying a note: value null, used when a row is skipped or a figure is unavailable. */
 void bench_note(const char *bench, const char *metric, const char *note);
+/* The target ratio of a row (issue 11 and the README), or NAN. */
+double bench_target(const char *bench, const char *metric);
+/* Where rows go: stdout (unless to_stdout is false) and a copy to `copy` (may be NULL). */
+void bench_output(bool to_stdout, FILE *copy);
+/* Keep a row for the summary without printing it (rows read back with --from). */
+void bench_record(const struct bench_rec *r);
+/* Every row printed or recorded so far. */
+const struct bench_rec *bench_records(size_t *n);
+/* Minor-fault cost in ns: first write to a page of a fallocated memfd (median of 5 passes
+ * over `pages` pages); NAN when the memfd or mapping fails. */
+double bench_measure_fault(size_t pages);
+extern double bench_fault_ns;
+/* Fields of one of our own JSON lines (flat objects): a number (NAN for null or missing),
+ * a string (false when missing). */
+double bench_json_number(const char *line, const char *key);
+bool bench_json_string(const char *line, const char *key, char *out, size_t outlen);
+/* --summary and --svg, from the rows kept. quick: say the sizes are not the README's. */
+void bench_summary(FILE *f, bool quick);
+int bench_svg(const char *path, bool quick);
+
 /* Progress for a human: printed to stderr only when stderr is a TTY. */
 void bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -55,7 +88,7 @@ int bench_release(const struct bench_opts *o);
 int bench_track(const struct bench_opts *o);
 int bench_fork(const struct bench_opts *o);
 int bench_runtime(const struct bench_opts *o);
-int bench_conservative(const struct bench_opts *o);
+int bench_peer(const struct bench_opts *o);
 
 /* Returns have; when false, prints a note row for bench saying `what` is missing. */
 bool bench_need(const char *bench, const char *what, bool have);

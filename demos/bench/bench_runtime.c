@@ -20,22 +20,6 @@
 #define ARENA_SOURCE_DIR "."
 #endif
 
-/* The number after "key": in a JSON line, or NAN. */
-static double json_number(const char *line, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    if (!p)
-        return NAN;
-    p += strlen(pat);
-    while (*p == ' ')
-        p++;
-    char *end;
-    double v = strtod(p, &end);
-    return end == p ? NAN : v;
-}
-
 enum { F_TOTAL, F_PAUSE, F_RSS, F_N };
 
 /* Run one program under one collector; fills f[] from the stats line. */
@@ -57,9 +41,9 @@ static int run_lisp(const char *lisp, const char *prog, const char *gc, double f
     while (fgets(line, sizeof line, p)) {
         if (line[0] != '{')
             continue;
-        f[F_TOTAL] = json_number(line, "total_ms");
-        f[F_PAUSE] = json_number(line, "gc_pause_ms");
-        f[F_RSS] = json_number(line, "peak_rss_kb");
+        f[F_TOTAL] = bench_json_number(line, "total_ms");
+        f[F_PAUSE] = bench_json_number(line, "gc_pause_ms");
+        f[F_RSS] = bench_json_number(line, "peak_rss_kb");
         found = !isnan(f[F_TOTAL]);
     }
     int status = pclose(p);

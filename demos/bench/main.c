@@ -3,18 +3,22 @@
  * both in the same run: one JSON object per line on stdout (see bench.h).
  *
  *   arena-bench [--only NAME] [--heap SIZE] [--quick] [--repeat N]
+ *               [--summary] [--svg FILE] [--json FILE] [--from FILE]
  *
- * Rows: compact, alloc, release, track, fork, runtime, conservative. Targets are reported by the
- * README's Performance section, never asserted here: timing depends on the machine.
+ * Rows: machine, compact, alloc, release, track, fork, runtime, peer. Each row says
+ * whether it meets its target; nothing is asserted here: timing depends on the machine.
  */
 #include "bench.h"
 
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 static const struct {
@@ -23,7 +27,7 @@ static const struct {
 } rows[] = {
     {"compact", bench_compact}, {"alloc", bench_alloc}, {"release", bench_release},
     {"track", bench_track},     {"fork", bench_fork},   {"runtime", bench_runtime},
-    {"conservative", bench_conservative},
+    {"peer", bench_peer},
 };
 
 static int parse_size(const char *s, size_t *out)
@@ -50,18 +54,77 @@ static int parse_size(const char *s, size_t *out)
 static void usage(FILE *f)
 {
     fputs("usage: arena-bench [--only NAME] [--heap SIZE] [--quick] [--repeat N]\n"
-          "  rows: compact alloc release track fork runtime conservative\n"
-          "  SIZE accepts K, M, G suffixes (default 256M; --quick uses 16M)\n", f);
+          "                   [--summary] [--svg FILE] [--json FILE] [--from FILE]\n"
+          "  rows: compact alloc release track fork runtime peer (and machine: the minor-fault\n"
+          "  cost every row carries as fault_ns)\n"
+          "  SIZE accepts K, M, G suffixes (default 256M; --quick uses 16M)\n"
+          "  --quick      small sizes for a smoke test: not the README's conditions\n"
+          "  --repeat N   run every measurement N times and report medians\n"
+          "  --summary    print a Markdown table (ratio, target, met or missed) instead of JSON\n"
+          "  --svg FILE   write a chart of the ratios against their targets (log scale)\n"
+          "  --json FILE  also write the JSON rows to FILE\n"
+          "  --from FILE  measure nothing: read the JSON rows of an earlier run\n", f);
+}
+
+/* The machine row: minor-fault cost, with kernel, CPUs and date as its note. */
+static void machine_row(bool quick)
+{
+    bench_fault_ns = bench_measure_fault(quick ? 1024 : 8192);
+    struct utsname u;
+    char note[256], date[32] = "";
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    if (uname(&u))
+        snprintf(u.release, sizeof u.release, "?");
+    snprintf(note, sizeof note, "Linux %s %s, %ld CPUs, %s%s", u.release, u.machine,
+             sysconf(_SC_NPROCESSORS_ONLN), date, quick ? ", --quick sizes" : "");
+    bench_row_note("machine", "minor_fault", bench_fault_ns, "ns", NAN, note);
+}
+
+/* Rows of an earlier run (one JSON object per line, as printed by bench_row). */
+static int read_rows(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        struct bench_rec r;
+        memset(&r, 0, sizeof r);
+        if (!bench_json_string(line, "bench", r.bench, sizeof r.bench) ||
+            !bench_json_string(line, "metric", r.metric, sizeof r.metric))
+            continue;
+        bench_json_string(line, "unit", r.unit, sizeof r.unit);
+        bench_json_string(line, "note", r.note, sizeof r.note);
+        r.value = bench_json_number(line, "value");
+        r.baseline = bench_json_number(line, "baseline");
+        r.ratio = bench_json_number(line, "ratio");
+        r.target = bench_json_number(line, "target");
+        r.fault_ns = bench_json_number(line, "fault_ns");
+        bench_record(&r);
+    }
+    fclose(f);
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     struct bench_opts o = {.heap = 0, .repeat = 1};
+    bool summary = false;
+    const char *svg = NULL, *json = NULL, *from = NULL;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(arg, "--quick")) {
             o.quick = true;
+        } else if (!strcmp(arg, "--summary")) {
+            summary = true;
+        } else if (!strcmp(arg, "--svg") && val) {
+            svg = argv[++i];
+        } else if (!strcmp(arg, "--json") && val) {
+            json = argv[++i];
+        } else if (!strcmp(arg, "--from") && val) {
+            from = argv[++i];
         } else if (!strcmp(arg, "--only") && val) {
             o.only = val;
             i++;
@@ -95,19 +158,47 @@ int main(int argc, char **argv)
     self[n > 0 ? n : 0] = 0;
     o.self = n > 0 ? dirname(self) : ".";
 
-    bool found = false;
-    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
-        if (o.only && strcmp(o.only, rows[r].name))
-            continue;
-        found = true;
-        bench_progress("%s ...", rows[r].name);
-        rows[r].run(&o);
+    if (o.only && strcmp(o.only, "machine")) {
+        bool known = false;
+        for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
+            known |= !strcmp(o.only, rows[r].name);
+        if (!known) {
+            fprintf(stderr, "arena-bench: no row named %s\n", o.only);
+            usage(stderr);
+            return 64;
+        }
     }
-    bench_progress("%s", "");
-    if (!found) {
-        fprintf(stderr, "arena-bench: no row named %s\n", o.only);
-        usage(stderr);
-        return 64;
+    FILE *copy = NULL;
+    if (json && !(copy = fopen(json, "we"))) {
+        fprintf(stderr, "arena-bench: cannot write %s\n", json);
+        return 1;
+    }
+    bench_output(!summary, copy);
+
+    if (from) {
+        if (read_rows(from)) {
+            fprintf(stderr, "arena-bench: cannot read %s\n", from);
+            return 1;
+        }
+    } else {
+        machine_row(o.quick);
+        for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+            if (o.only && strcmp(o.only, rows[r].name))
+                continue;
+            bench_progress("%s ...", rows[r].name);
+            rows[r].run(&o);
+        }
+        bench_progress("%s", "");
+    }
+    if (copy && fclose(copy)) {
+        fprintf(stderr, "arena-bench: cannot write %s\n", json);
+        return 1;
+    }
+    if (summary)
+        bench_summary(stdout, o.quick);
+    if (svg && bench_svg(svg, o.quick)) {
+        fprintf(stderr, "arena-bench: cannot write %s\n", svg);
+        return 1;
     }
     return 0;
 }

@@ -7,67 +7,253 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
-static void print_number(double v)
+static void print_number(FILE *f, double v)
 {
     if (isnan(v) || isinf(v))
-        fputs("null", stdout);
+        fputs("null", f);
     else if (v == floor(v) && fabs(v) < 1e15)
-        printf("%.0f", v);
+        fprintf(f, "%.0f", v);
     else
-        printf("%.6g", v);
+        fprintf(f, "%.6g", v);
 }
 
 /* Bench and metric names are our own identifiers; notes may hold anything printable. */
-static void print_string(const char *s)
+static void print_string(FILE *f, const char *s)
 {
-    putchar('"');
+    putc('"', f);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
-            printf("\\%c", c);
+            fprintf(f, "\\%c", c);
         else if (c < 0x20)
-            printf("\\u%04x", c);
+            fprintf(f, "\\u%04x", c);
         else
-            putchar(c);
+            putc(c, f);
     }
-    putchar('"');
+    putc('"', f);
+}
+
+/* The targets of issue 11 and the README (ratio <= max). A bench ending in '*' is a prefix. */
+static const struct {
+    const char *bench, *metric;
+    double max;
+} targets[] = {
+    {"compact.run1", "pause_per_live_page", 1.0},
+    {"compact.run1", "pause_vs_warm_copy", 1.5},
+    {"compact.run1", "pause_touch_per_live_page", 1.1},
+    {"compact.run2m", "pause_per_live_page", 0.1},
+    {"compact.run2m", "pause_touch_per_live_page", 0.6},
+    {"alloc", "ns_per_object_16_256", 0.5},
+    {"alloc", "ns_per_object_steady", 0.3},
+    {"release.runs", "resident_after_collect", 1.05},
+    {"release.scattered", "resident_after_collect", 1.25},
+    {"track.sigsegv", "ns_per_first_write", 2.5},
+    {"track.uffd", "ns_per_first_write", 1.3},
+    {"runtime.*", "gc_pause", 2.0},
+    {"runtime.*", "total_time", 1.2},
+    {"runtime.*", "gc_pause_generational", 1.0},
+    {"peer.conservative", "peak_rss", 0.8},
+    {"peer.*", "total_time", 1.0},
+    {"peer.*", "max_pause", 1.0},
+    {"peer.*", "peak_rss", 1.0},
+    {"peer.*", "system_time", 3.0},
+};
+
+double bench_target(const char *bench, const char *metric)
+{
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        const char *t = targets[i].bench;
+        size_t n = strlen(t);
+        bool match = t[n - 1] == '*' ? !strncmp(bench, t, n - 1) : !strcmp(bench, t);
+        if (match && !strcmp(metric, targets[i].metric))
+            return targets[i].max;
+    }
+    return NAN;
+}
+
+static struct bench_rec *recs;
+static size_t nrecs, cap_recs;
+static FILE *json_copy;
+static bool json_on_stdout = true;
+double bench_fault_ns = NAN;
+
+void bench_output(bool to_stdout, FILE *copy)
+{
+    json_on_stdout = to_stdout;
+    json_copy = copy;
+}
+
+const struct bench_rec *bench_records(size_t *n)
+{
+    *n = nrecs;
+    return recs;
+}
+
+static void print_rec(FILE *f, const struct bench_rec *r)
+{
+    fputs("{\"bench\":", f);
+    print_string(f, r->bench);
+    fputs(",\"metric\":", f);
+    print_string(f, r->metric);
+    fputs(",\"value\":", f);
+    print_number(f, r->value);
+    fputs(",\"unit\":", f);
+    if (r->unit[0])
+        print_string(f, r->unit);
+    else
+        fputs("null", f);
+    fputs(",\"baseline\":", f);
+    print_number(f, r->baseline);
+    fputs(",\"ratio\":", f);
+    print_number(f, r->ratio);
+    if (!isnan(r->target)) {
+        fputs(",\"target\":", f);
+        print_number(f, r->target);
+        fputs(",\"met\":", f);
+        fputs(isnan(r->ratio) ? "null" : r->ratio <= r->target ? "true" : "false", f);
+    }
+    fputs(",\"fault_ns\":", f);
+    print_number(f, r->fault_ns);
+    if (r->note[0]) {
+        fputs(",\"note\":", f);
+        print_string(f, r->note);
+    }
+    fputs("}\n", f);
+    fflush(f);
+}
+
+void bench_record(const struct bench_rec *r)
+{
+    if (nrecs == cap_recs) {
+        size_t c = cap_recs ? 2 * cap_recs : 256;
+        struct bench_rec *n = realloc(recs, c * sizeof *n);
+        if (!n)
+            return; /* the row is still printed; only the summary misses it */
+        recs = n;
+        cap_recs = c;
+    }
+    recs[nrecs++] = *r;
+}
+
+static void emit(const struct bench_rec *r)
+{
+    bench_record(r);
+    if (json_on_stdout)
+        print_rec(stdout, r);
+    if (json_copy)
+        print_rec(json_copy, r);
+}
+
+static void fill(struct bench_rec *r, const char *bench, const char *metric)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->bench, sizeof r->bench, "%s", bench);
+    snprintf(r->metric, sizeof r->metric, "%s", metric);
+    r->target = bench_target(bench, metric);
+    r->fault_ns = bench_fault_ns;
+}
+
+void bench_row_note(const char *bench, const char *metric, double value, const char *unit,
+                    double baseline, const char *note)
+{
+    struct bench_rec r;
+    fill(&r, bench, metric);
+    r.value = value;
+    snprintf(r.unit, sizeof r.unit, "%s", unit);
+    r.baseline = baseline;
+    r.ratio = isnan(baseline) || baseline == 0 ? NAN : value / baseline;
+    if (note)
+        snprintf(r.note, sizeof r.note, "%s", note);
+    else if (isnan(value))
+        snprintf(r.note, sizeof r.note, "not measured: the library call failed or is missing");
+    emit(&r);
 }
 
 void bench_row(const char *bench, const char *metric, double value, const char *unit,
                double baseline)
 {
-    fputs("{\"bench\":", stdout);
-    print_string(bench);
-    fputs(",\"metric\":", stdout);
-    print_string(metric);
-    fputs(",\"value\":", stdout);
-    print_number(value);
-    fputs(",\"unit\":", stdout);
-    print_string(unit);
-    fputs(",\"baseline\":", stdout);
-    print_number(baseline);
-    fputs(",\"ratio\":", stdout);
-    print_number(isnan(baseline) || baseline == 0 ? NAN : value / baseline);
-    if (isnan(value))
-        fputs(",\"note\":\"not measured: the library call failed or is missing\"", stdout);
-    fputs("}\n", stdout);
-    fflush(stdout);
+    bench_row_note(bench, metric, value, unit, baseline, NULL);
 }
 
 void bench_note(const char *bench, const char *metric, const char *note)
 {
-    fputs("{\"bench\":", stdout);
-    print_string(bench);
-    fputs(",\"metric\":", stdout);
-    print_string(metric);
-    fputs(",\"value\":null,\"unit\":null,\"baseline\":null,\"ratio\":null,\"note\":", stdout);
-    print_string(note);
-    fputs("}\n", stdout);
-    fflush(stdout);
+    struct bench_rec r;
+    fill(&r, bench, metric);
+    r.value = r.baseline = r.ratio = NAN;
+    snprintf(r.note, sizeof r.note, "%s", note);
+    emit(&r);
+}
+
+/* Minor fault cost: the first write to each page of a fallocated memfd through a fresh
+ * MAP_SHARED mapping (the page is in the page cache; only the page table is missing).
+ * Median over 5 mappings of the same file, ns per page. */
+double bench_measure_fault(size_t pages)
+{
+    size_t os_page = (size_t)sysconf(_SC_PAGESIZE), len = pages * os_page;
+    int fd = memfd_create("arena-bench-fault", MFD_CLOEXEC);
+    if (fd < 0)
+        return NAN;
+    double v[5];
+    int n = 0;
+    if (fallocate(fd, 0, 0, (off_t)len) == 0) {
+        for (; n < 5; n++) {
+            char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (p == MAP_FAILED)
+                break;
+            uint64_t t0 = bench_now_ns();
+            for (size_t i = 0; i < len; i += os_page)
+                *(volatile char *)(p + i) = 1;
+            v[n] = (double)(bench_now_ns() - t0) / (double)pages;
+            munmap(p, len);
+        }
+    }
+    close(fd);
+    return bench_median(v, n);
+}
+
+/* The number after "key": in one of our JSON lines; NAN for null or a missing key. */
+double bench_json_number(const char *line, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p)
+        return NAN;
+    p += strlen(pat);
+    while (*p == ' ')
+        p++;
+    char *end;
+    double v = strtod(p, &end);
+    return end == p ? NAN : v;
+}
+
+/* The string after "key": (escapes undone) into out; false when missing or not a string. */
+bool bench_json_string(const char *line, const char *key, char *out, size_t outlen)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(line, pat);
+    if (!p || !outlen)
+        return false;
+    size_t n = 0;
+    for (p += strlen(pat); *p && *p != '"'; p++) {
+        char c = *p;
+        if (c == '\\' && p[1] == 'u' && p[2] && p[3] && p[4] && p[5]) {
+            c = (char)strtol((char[]){p[4], p[5], 0}, NULL, 16);
+            p += 5;
+        } else if (c == '\\' && p[1]) {
+            c = *++p;
+        }
+        if (n + 1 < outlen)
+            out[n++] = c;
+    }
+    out[n] = 0;
+    return true;
 }
 
 void bench_progress(const char *fmt, ...)

@@ -190,13 +190,71 @@ val intern(const char *name)
     return (val)o;
 }
 
+static void error_prefix(void)
+{
+    fflush(stdout); /* the program's output so far comes before the message */
+    fputs("error: ", stderr);
+    if (L.who)
+        fprintf(stderr, "%s: ", L.who);
+}
+
+_Noreturn void lisp_raise(void)
+{
+    longjmp(*L.on_error, 1);
+}
+
 _Noreturn void lisp_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("error: ", stderr);
+    error_prefix();
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    longjmp(*L.on_error, 1);
+    lisp_raise();
+}
+
+_Noreturn void lisp_error_val(val v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_prefix();
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    print_brief(stderr, v, 40);
+    fputc('\n', stderr);
+    lisp_raise();
+}
+
+_Noreturn void lisp_type_error(const char *what, val v)
+{
+    lisp_error_val(v, "%s expected, got ", what);
+}
+
+/* Floyd's cycle finding (Knuth, TAOCP vol. 2, 3.1 ex. 6): slow advances one pair for
+ * every two that l does, so inside a cycle l catches up with it within two laps. */
+intptr_t list_count(val l)
+{
+    val slow = l;
+    intptr_t n = 0;
+    while (PAIR_P(l)) {
+        l = cdr(l);
+        n++;
+        if ((n & 1) == 0) {
+            slow = cdr(slow);
+            if (slow == l)
+                return LIST_CIRCULAR;
+        }
+    }
+    return l == NIL ? n : LIST_IMPROPER;
+}
+
+size_t list_length(val l)
+{
+    intptr_t n = list_count(l);
+    if (n == LIST_CIRCULAR)
+        lisp_error("circular list");
+    if (n == LIST_IMPROPER)
+        lisp_type_error("proper list", l);
+    return (size_t)n;
 }

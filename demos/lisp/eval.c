@@ -54,8 +54,6 @@ int special_id(const char *name)
     return SP_NONE;
 }
 
-#define MAX_DEPTH 100000
-
 static val list_ref(val l, int i)
 {
     while (i-- > 0) {
@@ -222,8 +220,8 @@ val eval(val x, val env)
     ROOT(tmp);
     ROOT(body);
     val result = UNSPEC;
-    if (++L.depth > MAX_DEPTH)
-        lisp_error("recursion too deep");
+    if (++L.depth > LISP_MAX_DEPTH)
+        lisp_error("recursion deeper than %d calls", LISP_MAX_DEPTH);
 
 loop:
     if (!PTR_P(x)) {
@@ -474,6 +472,9 @@ apply:
             for (tail = args; PAIR_P(cdr(tail)); tail = cdr(tail))
                 ;
             tmp = car(tail);
+            L.who = "apply";
+            list_length(tmp);
+            L.who = NULL;
             body = NIL;
             for (; PAIR_P(tmp); tmp = cdr(tmp))
                 body = cons(car(tmp), body);
@@ -487,15 +488,13 @@ apply:
             }
             goto apply;
         }
+        L.who = prims[PRIMIDX(f)].name;
         result = prims[PRIMIDX(f)].fn(args, argc);
+        L.who = NULL;
         goto done;
     }
-    if (!IS(f, T_CLOSURE)) {
-        fputs("error: not a procedure: ", stderr);
-        print_val(stderr, f, 1);
-        fputc('\n', stderr);
-        lisp_error("application of a non-procedure");
-    }
+    if (!IS(f, T_CLOSURE))
+        lisp_error_val(f, "not a procedure: ");
     env = bind_args(f, args);
     body = CLO_BODY(f);
     args = NIL;
@@ -516,32 +515,9 @@ done:
     return result;
 }
 
-/* Apply a procedure from C (map-like primitives use the prelude instead). */
-val apply_proc(val f, val args)
-{
-    GC_BEGIN;
-    ROOT(f);
-    ROOT(args);
-    val quote = intern("quote");
-    ROOT(quote);
-    /* Build (f 'a1 'a2 ...) and evaluate it: simple, and keeps one code path. */
-    val form = NIL, tail = NIL, tmp = NIL;
-    ROOT(form);
-    ROOT(tail);
-    ROOT(tmp);
-    form = cons(f, NIL);
-    tail = form;
-    for (; PAIR_P(args); args = cdr(args)) {
-        tmp = list2(quote, car(args));
-        tmp = cons(tmp, NIL);
-        cdr(tail) = tmp;
-        tail = tmp;
-    }
-    GC_RETURN(eval(form, NIL));
-}
-
 static const char prelude[] =
     "(define (map f l . ls)"
+    "  (apply %map-lists 'map l ls)"
     "  (if (null? ls)"
     "      (let loop ((l l) (acc '()))"
     "        (if (null? l) (reverse! acc) (loop (cdr l) (cons (f (car l)) acc))))"
@@ -549,6 +525,7 @@ static const char prelude[] =
     "        (if (or (null? l) (null? m)) (reverse! acc)"
     "            (loop (cdr l) (cdr m) (cons (f (car l) (car m)) acc))))))"
     "(define (for-each f l . ls)"
+    "  (apply %map-lists 'for-each l ls)"
     "  (if (null? ls)"
     "      (let loop ((l l)) (if (pair? l) (begin (f (car l)) (loop (cdr l)))))"
     "      (let loop ((l l) (m (car ls)))"
@@ -559,11 +536,16 @@ static const char prelude[] =
     "(define (vector-for-each f v)"
     "  (do ((i 0 (+ i 1))) ((= i (vector-length v))) (f (vector-ref v i))))"
     "(define (filter p l)"
+    "  (%map-lists 'filter l)"
     "  (let loop ((l l) (acc '()))"
     "    (cond ((null? l) (reverse! acc)) ((p (car l)) (loop (cdr l) (cons (car l) acc)))"
     "          (else (loop (cdr l) acc)))))"
-    "(define (fold-left f acc l) (if (null? l) acc (fold-left f (f acc (car l)) (cdr l))))"
-    "(define (fold-right f acc l) (if (null? l) acc (f (car l) (fold-right f acc (cdr l)))))"
+    "(define (fold-left f acc l)"
+    "  (%map-lists 'fold-left l)"
+    "  (let loop ((acc acc) (l l)) (if (null? l) acc (loop (f acc (car l)) (cdr l)))))"
+    "(define (fold-right f acc l)"
+    "  (%map-lists 'fold-right l)"
+    "  (let loop ((l l)) (if (null? l) acc (f (car l) (loop (cdr l))))))"
     "(define (reduce f init l) (if (null? l) init (fold-left f (car l) (cdr l))))"
     "(define (assert-equal what got want)"
     "  (if (not (equal? got want))"
@@ -572,7 +554,7 @@ static const char prelude[] =
 void eval_init(void)
 {
     prims_init();
-    struct reader r = {prelude, 0, sizeof prelude - 1, 0};
+    struct reader r = {prelude, 0, sizeof prelude - 1, 0, 0};
     GC_BEGIN;
     val form = NIL;
     ROOT(form);

@@ -158,6 +158,7 @@ struct lisp {
     size_t symcap, nsyms;
     size_t depth;      /* eval nesting, bounded so deep recursion is an error, not a crash */
     jmp_buf *on_error;
+    const char *who;   /* the primitive being applied: named in its error messages */
     uint64_t gcs, gc_ns, bytes_allocated;
     int verbose_gc;
     int mid_line;      /* the program's output so far does not end in a newline */
@@ -191,20 +192,42 @@ val make_vector(size_t n, val fill);
 val intern(const char *name);
 val list2(val a, val b);
 
-_Noreturn void lisp_error(const char *fmt, ...);
+/* Nesting deeper than this (eval calls, reader lists, printed or compared car
+ * chains) is an error: the C stack holds far more, so it never overflows. */
+#define LISP_MAX_DEPTH 100000
+
+/* Errors print one line, "error: [primitive: ]message", and jump to L.on_error. */
+_Noreturn void lisp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, with v written (briefly) after the message. */
+_Noreturn void lisp_error_val(val v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+_Noreturn void lisp_type_error(const char *what, val v);
+/* Jump to L.on_error without a message (the caller printed its own, or has none). */
+_Noreturn void lisp_raise(void);
+
+/* list_count: the pairs in the proper list l, or one of these. */
+#define LIST_CIRCULAR (-1)
+#define LIST_IMPROPER (-2)
+intptr_t list_count(val l);
+/* list_count, with an error for a circular or improper list. */
+size_t list_length(val l);
 
 /* reader / printer (read.c) */
 struct reader {
     const char *s;
     size_t pos, len;
-    int incomplete;   /* set when input ended inside a form */
+    int incomplete;   /* set when input ended inside a form (raised without a message) */
+    size_t depth;     /* list nesting, bounded by LISP_MAX_DEPTH */
 };
 val read_form(struct reader *r);
-void print_val(FILE *out, val v, int write);
+/* Print v (write: as `write` does, else as `display`). A circular structure prints with
+ * datum labels (#0=(1 . #0#)). -1, having printed nothing, when v is nested deeper
+ * than LISP_MAX_DEPTH or the printer runs out of memory; else 0. */
+int print_val(FILE *out, val v, int write);
+/* print_val for diagnostics: at most about limit bytes, "..." when cut. */
+void print_brief(FILE *out, val v, size_t limit);
 
 /* evaluator (eval.c) */
 val eval(val x, val env);
-val apply_proc(val f, val args);
 void eval_init(void);
 int special_id(const char *name);
 

@@ -3,10 +3,13 @@
  *
  *   arena-lisp [--gc=arena|semispace] [--heap SIZE] [--generational] [--stats] [FILE [ARG...]]
  *
- * With FILE, runs it (the ARGs are the list of strings *args*). Without, reads stdin: a prompting REPL on a terminal, a
- * program otherwise. --stats prints one JSON line after the program's output:
+ * With FILE, runs it as a program (the ARGs are the list of strings *args*; the first
+ * error ends it). Without, a REPL session on stdin, with prompts on a terminal and
+ * without them on a pipe: each value is printed, each error reported and skipped. --stats prints one JSON line after the program's output:
  *   {"gc":..,"program":..,"total_ms":..,"gc_pause_ms":..,"gcs":..,"peak_rss_kb":..}
  */
+#include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,8 @@
 #include <unistd.h>
 
 #include "lisp.h"
+
+#define EXIT_USAGE 64 /* a bad command line, as for every arena program */
 
 /* Present when heap_arena.c is linked in. */
 extern const struct heap_backend heap_arena_backend __attribute__((weak));
@@ -36,85 +41,190 @@ static char *slurp(FILE *f, size_t *len)
     size_t got;
     while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
         n += got;
-        if (n == cap)
-            buf = realloc(buf, cap *= 2);
+        if (n == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b)
+                free(buf);
+            buf = b;
+        }
     }
     *len = n;
     return buf;
 }
 
-/* Evaluate every form of src; print the values when echo. 0, or 1 on an error. */
-static int run_source(const char *src, size_t len, int echo)
+/* How run_forms treats a failing form. */
+enum on_error { STOP, GO_ON };
+
+/* Evaluate the forms of src[0, len) in order; print each value when echo. Returns how
+ * many bytes were used up: all of them, or less when the text ends inside a form
+ * (*incomplete is then set and the rest awaits more input). *failed is set when a
+ * form fails; then STOP ends there, GO_ON carries on after the failing form. */
+static size_t run_forms(const char *src, size_t len, int echo, enum on_error mode, int *incomplete, int *failed)
 {
-    static struct reader r; /* static: survives the longjmp unchanged */
+    /* static: survive the longjmp unchanged */
+    static struct reader r;
+    static size_t used;
+    static int reading;
     jmp_buf jb;
     size_t base = L.nroots;
-    r = (struct reader){src, 0, len, 0};
+    r = (struct reader){src, 0, len, 0, 0};
+    used = 0;
+    *incomplete = 0;
     L.on_error = &jb;
     if (setjmp(jb)) {
         L.nroots = base;
         L.depth = 0;
-        return 1;
+        L.who = NULL;
+        if (r.incomplete) {
+            *incomplete = 1;
+            return used;
+        }
+        *failed = 1;
+        /* After a syntax error inside a list the next form's start is unknown: the
+         * rest of the text is dropped. At top level (a stray ')') it is known. */
+        if (mode == STOP || (reading && r.depth > 0))
+            return len;
+        if (reading)
+            used = r.pos;
     }
     for (;;) {
+        r.pos = used;
+        r.depth = 0;
+        reading = 1;
         val form = read_form(&r);
+        reading = 0;
         if (form == EOF_V)
-            return 0;
+            return len;
+        used = r.pos;
         val v = eval(form, NIL);
         if (echo && v != UNSPEC) {
-            print_val(stdout, v, 1);
-            fputc('\n', stdout);
+            if (L.mid_line)
+                putchar('\n');
+            if (print_val(stdout, v, 1) != 0)
+                fputs("#<too deeply nested to print>", stdout);
+            putchar('\n');
+            L.mid_line = 0;
         }
     }
 }
 
-/* Does src hold at least one complete form, or only an unfinished one? */
-static int complete(const char *src, size_t len)
-{
-    int depth = 0, in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = 0;
-        } else if (c == '"') {
-            in_str = 1;
-        } else if (c == ';') {
-            while (i < len && src[i] != '\n')
-                i++;
-        } else if (c == '(' || c == '[') {
-            depth++;
-        } else if (c == ')' || c == ']') {
-            depth--;
-        }
-    }
-    return depth <= 0 && !in_str;
-}
+/* Where the text read so far stands: inside a string, a comment, a character literal,
+ * and how many lists are open. Fed one chunk at a time, so a long input is scanned
+ * once; it only says when the reader is worth trying. */
+struct scan {
+    enum { CODE, COMMENT, STRING, STRING_ESC, HASH, CHAR } mode;
+    long depth;
+};
 
-static void repl(void)
+static void scan_text(struct scan *s, const char *p, size_t n)
 {
-    char line[4096];
-    char *acc = NULL;
-    size_t len = 0;
-    for (;;) {
-        fputs(len ? "... " : "> ", stdout);
-        fflush(stdout);
-        if (!fgets(line, sizeof line, stdin))
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        switch (s->mode) {
+        case COMMENT:
+            if (c == '\n')
+                s->mode = CODE;
             break;
-        size_t n = strlen(line);
-        acc = realloc(acc, len + n + 1);
-        memcpy(acc + len, line, n + 1);
-        len += n;
-        if (!complete(acc, len))
-            continue;
-        run_source(acc, len, 1);
-        fflush(stdout);
-        len = 0;
+        case STRING: s->mode = c == '\\' ? STRING_ESC : c == '"' ? CODE : STRING; break;
+        case STRING_ESC: s->mode = STRING; break;
+        case CHAR: s->mode = CODE; break;
+        case HASH:
+            s->mode = CODE;
+            if (c == '\\') {
+                s->mode = CHAR;
+                break;
+            }
+            /* #( opens a vector */
+            /* fall through */
+        case CODE:
+            if (c == ';')
+                s->mode = COMMENT;
+            else if (c == '"')
+                s->mode = STRING;
+            else if (c == '#')
+                s->mode = HASH;
+            else if (c == '(' || c == '[')
+                s->depth++;
+            else if (c == ')' || c == ']')
+                s->depth--;
+            break;
+        }
     }
-    fputc('\n', stdout);
+}
+
+static int blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isspace((unsigned char)p[i]))
+            return 0;
+    return 1;
+}
+
+/* A REPL session on f: each complete form is evaluated as soon as its line is in,
+ * its value printed; an error is reported and the session goes on with the next form.
+ * Prompts when interactive. Returns 0, or 1 when any form failed. */
+static int session(FILE *f, int interactive)
+{
+    char *acc = NULL, *line = NULL;
+    size_t len = 0, cap = 0, line_cap = 0;
+    struct scan sc = {CODE, 0};
+    int failed = 0, incomplete = 0;
+    ssize_t n;
+    for (;;) {
+        if (interactive) {
+            fputs(len ? "... " : "> ", stdout);
+            fflush(stdout);
+        }
+        if ((n = getline(&line, &line_cap, f)) < 0)
+            break;
+        if (len + (size_t)n > cap) {
+            size_t c = 2 * (len + (size_t)n);
+            char *a = realloc(acc, c);
+            if (!a) {
+                fputs("error: out of memory for the input\n", stderr);
+                failed = 1;
+                len = 0;
+                continue;
+            }
+            acc = a;
+            cap = c;
+        }
+        memcpy(acc + len, line, (size_t)n);
+        len += (size_t)n;
+        scan_text(&sc, line, (size_t)n);
+        if (sc.depth > 0 || sc.mode == STRING || sc.mode == STRING_ESC)
+            continue;
+        size_t used = run_forms(acc, len, 1, GO_ON, &incomplete, &failed);
+        fflush(stdout);
+        memmove(acc, acc + used, len - used);
+        len -= used;
+        sc = (struct scan){CODE, 0};
+        scan_text(&sc, acc, len);
+    }
+    if (len && !blank(acc, len)) {
+        run_forms(acc, len, 1, GO_ON, &incomplete, &failed);
+        if (incomplete) {
+            fputs("error: unexpected end of input\n", stderr);
+            failed = 1;
+        }
+    }
+    if (interactive)
+        fputc('\n', stdout);
     free(acc);
+    free(line);
+    return failed;
+}
+
+/* A program: every form in order, the first error ends it. 0, or 1 on an error. */
+static int run_program(const char *src, size_t len)
+{
+    int incomplete = 0, failed = 0;
+    run_forms(src, len, 0, STOP, &incomplete, &failed);
+    if (incomplete) {
+        fputs("error: unexpected end of input\n", stderr);
+        failed = 1;
+    }
+    return failed;
 }
 
 static uint64_t now_ns(void)
@@ -183,33 +293,33 @@ static void *interpreter(void *arg)
     uint64_t t0 = now_ns();
     if (L.heap->init(o->heap, o->generational) != 0) {
         fprintf(stderr, "arena-lisp: cannot create the %s heap\n", L.heap->name);
-        o->status = 2;
+        o->status = 1;
         return NULL;
     }
     jmp_buf jb;
     L.on_error = &jb;
     if (setjmp(jb)) {
         fprintf(stderr, "arena-lisp: the prelude failed\n");
-        o->status = 2;
+        o->status = 1;
         return NULL;
     }
     eval_init();
     define_args(o->args, o->nargs);
-    if (o->file || !isatty(0)) {
-        FILE *f = o->file ? fopen(o->file, "r") : stdin;
-        if (!f) {
-            perror(o->file);
-            o->status = 2;
-            return NULL;
-        }
+    if (o->file) {
+        FILE *f = fopen(o->file, "r");
         size_t len;
-        char *src = slurp(f, &len);
-        if (f != stdin)
+        char *src = f ? slurp(f, &len) : NULL;
+        if (!src) {
+            fprintf(stderr, "arena-lisp: %s: %s\n", o->file, strerror(errno));
+            o->status = 1;
+        } else {
+            o->status = run_program(src, len);
+        }
+        if (f)
             fclose(f);
-        o->status = run_source(src, len, 0);
         free(src);
     } else {
-        repl();
+        o->status = session(stdin, isatty(0));
     }
     fflush(stdout);
     if (o->stats)
@@ -218,25 +328,49 @@ static void *interpreter(void *arg)
     return NULL;
 }
 
+/* "1048576", "256k", "64M", "1g" -> bytes; 0 for anything else. */
 static size_t parse_size(const char *s)
 {
     char *end;
+    errno = 0;
     double d = strtod(s, &end);
+    if (end == s || errno)
+        return 0;
     switch (*end) {
-    case 'k': case 'K': d *= 1024; break;
-    case 'm': case 'M': d *= 1024 * 1024; break;
-    case 'g': case 'G': d *= 1024.0 * 1024 * 1024; break;
+    case 'k': case 'K': d *= 1024; end++; break;
+    case 'm': case 'M': d *= 1024 * 1024; end++; break;
+    case 'g': case 'G': d *= 1024.0 * 1024 * 1024; end++; break;
     default: break;
     }
-    return d > 0 ? (size_t)d : 0;
+    return *end == 0 && d >= 1 && d < 0x1p62 ? (size_t)d : 0;
 }
 
-static void usage(void)
+static void usage(FILE *out)
 {
-    fputs("usage: arena-lisp [--gc=arena|semispace] [--heap SIZE] [--generational] [--stats] [--tracker=sigsegv|uffd]\n"
-          "                  [--gc-stress=N] [--verbose-gc] [FILE [ARG...]]\n",
-          stderr);
-    exit(2);
+    fputs("usage: arena-lisp [OPTION...] [FILE [ARG...]]\n"
+          "Run the Scheme program FILE (ARGs are the list *args*); the first error ends it\n"
+          "with status 1. Without FILE, a REPL session on stdin, prompting on a terminal:\n"
+          "each form's value is printed, an error is reported and the session goes on;\n"
+          "the status is 1 if any form failed.\n"
+          "  --gc=arena|semispace  the collector (default arena when built in)\n"
+          "  --heap SIZE           first semispace, or bytes allocated between collections\n"
+          "                        (suffix k, m, g; default 1m)\n"
+          "  --generational        nursery collections, page tracking as the write barrier\n"
+          "  --tracker=sigsegv|uffd  the page tracker for --generational (default: auto)\n"
+          "  --stats               print one JSON line of timings and counts at the end\n"
+          "  --gc-stress=N         collect every N allocations (finds rooting bugs)\n"
+          "  --verbose-gc          one line per collection on stderr\n"
+          "  --help                this text\n"
+          "Exit status: 0 success, 1 an error in the program or the session, 64 bad usage.\n",
+          out);
+}
+
+static _Noreturn void usage_error(const char *fmt, const char *arg)
+{
+    fputs("arena-lisp: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs(" (see --help)\n", stderr);
+    exit(EXIT_USAGE);
 }
 
 int main(int argc, char **argv)
@@ -244,37 +378,44 @@ int main(int argc, char **argv)
     struct options o = {.gc = NULL, .heap = 1 << 20};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strncmp(a, "--gc=", 5))
+        const char *heap = NULL;
+        if (!strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strncmp(a, "--gc=", 5)) {
             o.gc = a + 5;
-        else if (!strcmp(a, "--gc") && i + 1 < argc)
+        } else if (!strcmp(a, "--gc") && i + 1 < argc) {
             o.gc = argv[++i];
-        else if (!strncmp(a, "--heap=", 7))
-            o.heap = parse_size(a + 7);
-        else if (!strcmp(a, "--heap") && i + 1 < argc)
-            o.heap = parse_size(argv[++i]);
-        else if (!strcmp(a, "--stats"))
+        } else if (!strncmp(a, "--heap=", 7)) {
+            heap = a + 7;
+        } else if (!strcmp(a, "--heap") && i + 1 < argc) {
+            heap = argv[++i];
+        } else if (!strcmp(a, "--stats")) {
             o.stats = 1;
-        else if (!strcmp(a, "--generational"))
+        } else if (!strcmp(a, "--generational")) {
             o.generational = 1;
-        else if (!strcmp(a, "--verbose-gc"))
+        } else if (!strcmp(a, "--verbose-gc")) {
             L.verbose_gc = 1;
-        else if (!strcmp(a, "--tracker=sigsegv"))
+        } else if (!strcmp(a, "--tracker=sigsegv")) {
             L.tracker = 1;
-        else if (!strcmp(a, "--tracker=uffd"))
+        } else if (!strcmp(a, "--tracker=uffd")) {
             L.tracker = 2;
-        else if (!strncmp(a, "--gc-stress=", 12))
-            L.stress = strtoull(a + 12, NULL, 10);
-        else if (a[0] == '-' && a[1])
-            usage();
-        else {
+        } else if (!strncmp(a, "--gc-stress=", 12)) {
+            char *end;
+            L.stress = strtoull(a + 12, &end, 10);
+            if (end == a + 12 || *end)
+                usage_error("--gc-stress: not a count: '%s'", a + 12);
+        } else if (a[0] == '-' && a[1]) {
+            usage_error("unknown option '%s'", a);
+        } else {
             o.file = a;
             o.args = argv + i + 1;
             o.nargs = argc - i - 1;
             break;
         }
+        if (heap && !(o.heap = parse_size(heap)))
+            usage_error("--heap: not a size: '%s'", heap);
     }
-    if (!o.heap)
-        usage();
     if (!o.gc)
         o.gc = &heap_arena_backend ? "arena" : "semispace";
     if (!strcmp(o.gc, "semispace")) {
@@ -282,16 +423,14 @@ int main(int argc, char **argv)
     } else if (!strcmp(o.gc, "arena")) {
         if (!&heap_arena_backend) {
             fputs("arena-lisp: this build has no arena backend\n", stderr);
-            return 2;
+            return 1;
         }
         L.heap = &heap_arena_backend;
     } else {
-        usage();
+        usage_error("--gc: unknown collector '%s' (arena, semispace)", o.gc);
     }
-    if (o.generational && strcmp(o.gc, "arena") != 0) {
-        fputs("arena-lisp: --generational needs --gc=arena\n", stderr);
-        return 2;
-    }
+    if (o.generational && strcmp(o.gc, "arena") != 0)
+        usage_error("%s", "--generational needs --gc=arena");
 
     /* Deep (non-tail) recursion uses the C stack: give the interpreter a big one. */
     pthread_attr_t attr;
@@ -300,7 +439,7 @@ int main(int argc, char **argv)
     pthread_attr_setstacksize(&attr, (size_t)512 << 20);
     if (pthread_create(&th, &attr, interpreter, &o) != 0) {
         fputs("arena-lisp: cannot start the interpreter thread\n", stderr);
-        return 2;
+        return 1;
     }
     pthread_join(th, NULL);
     pthread_attr_destroy(&attr);

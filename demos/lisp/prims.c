@@ -18,25 +18,17 @@
 
 size_t prim_apply_index;
 
-static _Noreturn void type_error(const char *what, val v)
-{
-    fprintf(stderr, "error: %s expected, got ", what);
-    print_val(stderr, v, 1);
-    fputc('\n', stderr);
-    lisp_error("wrong type of argument");
-}
-
 static intptr_t fix_arg(val v)
 {
     if (!FIXNUM_P(v))
-        type_error("integer", v);
+        lisp_type_error("integer", v);
     return FIXVAL(v);
 }
 
 static val check(val v, int type, const char *what)
 {
     if (!IS(v, type))
-        type_error(what, v);
+        lisp_type_error(what, v);
     return v;
 }
 
@@ -51,7 +43,7 @@ static double to_double(val v)
         return (double)FIXVAL(v);
     if (IS(v, T_FLONUM))
         return FLO(v);
-    type_error("number", v);
+    lisp_type_error("number", v);
 }
 
 static val make_int(long long n)
@@ -74,7 +66,7 @@ static val arith(val args, size_t argc, int op)
     for (val p = args; PAIR_P(p); p = cdr(p), i++) {
         val v = car(p);
         if (!num_p(v))
-            type_error("number", v);
+            lisp_type_error("number", v);
         if (!flo && FIXNUM_P(v)) {
             long long n = FIXVAL(v), r;
             int ovf;
@@ -273,8 +265,14 @@ int lisp_eqv(val a, val b)
     return IS(a, T_FLONUM) && IS(b, T_FLONUM) && FLO(a) == FLO(b);
 }
 
-int lisp_equal(val a, val b)
+/* Recursion on cars and vector elements is bounded by LISP_MAX_DEPTH, which is also
+ * where a cycle through cars ends; a cycle through cdrs is found as in list_count. */
+static int equal_at(val a, val b, size_t depth)
 {
+    val slow = a;
+    size_t n = 0;
+    if (depth > LISP_MAX_DEPTH)
+        lisp_error("structure nested deeper than %d, or circular", LISP_MAX_DEPTH);
     for (;;) {
         if (lisp_eqv(a, b))
             return 1;
@@ -282,10 +280,15 @@ int lisp_equal(val a, val b)
             return 0;
         switch (TYPE(a)) {
         case T_PAIR:
-            if (!lisp_equal(car(a), car(b)))
+            if (!equal_at(car(a), car(b), depth + 1))
                 return 0;
             a = cdr(a);
             b = cdr(b);
+            if ((++n & 1) == 0) {
+                slow = cdr(slow);
+                if (slow == a) /* both lists are circular and agree so far */
+                    lisp_error("circular list");
+            }
             continue;
         case T_STRING:
             return COUNT(a) == COUNT(b) && memcmp(STR_CHARS(a), STR_CHARS(b), COUNT(a)) == 0;
@@ -293,12 +296,17 @@ int lisp_equal(val a, val b)
             if (COUNT(a) != COUNT(b))
                 return 0;
             for (size_t i = 0; i < COUNT(a); i++)
-                if (!lisp_equal(VEC_ELTS(a)[i], VEC_ELTS(b)[i]))
+                if (!equal_at(VEC_ELTS(a)[i], VEC_ELTS(b)[i], depth + 1))
                     return 0;
             return 1;
         default: return 0;
         }
     }
+}
+
+int lisp_equal(val a, val b)
+{
+    return equal_at(a, b, 0);
 }
 
 static val p_not(val args, size_t argc) { (void)argc; return BOOL(A1 == FALSE_V); }
@@ -317,10 +325,7 @@ static val p_equal(val args, size_t argc) { (void)argc; return BOOL(lisp_equal(A
 static val p_list_p(val args, size_t argc)
 {
     (void)argc;
-    val v = A1;
-    while (PAIR_P(v))
-        v = cdr(v);
-    return BOOL(v == NIL);
+    return BOOL(list_count(A1) >= 0);
 }
 
 /* ------------------------------------------------------------------ lists ---- */
@@ -371,17 +376,12 @@ static val p_list(val args, size_t argc)
 static val p_length(val args, size_t argc)
 {
     (void)argc;
-    intptr_t n = 0;
-    val v = A1;
-    for (; PAIR_P(v); v = cdr(v))
-        n++;
-    if (v != NIL)
-        type_error("list", A1);
-    return MKFIX(n);
+    return MKFIX(list_length(A1));
 }
 
 static val reverse_onto(val l, val tail)
 {
+    list_length(l);
     GC_BEGIN;
     ROOT(l);
     ROOT(tail);
@@ -396,6 +396,7 @@ static val p_reverse_bang(val args, size_t argc)
 {
     (void)argc;
     val l = A1, r = NIL;
+    list_length(l);
     while (PAIR_P(l)) {
         val next = cdr(l);
         cdr(l) = r;
@@ -449,6 +450,7 @@ static val p_list_ref(val args, size_t argc)
 
 static val mem(val args, int how)
 {
+    list_length(A2);
     for (val l = A2; PAIR_P(l); l = cdr(l))
         if (how == 0 ? car(l) == A1 : how == 1 ? lisp_eqv(car(l), A1) : lisp_equal(car(l), A1))
             return l;
@@ -457,6 +459,7 @@ static val mem(val args, int how)
 
 static val ass(val args, int how)
 {
+    list_length(A2);
     for (val l = A2; PAIR_P(l); l = cdr(l)) {
         val e = car(l);
         if (PAIR_P(e) && (how == 0 ? car(e) == A1 : how == 1 ? lisp_eqv(car(e), A1) : lisp_equal(car(e), A1)))
@@ -546,9 +549,7 @@ static val p_list_to_vector(val args, size_t argc)
     (void)argc;
     GC_BEGIN;
     ROOT(args);
-    size_t n = 0;
-    for (val p = A1; PAIR_P(p); p = cdr(p))
-        n++;
+    size_t n = list_length(A1);
     val v = make_vector(n, UNSPEC);
     size_t i = 0;
     for (val p = A1; PAIR_P(p); p = cdr(p))
@@ -615,7 +616,7 @@ static val p_number_to_string(val args, size_t argc)
         return make_string(p, strlen(p));
     }
     if (!num_p(A1))
-        type_error("number", A1);
+        lisp_type_error("number", A1);
     format_number(A1, buf, sizeof buf);
     return make_string(buf, strlen(buf));
 }
@@ -712,7 +713,7 @@ static val p_string_set(val args, size_t argc)
     (void)argc;
     val s = check(A1, T_STRING, "string");
     if (!CHAR_P(A3))
-        type_error("char", A3);
+        lisp_type_error("char", A3);
     STR_CHARS(s)[index_arg(A2, COUNT(s))] = (char)CHARVAL(A3);
     return UNSPEC;
 }
@@ -745,12 +746,10 @@ static val p_list_to_string(val args, size_t argc)
     (void)argc;
     GC_BEGIN;
     ROOT(args);
-    size_t n = 0;
+    size_t n = list_length(A1);
     for (val p = A1; PAIR_P(p); p = cdr(p))
         if (!CHAR_P(car(p)))
-            type_error("char", car(p));
-        else
-            n++;
+            lisp_type_error("char", car(p));
     val s = make_string(NULL, n);
     size_t i = 0;
     for (val p = A1; PAIR_P(p); p = cdr(p))
@@ -781,7 +780,7 @@ static val p_char_to_integer(val args, size_t argc)
 {
     (void)argc;
     if (!CHAR_P(A1))
-        type_error("char", A1);
+        lisp_type_error("char", A1);
     return MKFIX(CHARVAL(A1));
 }
 
@@ -791,10 +790,19 @@ static val p_char_lt(val args, size_t argc) { (void)argc; return BOOL(CHARVAL(A1
 
 /* ------------------------------------------------------------ I/O, misc ---- */
 
+static void print_or_fail(val v, int write)
+{
+    int rc = print_val(stdout, v, write);
+    if (rc == -1)
+        lisp_error("cannot print a structure nested deeper than %d", LISP_MAX_DEPTH);
+    if (rc < 0)
+        lisp_error("out of memory for the printer");
+}
+
 static val p_display(val args, size_t argc)
 {
     (void)argc;
-    print_val(stdout, A1, 0);
+    print_or_fail(A1, 0);
     if (STRING_P(A1))
         L.mid_line = COUNT(A1) ? STR_CHARS(A1)[COUNT(A1) - 1] != '\n' : L.mid_line;
     else
@@ -805,7 +813,7 @@ static val p_display(val args, size_t argc)
 static val p_write(val args, size_t argc)
 {
     (void)argc;
-    print_val(stdout, A1, 1);
+    print_or_fail(A1, 1);
     L.mid_line = 1;
     return UNSPEC;
 }
@@ -822,14 +830,30 @@ static val p_newline(val args, size_t argc)
 static val p_error(val args, size_t argc)
 {
     (void)argc;
+    fflush(stdout);
     fputs("error: ", stderr);
-    print_val(stderr, A1, 0);
+    if (STRING_P(A1))
+        fwrite(STR_CHARS(A1), 1, COUNT(A1), stderr);
+    else
+        print_brief(stderr, A1, 40);
     for (val p = cdr(args); PAIR_P(p); p = cdr(p)) {
         fputc(' ', stderr);
-        print_val(stderr, car(p), 1);
+        print_brief(stderr, car(p), 40);
     }
     fputc('\n', stderr);
-    lisp_error("raised by (error ...)");
+    lisp_raise();
+}
+
+/* (%map-lists 'who l ...): the prelude's map and for-each stop at the end of the
+ * shortest list, so they would run forever only when every list is circular. */
+static val p_map_lists(val args, size_t argc)
+{
+    (void)argc;
+    for (val p = cdr(args); PAIR_P(p); p = cdr(p))
+        if (list_count(car(p)) != LIST_CIRCULAR)
+            return UNSPEC;
+    L.who = SYMBOL_P(A1) ? SYM_NAME(A1) : NULL;
+    lisp_error("circular list");
 }
 
 static val p_apply(val args, size_t argc)
@@ -972,6 +996,7 @@ const struct prim prims[] = {
     {"write", p_write, 1, 1},
     {"newline", p_newline, 0, 0},
     {"error", p_error, 1, -1},
+    {"%map-lists", p_map_lists, 2, -1},
     {"apply", p_apply, 2, -1},
     {"gc", p_gc, 0, 0},
     {"runtime", p_runtime, 0, 0},

@@ -1,0 +1,198 @@
+/*
+ * gc_arena.c -- the benchmarks on the arena, collected the way a runtime that cannot
+ * describe its objects to the arena does it (R10.2): precise roots in a shadow stack,
+ *
+ *   1. mark:    trace from the roots with an explicit stack; a side bitmap (one bit per
+ *               16 bytes of the heap reservation) says what was reached, arena_mark()
+ *               tells the arena, and a mark list records each object once;
+ *   2. collect: arena_collect();
+ *   3. fix:     for each object on the mark list, arena_forward() it and its two
+ *               fields once; then the roots.
+ *
+ * A collection starts when the bytes allocated since the last one reach
+ * max(min_heap, live * grow_percent / 100).
+ */
+#include "peer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+
+#define GRANULE 16
+#define ATOMIC_TAG ((uintptr_t)1) /* on the mark list: an object without pointer fields */
+#define MAX_ROOTS 4096
+#define MAX_ATOMIC 8
+
+static struct {
+    arena_t *a;
+    uintptr_t base;
+    unsigned char *bits;
+    void *roots[MAX_ROOTS];
+    size_t nroots;
+    void **atomic[MAX_ATOMIC];
+    size_t natomic;
+    uintptr_t *marked, *stack;
+    size_t nmarked, nstack, cap_marked, cap_stack;
+    size_t since, threshold, min_heap;
+    unsigned grow;
+    struct peer_result *res;
+} H;
+
+static void **roots_push(size_t n)
+{
+    if (H.nroots + n > MAX_ROOTS)
+        peer_fail("arena: more than %d root slots", MAX_ROOTS);
+    void **r = H.roots + H.nroots;
+    memset(r, 0, n * sizeof *r);
+    H.nroots += n;
+    return r;
+}
+
+static void grow_array(uintptr_t **v, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need)
+        c *= 2;
+    uintptr_t *n = realloc(*v, c * sizeof *n);
+    if (!n)
+        peer_fail("arena: out of memory for the mark stack");
+    *v = n;
+    *cap = c;
+}
+
+static void mark_one(uintptr_t p, uintptr_t tag)
+{
+    size_t g = (p - H.base) / GRANULE;
+    unsigned char bit = (unsigned char)(1u << (g % 8));
+    if (H.bits[g / 8] & bit)
+        return;
+    H.bits[g / 8] |= bit;
+    int rc = arena_mark(H.a, (void *)p);
+    if (rc)
+        peer_fail("arena_mark(%p): %s", (void *)p, arena_strerror(rc));
+    grow_array(&H.marked, &H.cap_marked, H.nmarked + 1);
+    H.marked[H.nmarked++] = p | tag;
+    if (tag)
+        return;
+    void *const *f = (void *const *)p;
+    grow_array(&H.stack, &H.cap_stack, H.nstack + 2);
+    for (int k = 0; k < 2; k++)
+        if (f[k])
+            H.stack[H.nstack++] = (uintptr_t)f[k];
+}
+
+static void *forward(void *p)
+{
+    if (!p)
+        return NULL;
+    void *q = arena_forward(H.a, p);
+    if (!q)
+        peer_fail("arena_forward lost a reachable object at %p", p);
+    return q;
+}
+
+static void collect(void)
+{
+    uint64_t t0 = peer_now_ns();
+    for (size_t i = 0; i < H.nroots; i++)
+        if (H.roots[i])
+            mark_one((uintptr_t)H.roots[i], 0);
+    for (size_t i = 0; i < H.natomic; i++)
+        if (*H.atomic[i])
+            mark_one((uintptr_t)*H.atomic[i], ATOMIC_TAG);
+    while (H.nstack)
+        mark_one(H.stack[--H.nstack], 0);
+
+    arena_collect_stats_t st;
+    int rc = arena_collect(H.a, &st);
+    if (rc)
+        peer_fail("arena_collect: %s", arena_strerror(rc));
+
+    for (size_t i = 0; i < H.nmarked; i++) {
+        uintptr_t old = H.marked[i] & ~ATOMIC_TAG;
+        size_t g = (old - H.base) / GRANULE;
+        H.bits[g / 8] &= (unsigned char)~(1u << (g % 8));
+        if (H.marked[i] & ATOMIC_TAG)
+            continue;
+        void **f = forward((void *)old);
+        f[0] = forward(f[0]);
+        f[1] = forward(f[1]);
+    }
+    H.nmarked = 0;
+    for (size_t i = 0; i < H.nroots; i++)
+        H.roots[i] = forward(H.roots[i]);
+    for (size_t i = 0; i < H.natomic; i++)
+        *H.atomic[i] = forward(*H.atomic[i]);
+
+    size_t t = st.bytes_live / 100 * H.grow;
+    H.threshold = t > H.min_heap ? t : H.min_heap;
+    H.since = 0;
+    uint64_t pause = peer_now_ns() - t0;
+    H.res->gc_ns += pause;
+    if (pause > H.res->max_pause_ns)
+        H.res->max_pause_ns = pause;
+    H.res->collections++;
+}
+
+static void *alloc(size_t size)
+{
+    size_t rounded = (size + GRANULE - 1) & ~(size_t)(GRANULE - 1);
+    if (H.since + rounded > H.threshold)
+        collect();
+    void *p = arena_alloc(H.a, size);
+    if (!p)
+        peer_fail("arena_alloc(%zu) failed", size);
+    H.since += rounded;
+    return p;
+}
+
+static void keep_atomic(void **slot)
+{
+    if (H.natomic == MAX_ATOMIC)
+        peer_fail("arena: too many atomic roots");
+    H.atomic[H.natomic++] = slot;
+}
+
+static void drop_atomic(void **slot)
+{
+    for (size_t i = 0; i < H.natomic; i++)
+        if (H.atomic[i] == slot)
+            H.atomic[i] = H.atomic[--H.natomic];
+}
+
+#define NEW_OBJ(size) alloc(size)
+#define NEW_ATOMIC(size) alloc(size)
+#define ROOTS(r, n) void **r = roots_push(n)
+#define ROOTS_END(r, n) (H.nroots -= (n))
+#define KEEP_ATOMIC(pp) keep_atomic((void **)(pp))
+#define DROP_ATOMIC(pp) drop_atomic((void **)(pp))
+#define DROP_TREE(t) ((void)(t))
+#include "programs.h"
+
+int peer_run_arena(const char *program, const struct peer_params *p, struct peer_result *r)
+{
+    arena_config_t cfg;
+    arena_config_init(&cfg);
+    cfg.reserve = (size_t)1 << 30;
+    int rc = arena_create(&H.a, &cfg);
+    if (rc)
+        peer_fail("arena_create: %s", arena_strerror(rc));
+    arena_view_t *v = arena_heap_view(H.a);
+    H.base = (uintptr_t)arena_view_base(v);
+    size_t granules = arena_view_slots(v) * arena_page_size(H.a) / GRANULE;
+    H.bits = calloc(granules / 8 + 1, 1);
+    if (!H.bits)
+        peer_fail("arena: no memory for the mark bitmap");
+    H.min_heap = H.threshold = p->min_heap;
+    H.grow = p->grow_percent;
+    H.res = r;
+    rc = run_program(program, p, &r->checksum);
+    arena_destroy(H.a);
+    free(H.bits);
+    free(H.marked);
+    free(H.stack);
+    return rc;
+}
