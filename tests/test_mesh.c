@@ -128,6 +128,16 @@ Test(mesh, off_means_no_mesh)
     arena_destroy(a);
 }
 
+Test(mesh, bad_config)
+{
+    arena_config_t cfg;
+    arena_config_init(&cfg);
+    cfg.mesh = 7;
+    arena_t *a = NULL;
+    cr_assert_eq(arena_create(&a, &cfg), ARENA_ECONFIG);
+    cr_assert_null(a);
+}
+
 Test(mesh, overlapping_pages_do_not_mesh)
 {
     arena_t *a = make(ARENA_MESH_AUTO, 0);
