@@ -7,7 +7,7 @@
  * every reachable node by checksum. Nodes named by a stack word stay where they are; the
  * rest of each list is traced precisely and may move (arena_forward fixes the links).
  *
- *   arena-conservative [--gc arena|boehm] [--slots N] [--rounds N]
+ *   arena-conservative [--gc arena|boehm] [--mesh on|off] [--slots N] [--rounds N]
  *                      [--survive PERCENT] [--seed N] [--quick] [--json]
  *
  * --gc boehm runs the same program on Boehm GC (GC_MALLOC, GC_gcollect at the same points),
@@ -32,7 +32,7 @@ struct node {
 };
 
 struct options {
-    bool boehm, json;
+    bool boehm, mesh, json;
     size_t slots, rounds;
     unsigned survive;     /* % of the lists of a round that survive it */
     uint64_t seed;
@@ -134,6 +134,7 @@ static void fix(struct gc_ctx *c)
 }
 
 static arena_collect_stats_t last;
+static uint64_t pause_ns, mesh_ns; /* totals over the run */
 
 __attribute__((noinline)) static void collect(const struct options *o)
 {
@@ -149,6 +150,8 @@ __attribute__((noinline)) static void collect(const struct options *o)
     demo_check(arena_pin_stack(A, on_root, &c), "arena_pin_stack");
     trace(&c);
     demo_check(arena_collect(A, &last), "arena_collect");
+    pause_ns += last.pause_ns;
+    mesh_ns += last.mesh_ns;
     fix(&c);
     free(c.gray.v);
     free(c.roots.v);
@@ -263,12 +266,14 @@ __attribute__((noinline)) static uint64_t run(const struct options *o, size_t *l
 
 static void usage(FILE *f)
 {
-    fputs("usage: arena-conservative [--gc arena|boehm] [--slots N] [--rounds N]\n"
+    fputs("usage: arena-conservative [--gc arena|boehm] [--mesh on|off] [--slots N] [--rounds N]\n"
           "                          [--survive PERCENT] [--seed N] [--quick] [--json]\n"
           "  A program whose roots live only in its C locals: lists of small nodes built\n"
           "  interleaved, most dropped each round, a collection with the stack scanned\n"
           "  conservatively (arena_pin_stack), every reachable node verified by checksum.\n"
           "  --gc      arena (default) or boehm (Boehm GC, exit 77 when built without libgc)\n"
+          "  --mesh    on or off: mesh sparse pinned pages in each collection (default: run\n"
+          "            the arena twice, on then off, and print both)\n"
           "  --slots   lists alive at once (default 60000; --quick 4000)\n"
           "  --rounds  rounds (default 12; --quick 4)\n"
           "  --survive % of a round's lists that outlive it (default 25)\n"
@@ -276,16 +281,17 @@ static void usage(FILE *f)
           f);
 }
 
-static struct options parse(int argc, char **argv)
+static struct options parse(int argc, char **argv, bool *both)
 {
+    bool mesh_given = false;
     static const struct option longopts[] = {
-        {"gc", required_argument, NULL, 'g'},
+        {"gc", required_argument, NULL, 'g'},     {"mesh", required_argument, NULL, 'm'},
         {"slots", required_argument, NULL, 's'},  {"rounds", required_argument, NULL, 'r'},
         {"survive", required_argument, NULL, 'v'}, {"seed", required_argument, NULL, 'e'},
         {"quick", no_argument, NULL, 'q'},        {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0},
     };
-    struct options o = {.survive = 25, .seed = 42};
+    struct options o = {.mesh = true, .survive = 25, .seed = 42};
     bool quick = false;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -294,6 +300,12 @@ static struct options parse(int argc, char **argv)
             if (strcmp(optarg, "arena") && strcmp(optarg, "boehm"))
                 demo_usage_error("--gc: arena or boehm, not '%s'", optarg);
             o.boehm = !strcmp(optarg, "boehm");
+            break;
+        case 'm':
+            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+                demo_usage_error("--mesh: on or off, not '%s'", optarg);
+            o.mesh = !strcmp(optarg, "on");
+            mesh_given = true;
             break;
         case 's': o.slots = (size_t)demo_parse_uint("--slots", optarg, 1, 200000); break;
         case 'r': o.rounds = (size_t)demo_parse_uint("--rounds", optarg, 1, 1000); break;
@@ -311,13 +323,68 @@ static struct options parse(int argc, char **argv)
         o.slots = quick ? 4000 : 60000;
     if (o.rounds == 0)
         o.rounds = quick ? 4 : 12;
+    *both = !mesh_given && !o.json && !o.boehm;
     return o;
+}
+
+/* One run of the program on the chosen collector; prints its figures. */
+static uint64_t one_run(const struct options *o)
+{
+    rng = o->seed;
+    if (!o->boehm) {
+        arena_config_t cfg;
+        arena_config_init(&cfg);
+        cfg.reserve = (size_t)4 << 30;
+        cfg.mesh = o->mesh ? ARENA_MESH_AUTO : ARENA_MESH_OFF;
+        demo_check(arena_create(&A, &cfg), "arena_create");
+    }
+    uint64_t t0 = demo_now_ns();
+    size_t live = 0;
+    uint64_t sum = run(o, &live);
+    double ms = (double)(demo_now_ns() - t0) / 1e6;
+    size_t resident = 0;
+    if (!o->boehm) {
+        /* Retained pages are the allocator's reserve, not the program's: released first. */
+        demo_check(arena_trim(A, 0), "arena_trim");
+        arena_stats_t s;
+        demo_check(arena_stats(A, &s), "arena_stats");
+        resident = s.file_bytes; /* not resident_bytes: mincore counts a meshed file page at each slot */
+    }
+#ifdef ARENA_CONSERVATIVE_HAVE_BOEHM
+    else
+        resident = GC_get_heap_size() - GC_get_free_bytes();
+#endif
+    long peak = proc_status_kb("VmHWM"), rss = proc_status_kb("VmRSS");
+    if (o->json) {
+        printf("{\"gc\":\"%s\",\"mesh\":%s,\"total_ms\":%.3f,\"live_bytes\":%zu,\"heap_resident_bytes\":%zu,"
+               "\"rss_kb\":%ld,\"peak_rss_kb\":%ld,\"pages_meshed\":%zu,\"checksum\":\"%016" PRIx64 "\"}\n",
+               o->boehm ? "boehm" : "arena", o->boehm ? "false" : o->mesh ? "true" : "false", ms, live, resident,
+               rss, peak, last.pages_meshed, sum);
+    } else {
+        printf("arena-conservative: %s%s, %zu lists, %zu rounds, %u%% survive\n", o->boehm ? "Boehm GC" : "arena",
+               o->boehm ? "" : o->mesh ? " (meshing on)" : " (meshing off)", o->slots, o->rounds, o->survive);
+        printf("  live after the last collection  %8.2f MiB\n", (double)live / 1048576.0);
+        printf("  heap memory                     %8.2f MiB (%.2fx live)%s\n", (double)resident / 1048576.0,
+               live ? (double)resident / (double)live : 0.0,
+               o->boehm ? ", Boehm's heap less its free bytes" : ", the backing file's blocks, retained pages released");
+        if (!o->boehm) {
+            printf("  last collection: %zu pages pinned, %zu meshed, %zu objects live, %zu evacuated\n",
+                   last.pages_pinned, last.pages_meshed, last.objects_live, last.objects_evacuated);
+            printf("  collections took %.1f ms, meshing %.1f ms of it\n", (double)pause_ns / 1e6, (double)mesh_ns / 1e6);
+        }
+        printf("  process RSS %ld KiB, peak %ld KiB, %.1f ms\n", rss, peak, ms);
+        printf("  checksum %016" PRIx64 ": every reachable node verified\n", sum);
+    }
+    arena_destroy(A);
+    A = NULL;
+    pause_ns = mesh_ns = 0;
+    return sum;
 }
 
 int main(int argc, char **argv)
 {
-    struct options o = parse(argc, argv);
-    rng = o.seed;
+    bool both = false;
+    struct options o = parse(argc, argv, &both);
 #ifdef ARENA_CONSERVATIVE_HAVE_BOEHM
     if (o.boehm)
         GC_INIT();
@@ -325,43 +392,12 @@ int main(int argc, char **argv)
     if (o.boehm)
         demo_exit(77, "built without Boehm GC (libgc-dev, pkg-config bdw-gc)");
 #endif
-    if (!o.boehm) {
-        arena_config_t cfg;
-        arena_config_init(&cfg);
-        cfg.reserve = (size_t)4 << 30;
-        demo_check(arena_create(&A, &cfg), "arena_create");
+    /* Without --mesh (and without --json) the arena runs twice: meshing on, then off. */
+    uint64_t sum = one_run(&o);
+    if (both) {
+        o.mesh = false;
+        if (one_run(&o) != sum)
+            demo_die("the runs with and without meshing disagree");
     }
-    uint64_t t0 = demo_now_ns();
-    size_t live = 0;
-    uint64_t sum = run(&o, &live);
-    double ms = (double)(demo_now_ns() - t0) / 1e6;
-    size_t resident = 0;
-    if (!o.boehm) {
-        arena_stats_t s;
-        demo_check(arena_stats(A, &s), "arena_stats");
-        resident = s.resident_bytes;
-    }
-#ifdef ARENA_CONSERVATIVE_HAVE_BOEHM
-    else
-        resident = GC_get_heap_size() - GC_get_free_bytes();
-#endif
-    long peak = proc_status_kb("VmHWM"), rss = proc_status_kb("VmRSS");
-    if (o.json) {
-        printf("{\"gc\":\"%s\",\"total_ms\":%.3f,\"live_bytes\":%zu,\"heap_resident_bytes\":%zu,"
-               "\"rss_kb\":%ld,\"peak_rss_kb\":%ld,\"checksum\":\"%016" PRIx64 "\"}\n",
-               o.boehm ? "boehm" : "arena", ms, live, resident, rss, peak, sum);
-    } else {
-        printf("arena-conservative: %s, %zu lists, %zu rounds, %u%% survive\n", o.boehm ? "Boehm GC" : "arena",
-               o.slots, o.rounds, o.survive);
-        printf("  live after the last collection  %8.2f MiB\n", (double)live / 1048576.0);
-        printf("  heap resident                   %8.2f MiB (%.2fx live)\n", (double)resident / 1048576.0,
-               live ? (double)resident / (double)live : 0.0);
-        if (!o.boehm)
-            printf("  last collection: %zu pages pinned, %zu objects live, %zu evacuated\n", last.pages_pinned,
-                   last.objects_live, last.objects_evacuated);
-        printf("  process RSS %ld KiB, peak %ld KiB, %.1f ms\n", rss, peak, ms);
-        printf("  checksum %016" PRIx64 ": every reachable node verified\n", sum);
-    }
-    arena_destroy(A);
     return 0;
 }

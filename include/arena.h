@@ -126,7 +126,14 @@ typedef struct arena_config {
     size_t retain_max;       /* at the end of a collection the retained bytes above this are released
                                 at once; 0 = the larger of 64 MiB and 4 x the live bytes; set 1 to
                                 keep nothing (every dead page released by each collection) */
+    int mesh;                /* enum arena_mesh: meshing of pinned pages in collections (docs/design.md
+                                §7, R7.9); default ARENA_MESH_AUTO */
 } arena_config_t;
+
+enum arena_mesh {
+    ARENA_MESH_AUTO = 0,     /* mesh pinned pages at most half occupied (Mesh, PLDI 2019) */
+    ARENA_MESH_OFF,          /* never mesh */
+};
 
 /* Fill *cfg with the defaults (all zero means default, so this is a memset plus documentation). */
 ARENA_API void arena_config_init(arena_config_t *cfg);
@@ -223,6 +230,9 @@ typedef struct arena_collect_stats {
     uint64_t pause_ns;        /* wall time of the whole call, lock wait included */
     size_t pages_retained;    /* dead or vacated pages kept resident and mapped for reuse */
     size_t pages_slid;        /* live pages moved by a copy into retained pages (no system call) */
+    size_t pages_meshed;      /* pinned pages whose objects moved into another page's file page,
+                                 which both slots now show: their own file page was released */
+    uint64_t mesh_ns;         /* time spent meshing, included in pause_ns */
 } arena_collect_stats_t;
 
 /* Free every object that was not marked or pinned since the previous collection,
