@@ -1005,6 +1005,8 @@ static void finish(struct cycle *c)
     for (size_t s = 0; s < h->top; s++) {
         h->pages[s].live = 0;
         h->pages[s].pinned = 0;
+        if (h->pages[s].kind != ARENA__PAGE_FREE)
+            h->pages[s].flags |= ARENA__PAGE_OLD; /* survivors: trace.c's young mode spares them */
     }
     note_error(c, arena__heap_unmap_stale(a, h->top));
     mirrors_follow(c, 0, h->top);

@@ -380,6 +380,11 @@ int arena__heap_take(arena_t *a, size_t n, int kind, bool use_kept, size_t *slot
     return take_slots(a, n, true, use_kept, kind, slot_out, &got, dirty);
 }
 
+int arena__heap_take_some(arena_t *a, size_t n, int kind, size_t *slot_out, size_t *got)
+{
+    return take_slots(a, n, false, true, kind, slot_out, got, NULL);
+}
+
 static void mark_free(struct arena__heap *h, size_t slot, size_t n, uint16_t flags)
 {
     size_t bits = h->words * sizeof(uint64_t);

@@ -29,16 +29,27 @@ enum arena__page_kind {
 #define ARENA__PAGE_RETAINED 2u
 /* Only during a collection: a slot above the sweep that evacuation filled (collect.c). */
 #define ARENA__PAGE_EVAC_TARGET 4u
+/* The slot's objects survived a collection (either collector): an ARENA_TRACE_YOUNG
+ * collection neither traces nor frees them. Pages taken for allocation start without. */
+#define ARENA__PAGE_OLD 8u
+/* Less than cfg.sparse_percent live at the end of the last one-pass collection that
+ * traced it: the next full one evacuates it (trace.c). */
+#define ARENA__PAGE_SPARSE 16u
+/* During a one-pass collection only (trace.c): objects here die unless reached, and on
+ * an EVAC page the ones reached are copied out. */
+#define ARENA__PAGE_CONDEMNED 32u
+#define ARENA__PAGE_EVAC 64u
 /* A SMALL slot whose file page another slot shows too (mesh.c, R7.9): it never moves,
- * and when its objects die it is unmapped, not retained. */
-#define ARENA__PAGE_MESHED 8u
+ * and when its objects die it is unmapped, not retained. A one-pass collection (trace.c)
+ * traces and sweeps it in place but never evacuates or releases it: arena_collect does. */
+#define ARENA__PAGE_MESHED 128u
 
 /* Per-slot page information (R6.3). Written under a->lock or stop-the-world; kind and
  * aux are read lock-free by arena_object, hence the atomic accessors in heap.c. */
 struct arena__page {
     uint8_t kind;
     uint8_t pinned;         /* holds an object pinned for the next collection */
-    uint16_t flags;         /* ARENA__PAGE_STALE or ARENA__PAGE_RETAINED */
+    uint16_t flags;         /* ARENA__PAGE_* bits above */
     uint32_t aux;
     uint32_t live;          /* marked bytes since the last collection */
     uint32_t file_page;     /* the file page the slot shows when not FREE */
@@ -103,6 +114,9 @@ size_t arena__heap_size_at(const arena_t *a, size_t slot, const char *obj);
  * run is long enough and use_kept (then *dirty = true: the pages hold old bytes), else fresh
  * slots showing n fresh consecutive file pages (*dirty = false). dirty may be NULL. */
 int arena__heap_take(arena_t *a, size_t n, int kind, bool use_kept, size_t *slot_out, bool *dirty);
+/* Between 1 and n consecutive slots (*got), kind set to kind: the first retained run
+ * (its pages hold old bytes), else fresh slots (trace.c's to-space). */
+int arena__heap_take_some(arena_t *a, size_t n, int kind, size_t *slot_out, size_t *got);
 /* Mark slots FREE and RETAINED: they keep showing their file pages (collect.c). */
 void arena__heap_retain(arena_t *a, size_t slot, size_t n);
 /* File pages no slot shows any more, kept allocated for the trim (collect.c, after a move

@@ -275,6 +275,88 @@ ARENA_API size_t arena_allocated_bytes(const arena_t *a);
 ARENA_API int arena_trim(arena_t *a, size_t keep);
 
 /* ---------------------------------------------------------------------------------
+ * One trace per collection: an object format (scan/fix)
+ *
+ * A runtime that can describe its objects lets the arena trace them: one call marks,
+ * moves and updates every reference in a single pass, with no arena_mark /
+ * arena_forward walk of its own. The protocol is the Memory Pool System's object
+ * format: a scan callback visits each reference field of one object and hands its
+ * address to arena_fix, which may rewrite it (MPS "scan/fix", Ravenbrook, see
+ * https://www.ravenbrook.com/project/mps/master/manual/html/topic/scanning.html), and
+ * a roots callback does the same for the runtime's roots.
+ *
+ * Policy (Immix opportunistic evacuation, Blackburn & McKinley, PLDI 2008): before the
+ * trace the collection picks evacuation candidates, the pages allocated since the
+ * previous collection and the pages that were sparse (below cfg.sparse_percent live)
+ * at the end of it. Objects on candidates reached by the trace are copied to free
+ * pages and scanned from there, Cheney-style (Cheney, CACM 1970); the old copy holds
+ * a forwarding address, so every later fix of the same object returns the copy.
+ * Objects on other pages are marked in place and keep their address. When no free
+ * page can be had (ENOSPC, the VMA budget, cfg.max_file), the rest are marked in
+ * place. Afterwards dead objects are freed, and pages left with no live object
+ * (every evacuated candidate) become retained pages, reused by allocation and by the
+ * next collection's to-space (cfg.retain_* say how many stay).
+ * ------------------------------------------------------------------------------- */
+typedef struct arena_ss arena_ss_t;  /* opaque scan state, valid during one callback */
+
+/* Visit every reference field of the object at obj (size usable bytes, a multiple of
+ * 16): call arena_fix(ss, &field) for each field that holds a pointer, untagged. It is
+ * called exactly once per live object reached, on its final copy. */
+typedef void (*arena_scan_fn)(arena_ss_t *ss, void *obj, size_t size, void *closure);
+/* Visit every root: arena_fix(ss, &root) for each location outside the condemned
+ * objects that may hold a reference into the heap (stack slots, globals, and in a
+ * ARENA_TRACE_YOUNG collection the remembered set: fields of old objects written since
+ * the previous collection). A location may be fixed twice. */
+typedef void (*arena_roots_fn)(arena_ss_t *ss, void *closure);
+
+typedef struct arena_format {
+    arena_scan_fn scan;     /* required */
+    arena_roots_fn roots;   /* required */
+    void *closure;          /* passed to both, unchanged */
+} arena_format_t;
+
+enum arena_trace_mode {
+    ARENA_TRACE_FULL = 0,   /* every object may die; the whole live heap is traced */
+    ARENA_TRACE_YOUNG = 1,  /* only objects allocated since the previous collection (of
+                               either kind) may die or move; objects that survived one
+                               are neither traced nor freed ("sticky" generations:
+                               Demers et al., POPL 1990), so the roots must include every
+                               reference from them to younger objects */
+};
+
+/* Fix one reference, from a scan or roots callback (with that callback's ss): *ref is
+ * an address of this arena's heap, possibly interior (any byte of a live object; a
+ * pointer one past an object's end belongs to whatever follows). If the object moved
+ * in this collection, *ref is rewritten to the same byte of the copy; otherwise *ref is
+ * left alone (nothing is written). The object is kept live and will be scanned.
+ * Returns 0 (also for NULL and for addresses outside the heap, left alone),
+ * ARENA_ENOTOBJ for a heap address holding no live object (left alone: a conservative
+ * runtime may ignore it), ARENA_ENULL for a NULL ss or ref. Only during the callback
+ * that received ss, on the collecting thread. */
+ARENA_API int arena_fix(arena_ss_t *ss, void **ref);
+
+/* Collect in one pass with the runtime's format (see above). Objects arena_pin()ned or
+ * arena_mark()ed since the previous collection are extra roots that keep their
+ * address (pinning is how a conservative runtime protects what an ambiguous
+ * reference names). mode: enum arena_trace_mode. st may be NULL; st->pause_ns is the
+ * whole pause, callbacks included; objects_evacuated / bytes_evacuated count the
+ * copies; pages_in_place the condemned pages kept. Mirror views and tracking follow:
+ * a copy lands on a page the tracker reports as touched, and a mirror shows the heap's
+ * new layout. arena_forward() knows nothing of this collection's moves (every
+ * reference the format reaches was already fixed): afterwards it answers as if
+ * nothing had moved.
+ * Errors: ARENA_ENULL (a, fmt, fmt->scan or fmt->roots NULL), ARENA_ECONFIG (mode),
+ * ARENA_ENOCOLLECT when the collection's tables cannot be allocated (nothing was
+ * collected, no callback was called); otherwise a positive errno is the first kernel error met by a
+ * collection that still completed (a page that could not be given back stays
+ * allocated, no object is lost).
+ * Thread rules: stop-the-world like arena_collect, and the callbacks run on the calling
+ * thread with the arena's lock held: they may call arena_fix, arena_object,
+ * arena_object_size and arena_contains, and no other arena function (no allocation). */
+ARENA_API int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode,
+                                  arena_collect_stats_t *st);
+
+/* ---------------------------------------------------------------------------------
  * The backing file, for views that are not the heap
  * ------------------------------------------------------------------------------- */
 

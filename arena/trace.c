@@ -1,0 +1,511 @@
+/*
+ * trace.c -- one trace per collection: the runtime's object format drives a single pass
+ * that marks, evacuates and fixes (docs/design.md §7a, include/arena.h).
+ *
+ * Layer 6 beside collect.c (docs/design.md §2): calls heap.c only (and collect.c's
+ * arena__gc_fini); it reads the heap's page table and bitmaps and takes and retains
+ * slots through heap.c, never maps anything itself.
+ *
+ * Per page (flags set at the start, cleared at the end):
+ *   CONDEMNED  objects here die unless the trace reaches them (marks bitmap);
+ *   EVAC       a condemned page whose reached objects are copied out (Immix's
+ *              opportunistic evacuation): the copy's address is written over the old
+ *              object's first word and a bit in `fwd` says so.
+ * Pages that are not condemned (to-space pages, and old pages in a young collection)
+ * are never looked at by arena_fix: a reference to them is left as it is.
+ * Grey objects: copies are scanned in to-space order (Cheney: to-space is the queue);
+ * objects marked in place go on a stack. When the stack cannot grow, the object is
+ * marked anyway and a later pass rescans every marked in-place object (fixing is
+ * idempotent: a fixed field names a to-space copy or an object already marked).
+ */
+#include "collect.h"
+#include "heap.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct grey {
+    char *obj;
+    size_t size;
+};
+
+struct tospace {
+    size_t slot;            /* heap slot */
+    size_t used;            /* bytes copied into it */
+};
+
+struct arena_ss {
+    arena_t *a;
+    struct arena__heap *h;
+    char *base;             /* heap view base */
+    size_t heap_bytes;
+    size_t old_top;         /* slots below it existed before the collection */
+    uint64_t *fwd;          /* bit per granule below old_top: the object was copied */
+    struct grey *stack;
+    size_t sp, cap;
+    bool overflow;          /* an object could not be pushed: rescan (see above) */
+    struct tospace *to;     /* to-space pages in fill order */
+    size_t nto, to_cap;
+    size_t pool, pool_n;    /* slots taken for to-space and not yet started */
+    size_t chunk;           /* slots the next take asks for */
+    size_t scan_page, scan_off;   /* the Cheney scan: next object in to-space */
+    bool to_exhausted;      /* no more free pages: mark the rest in place */
+    arena_collect_stats_t st;
+    int err;                /* first kernel error met */
+    const arena_format_t *fmt;
+};
+
+static void note_error(arena_ss_t *ss, int err)
+{
+    if (err > 0 && ss->err == 0)
+        ss->err = err;
+}
+
+/* ---------------------------------------------------------------- to-space -- */
+
+/* A fresh page for copies: slots are taken in chunks (16, doubling to 512) so a large
+ * evacuation costs few mapping calls, and one at a time once a chunk is refused. */
+static bool tospace_page(arena_ss_t *ss)
+{
+    arena_t *a = ss->a;
+    if (ss->nto == ss->to_cap) {
+        size_t cap = ss->to_cap ? 2 * ss->to_cap : 64;
+        struct tospace *t = realloc(ss->to, cap * sizeof *t);
+        if (t == NULL)
+            return false;
+        ss->to = t;
+        ss->to_cap = cap;
+    }
+    if (ss->pool_n == 0) {
+        size_t want = ss->chunk, got = 0;
+        ss->chunk = want < 512 ? 2 * want : want;
+        if (arena__heap_take_some(a, want, ARENA__PAGE_POOL, &ss->pool, &got) != 0 &&
+            arena__heap_take_some(a, 1, ARENA__PAGE_POOL, &ss->pool, &got) != 0)
+            return false;
+        ss->pool_n = got;
+    }
+    size_t slot = ss->pool++;
+    ss->pool_n--;
+    __atomic_store_n(&ss->h->pages[slot].kind, ARENA__PAGE_SMALL, __ATOMIC_RELEASE);
+    ss->to[ss->nto++] = (struct tospace){slot, 0};
+    return true;
+}
+
+/* Room for size bytes (at most a page) in to-space, or NULL when none can be had. */
+static char *tospace_room(arena_ss_t *ss, size_t size)
+{
+    if (ss->to_exhausted)
+        return NULL;
+    struct tospace *t = ss->nto ? &ss->to[ss->nto - 1] : NULL;
+    if (t == NULL || t->used + size > ss->a->page_size) {
+        if (!tospace_page(ss)) {
+            ss->to_exhausted = true;
+            return NULL;
+        }
+        t = &ss->to[ss->nto - 1];
+    }
+    char *dst = (ss->base + t->slot * ss->a->page_size) + t->used;
+    t->used += size;
+    ss->h->pages[t->slot].live += (uint32_t)size;
+    return dst;
+}
+
+/* ------------------------------------------------------------------- grey -- */
+
+static void push(arena_ss_t *ss, char *obj, size_t size)
+{
+    if (ss->sp == ss->cap) {
+        size_t cap = ss->cap ? 2 * ss->cap : 1024;
+        struct grey *g = realloc(ss->stack, cap * sizeof *g);
+        if (g == NULL) {
+            ss->overflow = true;
+            return;
+        }
+        ss->stack = g;
+        ss->cap = cap;
+    }
+    ss->stack[ss->sp++] = (struct grey){obj, size};
+}
+
+static bool fwd_get(const arena_ss_t *ss, size_t bit)
+{
+    return (ss->fwd[bit >> 6] >> (bit & 63)) & 1;
+}
+
+/* The object at obj (granule bit, on a condemned page) is reached for the first time:
+ * copy it when its page is an evacuation candidate and to-space has room, else mark it
+ * in place. Returns where it lives now. */
+static char *reach(arena_ss_t *ss, struct arena__page *pg, char *obj, size_t bit, size_t size)
+{
+    struct arena__heap *h = ss->h;
+    arena__bit_set(h->marks, bit);
+    ss->st.objects_live++;
+    ss->st.bytes_live += size;
+    if ((pg->flags & ARENA__PAGE_EVAC) && size <= ss->a->page_size) {
+        char *dst = tospace_room(ss, size);
+        if (dst != NULL) {
+            memcpy(dst, obj, size);
+            size_t g = (size_t)(dst - ss->base) / ARENA__GRANULE;
+            arena__bit_set(h->ends, g + size / ARENA__GRANULE - 1);
+            arena__bit_set(h->starts, g);
+            memcpy(obj, &dst, sizeof dst);   /* the forwarding address */
+            ss->fwd[bit >> 6] |= (uint64_t)1 << (bit & 63);
+            ss->st.objects_evacuated++;
+            ss->st.bytes_evacuated += size;
+            return dst;   /* scanned when the Cheney scan reaches it */
+        }
+    }
+    pg->live += (uint32_t)size;
+    push(ss, obj, size);
+    return obj;
+}
+
+int arena_fix(arena_ss_t *ss, void **ref)
+{
+    if (ss == NULL || ref == NULL)
+        return ARENA_ENULL;
+    char *p = *ref;
+    size_t off = (size_t)(p - ss->base);
+    if (p == NULL || p < ss->base || off >= ss->heap_bytes)
+        return 0;
+    struct arena__heap *h = ss->h;
+    size_t slot = off >> ss->a->page_shift;
+    struct arena__page *pg = &h->pages[slot];
+    if (!(pg->flags & ARENA__PAGE_CONDEMNED)) {
+        /* Not condemned: a to-space copy, an old object in a young collection, or a page
+         * holding nothing (which the runtime should hear about). */
+        return pg->kind == ARENA__PAGE_FREE || pg->kind == ARENA__PAGE_POOL ? ARENA_ENOTOBJ : 0;
+    }
+    char *obj = p;
+    size_t bit = off / ARENA__GRANULE;
+    if ((off & (ARENA__GRANULE - 1)) != 0 || pg->kind != ARENA__PAGE_SMALL || !arena__bit_get(h->starts, bit)) {
+        obj = arena__heap_find(ss->a, p, &slot);   /* interior pointer, or a large object */
+        if (obj == NULL)
+            return ARENA_ENOTOBJ;
+        pg = &h->pages[slot];
+        bit = (size_t)(obj - ss->base) / ARENA__GRANULE;
+    }
+    char *now;
+    if (arena__bit_get(h->marks, bit)) {
+        if (!(pg->flags & ARENA__PAGE_EVAC) || !fwd_get(ss, bit))
+            return 0;
+        memcpy(&now, obj, sizeof now);
+    } else {
+        now = reach(ss, pg, obj, bit, arena__heap_size_at(ss->a, slot, obj));
+    }
+    if (now != obj)
+        *ref = now + (p - obj);
+    return 0;
+}
+
+/* ------------------------------------------------------------------- trace -- */
+
+static void scan(arena_ss_t *ss, char *obj, size_t size)
+{
+    ss->fmt->scan(ss, obj, size, ss->fmt->closure);
+}
+
+/* Scan grey objects until none is left: to-space in order, then the stack. */
+static void drain(arena_ss_t *ss)
+{
+    struct arena__heap *h = ss->h;
+    for (;;) {
+        size_t ti = ss->scan_page;
+        if (ti < ss->nto && ss->scan_off < ss->to[ti].used) {
+            size_t slot = ss->to[ti].slot;
+            char *obj = (ss->base + slot * ss->a->page_size) + ss->scan_off;
+            size_t g = (size_t)(obj - ss->base) / ARENA__GRANULE;
+            size_t end = arena__bit_next(h->ends, g, (slot + 1) * h->granules);
+            size_t size = (end + 1 - g) * ARENA__GRANULE;
+            ss->scan_off += size;
+            scan(ss, obj, size);
+        } else if (ti + 1 < ss->nto) {
+            ss->scan_page++;
+            ss->scan_off = 0;
+        } else if (ss->sp != 0) {
+            struct grey gr = ss->stack[--ss->sp];
+            scan(ss, gr.obj, gr.size);
+        } else {
+            return;
+        }
+    }
+}
+
+/* Every object marked in place on a condemned page, in address order. */
+static void each_marked_in_place(arena_ss_t *ss, void (*fn)(arena_ss_t *, char *, size_t))
+{
+    struct arena__heap *h = ss->h;
+    for (size_t s = 0; s < ss->old_top; s++) {
+        struct arena__page *pg = &h->pages[s];
+        if (!(pg->flags & ARENA__PAGE_CONDEMNED) || pg->kind == ARENA__PAGE_LARGE_TAIL)
+            continue;
+        size_t first = s * h->granules, limit = first + h->granules;
+        for (size_t bit = arena__bit_next(h->marks, first, limit); bit != (size_t)-1;
+             bit = arena__bit_next(h->marks, bit + 1, limit)) {
+            if ((pg->flags & ARENA__PAGE_EVAC) && fwd_get(ss, bit))
+                continue;
+            char *obj = ss->base + bit * ARENA__GRANULE;
+            fn(ss, obj, arena__heap_size_at(ss->a, s, obj));
+        }
+    }
+}
+
+static void rescan(arena_ss_t *ss, char *obj, size_t size)
+{
+    scan(ss, obj, size);
+    drain(ss);
+}
+
+/* Objects pinned or marked before the call: roots that stay where they are. */
+static void push_premarked(arena_ss_t *ss)
+{
+    struct arena__heap *h = ss->h;
+    for (size_t s = 0; s < ss->old_top; s++) {
+        struct arena__page *pg = &h->pages[s];
+        if (pg->live == 0 || pg->kind == ARENA__PAGE_LARGE_TAIL)
+            continue;
+        size_t first = s * h->granules, limit = first + h->granules;
+        for (size_t bit = arena__bit_next(h->marks, first, limit); bit != (size_t)-1;
+             bit = arena__bit_next(h->marks, bit + 1, limit)) {
+            char *obj = ss->base + bit * ARENA__GRANULE;
+            size_t size = arena__heap_size_at(ss->a, s, obj);
+            if (pg->flags & ARENA__PAGE_CONDEMNED) {
+                ss->st.objects_live++;
+                ss->st.bytes_live += size;
+            }
+            push(ss, obj, size);
+        }
+    }
+}
+
+static void trace(arena_ss_t *ss)
+{
+    push_premarked(ss);
+    ss->fmt->roots(ss, ss->fmt->closure);
+    drain(ss);
+    while (ss->overflow) {
+        ss->overflow = false;
+        each_marked_in_place(ss, rescan);
+    }
+}
+
+/* ----------------------------------------------------------- before, after -- */
+
+/* Condemn and choose candidates (Immix: sparse pages by the last collection's live
+ * counts; pages allocated since have no count and hold the young, mostly dead). */
+static void condemn(arena_ss_t *ss, int mode)
+{
+    struct arena__heap *h = ss->h;
+    for (size_t s = 0; s < ss->old_top; s++) {
+        struct arena__page *pg = &h->pages[s];
+        pg->flags &= (uint16_t)~(ARENA__PAGE_CONDEMNED | ARENA__PAGE_EVAC);
+        if (pg->kind != ARENA__PAGE_SMALL && pg->kind != ARENA__PAGE_LARGE_HEAD &&
+            pg->kind != ARENA__PAGE_LARGE_TAIL)
+            continue;
+        bool old = pg->flags & ARENA__PAGE_OLD;
+        if (mode == ARENA_TRACE_YOUNG && old)
+            continue;
+        pg->flags |= ARENA__PAGE_CONDEMNED;
+        if (pg->kind == ARENA__PAGE_SMALL && !pg->pinned && !(pg->flags & ARENA__PAGE_MESHED) &&
+            (!old || (pg->flags & ARENA__PAGE_SPARSE)))
+            pg->flags |= ARENA__PAGE_EVAC;
+    }
+}
+
+struct release {
+    size_t slot, n;
+};
+
+/* Dead pages stay mapped and resident (retained, R6.7): the next allocations and the
+ * next collection's to-space reuse them; finish() trims the surplus. */
+static void release_flush(arena_ss_t *ss, struct release *r)
+{
+    if (r->n == 0)
+        return;
+    arena__heap_retain(ss->a, r->slot, r->n);
+    r->n = 0;
+}
+
+static void release_add(arena_ss_t *ss, struct release *r, size_t slot, size_t n)
+{
+    if (r->n != 0 && r->slot + r->n != slot)
+        release_flush(ss, r);
+    if (r->n == 0)
+        r->slot = slot;
+    r->n += n;
+}
+
+/* A condemned small page that keeps some object: clear the dead and the moved. */
+static void sweep_small(arena_ss_t *ss, size_t s, bool evac)
+{
+    struct arena__heap *h = ss->h;
+    size_t limit = (s + 1) * h->granules;
+    for (size_t w = s * h->words; w < (s + 1) * h->words; w++) {
+        uint64_t keep = h->marks[w] & ~(evac ? ss->fwd[w] : 0);
+        uint64_t gone = h->starts[w] & ~keep;
+        ss->st.objects_freed += (size_t)__builtin_popcountll(h->starts[w] & ~h->marks[w]);
+        while (gone != 0) {
+            size_t bit = w * 64 + (size_t)__builtin_ctzll(gone);
+            gone &= gone - 1;
+            size_t end = arena__bit_next(h->ends, bit, limit);
+            arena__bit_clear(h->starts, bit);
+            if (end != (size_t)-1)
+                arena__bit_clear(h->ends, end);
+        }
+        h->marks[w] = 0;
+    }
+}
+
+/* Whether a condemned small page keeps any object in place. */
+static bool keeps_any(const arena_ss_t *ss, size_t s, bool evac)
+{
+    const struct arena__heap *h = ss->h;
+    for (size_t w = s * h->words; w < (s + 1) * h->words; w++)
+        if (h->marks[w] & ~(evac ? ss->fwd[w] : 0))
+            return true;
+    return false;
+}
+
+static void count_dead(arena_ss_t *ss, size_t s)
+{
+    struct arena__heap *h = ss->h;
+    for (size_t w = s * h->words; w < (s + 1) * h->words; w++)
+        ss->st.objects_freed += (size_t)__builtin_popcountll(h->starts[w] & ~h->marks[w]);
+}
+
+static void clear_marks(struct arena__heap *h, size_t s, size_t n)
+{
+    memset(&h->marks[s * h->words], 0, n * h->words * sizeof(uint64_t));
+}
+
+/* After the trace: free the dead, give back empty pages, record each kept page's
+ * density for the next collection's choice of candidates. */
+static void sweep(arena_ss_t *ss, size_t sparse_bytes)
+{
+    struct arena__heap *h = ss->h;
+    struct release r = {0, 0};
+    size_t top = h->top;
+    for (size_t s = 0; s < top; s++) {
+        struct arena__page *pg = &h->pages[s];
+        uint16_t f = pg->flags;
+        size_t n = pg->kind == ARENA__PAGE_LARGE_HEAD ? pg->aux : 1;
+        bool kept = true;
+        if (pg->kind == ARENA__PAGE_FREE) {
+            continue;
+        } else if (pg->kind == ARENA__PAGE_POOL) {
+            kept = false;
+        } else if (!(f & ARENA__PAGE_CONDEMNED)) {
+            clear_marks(h, s, n);   /* marks of pins on old pages */
+        } else if (pg->kind == ARENA__PAGE_SMALL) {
+            bool evac = f & ARENA__PAGE_EVAC;
+            /* A meshed page shares its file page: never retained here (R7.11). */
+            kept = keeps_any(ss, s, evac) || (f & ARENA__PAGE_MESHED);
+            if (kept) {
+                sweep_small(ss, s, evac);
+                ss->st.pages_in_place++;
+            } else {
+                count_dead(ss, s);
+            }
+        } else if (pg->kind == ARENA__PAGE_LARGE_HEAD) {
+            kept = arena__bit_get(h->marks, s * h->granules);
+            ss->st.objects_freed += !kept;
+            clear_marks(h, s, 1);
+            ss->st.pages_in_place += kept ? n : 0;
+        }
+        if (!kept) {
+            release_add(ss, &r, s, n);
+        } else {
+            release_flush(ss, &r);
+            for (size_t i = 0; i < n; i++) {
+                struct arena__page *q = &h->pages[s + i];
+                /* Condemned and to-space pages were measured now; old pages a young
+                 * collection did not trace keep what their last measure said. */
+                bool measured = (f & ARENA__PAGE_CONDEMNED) || !(f & ARENA__PAGE_OLD);
+                bool sparse = measured ? q->live < sparse_bytes : (f & ARENA__PAGE_SPARSE);
+                ss->st.pages_pinned += q->pinned;
+                q->flags = (uint16_t)(ARENA__PAGE_OLD | (sparse && q->kind == ARENA__PAGE_SMALL ? ARENA__PAGE_SPARSE : 0) |
+                                      (q->flags & ARENA__PAGE_MESHED));
+                q->live = 0;
+                q->pinned = 0;
+            }
+        }
+        s += n - 1;
+    }
+    release_flush(ss, &r);
+}
+
+static void finish(arena_ss_t *ss, int mode)
+{
+    arena_t *a = ss->a;
+    struct arena__heap *h = ss->h;
+    note_error(ss, arena__heap_rebuild_free(a));
+    /* R6.7, as arena_collect: past the hard limit the surplus goes now; below it, the
+     * allocator releases what stays unused past the delay. */
+    size_t released = 0;
+    note_error(ss, arena__heap_trim(a, arena__heap_retain_hard(a), &released));
+    ss->st.pages_released += released;
+    ss->st.pages_retained = h->retained_pages + h->nparked;
+    (void)arena__heap_purge_due(a, arena__os_now_ns(), false);
+    ss->st.pages_after = h->used_pages;
+    ss->st.vmas_after = arena__budget_used(&a->budget);
+    h->live_bytes = mode == ARENA_TRACE_YOUNG ? h->live_bytes + ss->st.bytes_live : ss->st.bytes_live;
+    __atomic_store_n(&h->allocated_bytes, h->live_bytes, __ATOMIC_RELAXED);
+    a->collections++;
+    a->bytes_copied += ss->st.bytes_evacuated;
+    a->pages_released += ss->st.pages_released;
+    /* arena_forward answers as if nothing moved (documented): no table of the last
+     * arena_collect may outlive this collection. */
+    arena__gc_fini(a);
+}
+
+static void ss_free(arena_ss_t *ss)
+{
+    free(ss->fwd);
+    free(ss->stack);
+    free(ss->to);
+}
+
+int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_collect_stats_t *st)
+{
+    if (a == NULL || fmt == NULL || fmt->scan == NULL || fmt->roots == NULL)
+        return ARENA_ENULL;
+    if (mode != ARENA_TRACE_FULL && mode != ARENA_TRACE_YOUNG)
+        return ARENA_ECONFIG;
+    if (arena__broken(a))
+        return arena__broken(a);
+    pthread_mutex_lock(&a->lock);
+    uint64_t t0 = arena__os_now_ns();
+    struct arena__heap *h = a->heap;
+    arena_ss_t ss = {.a = a, .h = h, .base = h->base, .fmt = fmt, .chunk = 16,
+                     .heap_bytes = h->nslots * a->page_size};
+    ss.st.vmas_before = arena__budget_used(&a->budget);
+    ss.st.pages_before = h->used_pages;
+    /* Every thread's current page is retired: the next allocation refills (R6.1). */
+    atomic_fetch_add(&h->epoch, 1);
+    arena__heap_drop_pool(a);
+    ss.old_top = h->top;
+    /* Large enough, calloc maps it fresh: only the words of pages that evacuate are touched. */
+    ss.fwd = calloc((ss.old_top ? ss.old_top : 1) * h->words, sizeof(uint64_t));
+    if (ss.fwd == NULL) {
+        pthread_mutex_unlock(&a->lock);
+        return ARENA_ENOCOLLECT;
+    }
+    unsigned sparse = a->cfg.sparse_percent ? a->cfg.sparse_percent : 75;
+    size_t sparse_bytes = a->page_size * (sparse > 100 ? 100 : sparse) / 100;
+    condemn(&ss, mode);
+    trace(&ss);
+    if (ss.pool_n != 0) {   /* to-space taken and not used */
+        arena__heap_retain(a, ss.pool, ss.pool_n);
+        ss.pool_n = 0;
+    }
+    sweep(&ss, sparse_bytes);
+    finish(&ss, mode);
+    ss_free(&ss);
+    ss.st.pause_ns = arena__os_now_ns() - t0;
+    int err = ss.err;
+    pthread_mutex_unlock(&a->lock);
+    if (st != NULL)
+        *st = ss.st;
+    return err;
+}

@@ -1,0 +1,618 @@
+/*
+ * test_trace.c -- one trace per collection (arena_trace_collect, arena_fix): a random
+ * object-graph property test over many seeds (every reachable object checked by
+ * checksum, every reference fixed to the one copy, dead objects freed), pins, interior
+ * roots, to-space exhaustion, young collections with a remembered set, tracking and a
+ * mirror view across a collection, bad input.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+
+/* A test object: header, nptr references (possibly interior), then payload words. */
+struct tobj {
+    uint32_t id, nptr;
+    uint64_t seed;
+    void *ptr[];
+};
+
+#define MAXP 4
+
+struct node {
+    size_t size;
+    uint32_t nptr;
+    uint64_t seed;
+    uint32_t tgt[MAXP];   /* UINT32_MAX = NULL */
+    uint32_t off[MAXP];
+    char *addr;           /* where it was last seen */
+    bool pinned;
+    uint32_t seen;        /* epoch of the last verification that reached it */
+};
+
+struct model {
+    struct node *n;
+    size_t count, cap;
+    uint32_t *root_tgt, *root_off;   /* roots[i] names node root_tgt[i] at root_off[i] */
+    void **roots;
+    size_t nroots;
+    uint32_t epoch;
+    /* young collections: old objects written since the last collection */
+    char **remset;
+    size_t nremset;
+};
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static uint64_t word_of(uint64_t seed, size_t i)
+{
+    uint64_t x = seed + i * 0x9E3779B97F4A7C15ull;
+    x ^= x >> 31;
+    x *= 0xBF58476D1CE4E5B9ull;
+    return x ^ (x >> 29);
+}
+
+static size_t payload_first(uint32_t nptr)
+{
+    return (sizeof(struct tobj) + nptr * sizeof(void *)) / 8;
+}
+
+static void scan_tobj(arena_ss_t *ss, void *obj, size_t size, void *closure)
+{
+    (void)closure;
+    struct tobj *o = obj;
+    cr_assert_geq(size, sizeof *o + o->nptr * sizeof(void *), "scan got a short size");
+    for (uint32_t i = 0; i < o->nptr; i++)
+        cr_assert_eq(arena_fix(ss, &o->ptr[i]), 0, "fix of a field failed");
+}
+
+static void roots_model(arena_ss_t *ss, void *closure)
+{
+    struct model *m = closure;
+    for (size_t i = 0; i < m->nroots; i++)
+        cr_assert_eq(arena_fix(ss, &m->roots[i]), 0);
+    for (size_t i = 0; i < m->nremset; i++) {
+        struct tobj *o = (struct tobj *)m->remset[i];
+        for (uint32_t k = 0; k < o->nptr; k++)
+            cr_assert_eq(arena_fix(ss, &o->ptr[k]), 0);
+    }
+}
+
+static size_t allocs;    /* objects new_node allocated */
+static bool small_only;  /* new_node: 16-256 bytes, at least one field */
+
+static uint32_t new_node(arena_t *a, struct model *m, size_t page)
+{
+    allocs++;
+    if (m->count == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 1024;
+        m->n = realloc(m->n, m->cap * sizeof *m->n);
+        cr_assert_not_null(m->n);
+    }
+    uint32_t id = (uint32_t)m->count++;
+    struct node *n = &m->n[id];
+    memset(n, 0, sizeof *n);
+    n->nptr = (uint32_t)(rnd() % (MAXP + 1));
+    if (small_only && n->nptr == 0)
+        n->nptr = 1;
+    uint64_t k = rnd() % 100;
+    size_t min = (payload_first(n->nptr) + 1) * 8;
+    if (small_only)
+        k = 0;
+    n->size = k < 85 ? min + rnd() % 200 : k < 97 ? min + rnd() % (page - min) : page + 1 + rnd() % (2 * page);
+    n->seed = rnd();
+    for (uint32_t i = 0; i < MAXP; i++)
+        n->tgt[i] = UINT32_MAX;
+    struct tobj *o = arena_alloc(a, n->size);
+    cr_assert_not_null(o);
+    o->id = id;
+    o->nptr = n->nptr;
+    o->seed = n->seed;
+    uint64_t *w = (uint64_t *)o;
+    for (size_t i = payload_first(n->nptr); i < n->size / 8; i++)
+        w[i] = word_of(n->seed, i);
+    n->addr = (char *)o;
+    return id;
+}
+
+static void set_edge(struct model *m, uint32_t from, uint32_t i, uint32_t to)
+{
+    struct node *f = &m->n[from];
+    struct tobj *o = (struct tobj *)f->addr;
+    f->tgt[i] = to;
+    if (to == UINT32_MAX) {
+        o->ptr[i] = NULL;
+        return;
+    }
+    /* A quarter of the references are interior. */
+    f->off[i] = rnd() % 4 == 0 ? (uint32_t)(rnd() % m->n[to].size) & ~7u : 0;
+    o->ptr[i] = m->n[to].addr + f->off[i];
+}
+
+static void set_root(struct model *m, size_t r, uint32_t to, bool interior)
+{
+    m->root_tgt[r] = to;
+    m->root_off[r] = interior ? (uint32_t)(rnd() % m->n[to].size) : 0;
+    m->roots[r] = m->n[to].addr + m->root_off[r];
+}
+
+/* Reach object id at p: where every reference says, the same address for every
+ * reference, with its id, header and payload intact. */
+static size_t visit(arena_t *a, struct model *m, uint32_t id, char *p, uint32_t *stack, size_t *sp)
+{
+    struct node *n = &m->n[id];
+    if (n->seen == m->epoch) {
+        cr_assert_eq(p, n->addr, "two references to object %u disagree: %p vs %p", id, p, n->addr);
+        return 0;
+    }
+    n->seen = m->epoch;
+    n->addr = p;
+    cr_assert_eq(arena_object(a, p), p, "object %u at %p is not a live object", id, p);
+    cr_assert_geq(arena_object_size(a, p), n->size);
+    struct tobj *o = (struct tobj *)p;
+    cr_assert_eq(o->id, id, "object %u: header says %u", id, o->id);
+    cr_assert_eq(o->nptr, n->nptr);
+    cr_assert_eq(o->seed, n->seed);
+    const uint64_t *w = (const uint64_t *)p;
+    for (size_t i = payload_first(n->nptr); i < n->size / 8; i++)
+        cr_assert_eq(w[i], word_of(n->seed, i), "object %u payload word %zu", id, i);
+    for (uint32_t i = 0; i < n->nptr; i++) {
+        if (n->tgt[i] == UINT32_MAX)
+            cr_assert_null(o->ptr[i]);
+        else
+            stack[(*sp)++] = i | id << 3;   /* field i of id: resolved when popped */
+    }
+    return 1;
+}
+
+/* Walk from the roots; returns the number of objects reached. */
+static size_t verify(arena_t *a, struct model *m)
+{
+    m->epoch++;
+    uint32_t *stack = malloc((m->count * MAXP + 1) * sizeof *stack);
+    size_t sp = 0, reached = 0;
+    cr_assert_not_null(stack);
+    for (size_t r = 0; r < m->nroots; r++) {
+        reached += visit(a, m, m->root_tgt[r], (char *)m->roots[r] - m->root_off[r], stack, &sp);
+        while (sp) {
+            uint32_t e = stack[--sp], from = e >> 3, i = e & 7;
+            struct tobj *o = (struct tobj *)m->n[from].addr;
+            uint32_t t = m->n[from].tgt[i];
+            reached += visit(a, m, t, (char *)o->ptr[i] - m->n[from].off[i], stack, &sp);
+        }
+    }
+    free(stack);
+    return reached;
+}
+
+static bool is_reached(const struct model *m, uint32_t id)
+{
+    return m->n[id].seen == m->epoch;
+}
+
+static uint32_t pick_reached(struct model *m)
+{
+    for (int tries = 0; tries < 64; tries++) {
+        uint32_t id = (uint32_t)(rnd() % m->count);
+        if (is_reached(m, id))
+            return id;
+    }
+    return m->root_tgt[rnd() % m->nroots];
+}
+
+static arena_t *make(size_t page, size_t max_file)
+{
+    arena_config_t cfg;
+    arena_config_init(&cfg);
+    cfg.page_size = page;
+    cfg.reserve = (size_t)1 << 31;
+    cfg.max_file = max_file;
+    arena_t *a = NULL;
+    cr_assert_eq(arena_create(&a, &cfg), 0);
+    return a;
+}
+
+static void model_init(struct model *m, size_t nroots)
+{
+    memset(m, 0, sizeof *m);
+    m->nroots = nroots;
+    m->roots = calloc(nroots, sizeof *m->roots);
+    m->root_tgt = calloc(nroots, sizeof *m->root_tgt);
+    m->root_off = calloc(nroots, sizeof *m->root_off);
+    m->remset = calloc(1 << 16, sizeof *m->remset);
+    cr_assert(m->roots && m->root_tgt && m->root_off && m->remset);
+}
+
+static void model_free(struct model *m)
+{
+    free(m->n);
+    free(m->roots);
+    free(m->root_tgt);
+    free(m->root_off);
+    free(m->remset);
+}
+
+/* Allocate `count` new objects wired at random into the reachable graph. */
+static void grow_graph(arena_t *a, struct model *m, size_t count, size_t page, bool first)
+{
+    size_t base = m->count;
+    for (size_t i = 0; i < count; i++)
+        new_node(a, m, page);
+    for (size_t i = base; i < m->count; i++)
+        for (uint32_t k = 0; k < m->n[i].nptr; k++)
+            set_edge(m, (uint32_t)i, k, rnd() % 5 == 0 ? UINT32_MAX : (uint32_t)(base + rnd() % count));
+    for (size_t r = 0; r < m->nroots; r++)
+        if (first || rnd() % 3 == 0)
+            set_root(m, r, (uint32_t)(base + rnd() % count), rnd() % 4 == 0);
+    (void)first;
+}
+
+static const arena_format_t *format_of(struct model *m)
+{
+    static arena_format_t f;
+    f = (arena_format_t){scan_tobj, roots_model, m};
+    return &f;
+}
+
+/* --------------------------------------------------------------------------------- */
+
+static void property_run(uint64_t seed, size_t page)
+{
+    rng_state = seed * 0x2545F4914F6CDD1Dull + 1;
+    arena_t *a = make(page, 0);
+    struct model m;
+    model_init(&m, 16);
+    grow_graph(a, &m, 400, page, true);
+    size_t evacuated = 0;
+    for (int cycle = 0; cycle < 6; cycle++) {
+        size_t expect = verify(a, &m);
+        /* Pin a few reachable objects: they must not move. */
+        uint32_t pinned[4];
+        char *at[4];
+        for (int i = 0; i < 4; i++) {
+            pinned[i] = pick_reached(&m);
+            at[i] = m.n[pinned[i]].addr;
+            cr_assert_eq(arena_pin(a, at[i]), 0);
+        }
+        arena_collect_stats_t st;
+        cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, &st), 0);
+        cr_assert_eq(st.objects_live, expect, "seed %llu cycle %d: %zu live, %zu reachable",
+                     (unsigned long long)seed, cycle, st.objects_live, expect);
+        cr_assert_gt(st.pause_ns, 0);
+        evacuated += st.objects_evacuated;
+        cr_assert_eq(verify(a, &m), expect);
+        for (int i = 0; i < 4; i++)
+            cr_assert_eq(m.n[pinned[i]].addr, at[i], "a pinned object moved");
+        /* The unreachable are gone. */
+        for (size_t i = 0; i < m.count; i++)
+            if (!is_reached(&m, (uint32_t)i))
+                m.n[i].addr = NULL;
+        /* Mutate: rewire some fields of reachable objects, add young objects. */
+        for (int k = 0; k < 100; k++) {
+            uint32_t f = pick_reached(&m), t = pick_reached(&m);
+            if (m.n[f].nptr)
+                set_edge(&m, f, (uint32_t)(rnd() % m.n[f].nptr), t);
+        }
+        size_t base = m.count;
+        grow_graph(a, &m, 300, page, false);
+        for (int k = 0; k < 60; k++) {
+            uint32_t f = pick_reached(&m);
+            if (m.n[f].nptr)
+                set_edge(&m, f, (uint32_t)(rnd() % m.n[f].nptr), (uint32_t)(base + rnd() % 300));
+        }
+    }
+    cr_assert_gt(evacuated, 0, "no object was ever evacuated");
+    arena_destroy(a);
+    model_free(&m);
+}
+
+Test(trace, property_many_seeds_4k)
+{
+    for (uint64_t seed = 1; seed <= 24; seed++)
+        property_run(seed, 4096);
+}
+
+Test(trace, property_many_seeds_16k)
+{
+    for (uint64_t seed = 100; seed <= 108; seed++)
+        property_run(seed, 16384);
+}
+
+/* A full trace frees what is unreachable, keeps what is, and an old page is not
+ * copied again once dense. */
+Test(trace, frees_unreachable_and_keeps_dense_pages)
+{
+    rng_state = 7;
+    allocs = 0;
+    arena_t *a = make(0, 0);
+    struct model m;
+    model_init(&m, 1);
+    /* A list of 2000 small objects, all reachable from one root. */
+    for (int i = 0; i < 2000; i++) {
+        uint32_t id = new_node(a, &m, 4096);
+        while (m.n[id].nptr == 0 || m.n[id].size > 256) {
+            m.count--;
+            id = new_node(a, &m, 4096);
+        }
+        for (uint32_t k = 0; k < m.n[id].nptr; k++)
+            set_edge(&m, id, k, k == 0 && id > 0 ? id - 1 : UINT32_MAX);
+    }
+    set_root(&m, 0, (uint32_t)m.count - 1, false);
+    size_t discarded = allocs - 2000;   /* the ones new_node made and the loop dropped */
+    /* Garbage next to it. */
+    for (int i = 0; i < 2000; i++)
+        cr_assert_not_null(arena_alloc(a, 64));
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, &st), 0);
+    cr_assert_eq(st.objects_live, 2000);
+    cr_assert_eq(st.objects_freed, 2000 + discarded);
+    cr_assert_eq(st.objects_evacuated, 2000, "young pages are evacuation candidates");
+    cr_assert_lt(st.pages_after, st.pages_before, "dead pages left the heap");
+    cr_assert_eq(verify(a, &m), 2000);
+    /* Dense now: the second full collection marks in place. */
+    cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, &st), 0);
+    cr_assert_eq(st.objects_live, 2000);
+    cr_assert_lt(st.objects_evacuated, 100);
+    cr_assert_eq(verify(a, &m), 2000);
+    arena_destroy(a);
+    model_free(&m);
+}
+
+/* A root into the middle of an object keeps it and is fixed to the same byte. */
+Test(trace, interior_roots)
+{
+    rng_state = 11;
+    arena_t *a = make(0, 0);
+    struct model m;
+    model_init(&m, 64);
+    grow_graph(a, &m, 200, 4096, true);
+    for (size_t r = 0; r < m.nroots; r++)
+        set_root(&m, r, (uint32_t)(rnd() % m.count), true);
+    size_t expect = verify(a, &m);
+    cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, NULL), 0);
+    cr_assert_eq(verify(a, &m), expect);
+    /* A reference to a free page or past the heap's objects is not an object. */
+    arena_destroy(a);
+    model_free(&m);
+}
+
+static void *fix_result_ref;
+static int fix_result;
+static void roots_one(arena_ss_t *ss, void *closure)
+{
+    (void)closure;
+    fix_result = arena_fix(ss, &fix_result_ref);
+}
+static void scan_none(arena_ss_t *ss, void *obj, size_t size, void *closure)
+{
+    (void)ss, (void)obj, (void)size, (void)closure;
+}
+
+Test(trace, fix_outside_and_not_an_object)
+{
+    arena_t *a = make(0, 0);
+    char *o = arena_alloc(a, 64);
+    cr_assert_not_null(o);
+    arena_format_t f = {scan_none, roots_one, NULL};
+    static char outside[16];
+    fix_result_ref = outside;
+    cr_assert_eq(arena_trace_collect(a, &f, ARENA_TRACE_FULL, NULL), 0);
+    cr_assert_eq(fix_result, 0);
+    cr_assert_eq(fix_result_ref, (void *)outside);
+    /* o died in that collection: its page is free now. */
+    fix_result_ref = o;
+    cr_assert_eq(arena_trace_collect(a, &f, ARENA_TRACE_FULL, NULL), 0);
+    cr_assert_eq(fix_result, ARENA_ENOTOBJ);
+    cr_assert_eq(fix_result_ref, (void *)o, "a reference that names nothing is left alone");
+    fix_result_ref = NULL;
+    cr_assert_eq(arena_trace_collect(a, &f, ARENA_TRACE_FULL, NULL), 0);
+    cr_assert_eq(fix_result, 0);
+    arena_destroy(a);
+}
+
+/* With the backing file capped, to-space runs out half-way: the rest is marked in
+ * place and every object survives intact. */
+Test(trace, tospace_exhaustion_falls_back_to_marking)
+{
+    rng_state = 23;
+    size_t cap = (size_t)2 << 20;
+    arena_t *a = make(4096, cap);
+    small_only = true;
+    struct model m;
+    model_init(&m, 8);
+    /* Fill most of the file with reachable small objects. */
+    size_t base = m.count;
+    for (;;) {
+        arena_stats_t s;
+        cr_assert_eq(arena_stats(a, &s), 0);
+        if (s.heap_pages * 4096 + 48 * 4096 > cap)
+            break;
+        uint32_t id = new_node(a, &m, 4096);
+        for (uint32_t k = 0; k < m.n[id].nptr; k++)
+            set_edge(&m, id, k, id == base ? UINT32_MAX : k == 0 ? id - 1 : (uint32_t)(base + rnd() % (id - base)));
+    }
+    for (size_t r = 0; r < m.nroots; r++)
+        set_root(&m, r, (uint32_t)(m.count - 1 - r), false);
+    size_t expect = verify(a, &m);
+    cr_assert_gt(expect, 300, "reached %zu of %zu", expect, m.count);
+    arena_collect_stats_t st;
+    int rc = arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, &st);
+    cr_assert(rc == 0 || rc == ENOSPC, "rc %d", rc);
+    cr_assert_eq(st.objects_live, expect);
+    cr_assert_lt(st.objects_evacuated, expect, "to-space should have run out: rc %d, %zu of %zu evacuated, pages %zu", rc, st.objects_evacuated, expect, st.pages_before);
+    cr_assert_gt(st.pages_in_place, 0);
+    cr_assert_eq(verify(a, &m), expect);
+    /* And the heap still works afterwards. */
+    cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, &st), 0);
+    cr_assert_eq(verify(a, &m), expect);
+    arena_destroy(a);
+    model_free(&m);
+}
+
+/* A young collection: old objects are neither traced nor freed, young ones reachable
+ * only through an old object's written field (the remembered set) survive. */
+Test(trace, young_collection_with_remembered_set)
+{
+    rng_state = 31;
+    arena_t *a = make(0, 0);
+    struct model m;
+    model_init(&m, 4);
+    grow_graph(a, &m, 300, 4096, true);
+    cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, NULL), 0);
+    size_t old_reached = verify(a, &m);
+    /* An unreachable old object stays through young collections (floating garbage). */
+    uint32_t dead_old = UINT32_MAX;
+    for (uint32_t i = 0; i < m.count && dead_old == UINT32_MAX; i++)
+        if (!is_reached(&m, i))
+            dead_old = i;
+    char *old_addr[300];
+    for (uint32_t i = 0; i < 300; i++)
+        old_addr[i] = is_reached(&m, i) ? m.n[i].addr : NULL;
+    /* Young objects hung only from old objects' fields. */
+    size_t base = m.count;
+    grow_graph(a, &m, 200, 4096, false);
+    for (size_t r = 0; r < m.nroots; r++) { /* roots back to old objects */
+        uint32_t t = pick_reached(&m);
+        while (t >= base)
+            t = pick_reached(&m);
+        set_root(&m, r, t, false);
+    }
+    m.nremset = 0;
+    for (int k = 0; k < 50; k++) {
+        uint32_t f = (uint32_t)(rnd() % base);
+        if (!is_reached(&m, f) || m.n[f].nptr == 0 || m.n[f].addr == NULL)
+            continue;
+        set_edge(&m, f, 0, (uint32_t)(base + rnd() % 200));
+        m.remset[m.nremset++] = m.n[f].addr;
+    }
+    size_t expect = verify(a, &m);
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_YOUNG, &st), 0);
+    m.nremset = 0;
+    cr_assert_eq(verify(a, &m), expect);
+    cr_assert_gt(expect, old_reached);
+    for (uint32_t i = 0; i < 300; i++)
+        if (old_addr[i] != NULL && is_reached(&m, i))
+            cr_assert_eq(m.n[i].addr, old_addr[i], "an old object moved in a young collection");
+    if (dead_old != UINT32_MAX && m.n[dead_old].addr != NULL && arena_object(a, m.n[dead_old].addr))
+        cr_assert_eq(arena_object(a, m.n[dead_old].addr), m.n[dead_old].addr);
+    /* A full collection after it sees the same graph. */
+    cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, &st), 0);
+    cr_assert_eq(st.objects_live, expect);
+    cr_assert_eq(verify(a, &m), expect);
+    arena_destroy(a);
+    model_free(&m);
+}
+
+/* A mirror view shows the moved objects at their new place; the tracker reports the
+ * pages the copies landed on. */
+Test(trace, mirror_and_tracking_follow)
+{
+    rng_state = 41;
+    arena_t *a = make(0, 0);
+    arena_view_t *mirror = NULL;
+    cr_assert_eq(arena_view_open(a, ARENA_VIEW_MIRROR, 0, ARENA_PROT_READ, 0, &mirror), 0);
+    arena_view_t *hv = arena_heap_view(a);
+    int trc = arena_track_start(hv, ARENA_TRACK_WRITES);
+    struct model m;
+    model_init(&m, 8);
+    grow_graph(a, &m, 400, 4096, true);
+    size_t expect = verify(a, &m);
+    char **before = calloc(m.count, sizeof *before);
+    cr_assert_not_null(before);
+    for (uint32_t i = 0; i < m.count; i++)
+        before[i] = m.n[i].addr;
+    static void *pages[1 << 16];
+    size_t n = 0;
+    if (trc == 0)
+        cr_assert_eq(arena_track_take(hv, pages, 1 << 16, &n), 0);
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, &st), 0);
+    cr_assert_gt(st.objects_evacuated, 0);
+    cr_assert_eq(verify(a, &m), expect);
+    size_t ps = arena_page_size(a);
+    if (trc == 0)
+        cr_assert_eq(arena_track_take(hv, pages, 1 << 16, &n), 0);
+    for (uint32_t i = 0; i < m.count; i++) {
+        if (!is_reached(&m, i))
+            continue;
+        char *p = m.n[i].addr;
+        char *mp = arena_view_addr(mirror, p);
+        cr_assert_not_null(mp);
+        cr_assert_eq(memcmp(mp, p, m.n[i].size), 0, "the mirror shows another object %u", i);
+        if (trc != 0 || before[i] == p)
+            continue;
+        char *pg = (char *)((uintptr_t)p & ~(uintptr_t)(ps - 1));
+        bool found = false;
+        for (size_t k = 0; k < n && !found; k++)
+            found = pages[k] == pg;
+        cr_assert(found, "the page of moved object %u is not reported touched", i);
+    }
+    if (trc == 0)
+        cr_assert_eq(arena_track_stop(hv), 0);
+    free(before);
+    arena_destroy(a);
+    model_free(&m);
+}
+
+Test(trace, bad_input)
+{
+    arena_t *a = make(0, 0);
+    arena_format_t ok = {scan_none, roots_one, NULL};
+    arena_format_t noscan = {NULL, roots_one, NULL}, noroots = {scan_none, NULL, NULL};
+    fix_result_ref = NULL;
+    cr_assert_eq(arena_trace_collect(NULL, &ok, ARENA_TRACE_FULL, NULL), ARENA_ENULL);
+    cr_assert_eq(arena_trace_collect(a, NULL, ARENA_TRACE_FULL, NULL), ARENA_ENULL);
+    cr_assert_eq(arena_trace_collect(a, &noscan, ARENA_TRACE_FULL, NULL), ARENA_ENULL);
+    cr_assert_eq(arena_trace_collect(a, &noroots, ARENA_TRACE_FULL, NULL), ARENA_ENULL);
+    cr_assert_eq(arena_trace_collect(a, &ok, 7, NULL), ARENA_ECONFIG);
+    cr_assert_eq(arena_trace_collect(a, &ok, -1, NULL), ARENA_ECONFIG);
+    void *r = NULL;
+    cr_assert_eq(arena_fix(NULL, &r), ARENA_ENULL);
+    arena_destroy(a);
+}
+
+/* The old interface still works after a one-pass collection and before one. */
+Test(trace, mixes_with_mark_collect_forward)
+{
+    rng_state = 53;
+    arena_t *a = make(0, 0);
+    struct model m;
+    model_init(&m, 8);
+    grow_graph(a, &m, 300, 4096, true);
+    size_t expect = verify(a, &m);
+    cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, NULL), 0);
+    cr_assert_eq(verify(a, &m), expect);
+    /* mark everything reachable, collect, forward every reference */
+    for (uint32_t i = 0; i < m.count; i++)
+        if (is_reached(&m, i))
+            cr_assert_eq(arena_mark(a, m.n[i].addr), 0);
+    cr_assert_eq(arena_collect(a, NULL), 0);
+    for (size_t r = 0; r < m.nroots; r++)
+        m.roots[r] = arena_forward(a, m.roots[r]);
+    for (uint32_t i = 0; i < m.count; i++) {
+        if (!is_reached(&m, i))
+            continue;
+        struct tobj *o = arena_forward(a, m.n[i].addr);
+        cr_assert_not_null(o);
+        for (uint32_t k = 0; k < o->nptr; k++)
+            o->ptr[k] = arena_forward(a, o->ptr[k]);
+    }
+    cr_assert_eq(verify(a, &m), expect);
+    /* young after arena_collect: what arena_collect kept is old */
+    cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_YOUNG, NULL), 0);
+    cr_assert_eq(verify(a, &m), expect);
+    arena_destroy(a);
+    model_free(&m);
+}
