@@ -112,7 +112,7 @@ int bench_mesh(const struct bench_opts *o)
         }
         pause[r] = on.meshed > 0 ? on.mesh_ns / on.meshed : NAN;
     }
-    snprintf(note, sizeof note, "%d-byte objects, 25%% pinned at random; %.0f of %.0f pages meshed; "
+    snprintf(note, sizeof note, "%d-byte objects, 25%% pinned at random, %.0f of %.0f pages meshed, "
              "without meshing %.2fx live", OBJ_SIZE, on.meshed, off.file / 4096, off.file / off.live);
     /* The heap shape is seeded: every repetition has the same bytes, only the time varies. */
     bench_row_note(bench, "resident_per_live", on.file, "bytes", on.live, note);
