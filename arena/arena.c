@@ -260,6 +260,8 @@ int arena_stats(const arena_t *a, arena_stats_t *s)
     s->max_file = arena__backing_max_pages(a->backing) * a->page_size;
     s->vmas = arena__budget_used(&a->budget);
     s->vma_budget = arena__budget_limit(&a->budget);
+    s->process_vmas = arena__budget_process_used();
+    s->process_vma_budget = arena__budget_process_limit();
     for (const arena_view_t *v = a->views; v; v = arena__view_next(v))
         s->views++;
     s->collections = a->collections;

@@ -13,7 +13,7 @@
  * R4.7  cfg.max_file caps the file: past it allocation fails with ENOSPC. Its default is
  *       the memory the process may use at all (physical memory plus swap, or the memory
  *       cgroup's limit where lower: arena.c), so no request can ask for more than exists.
- * R4.8  A request larger than one fallocate step must fit in what memory is left now
+ * R4.12 A request larger than one fallocate step must fit in what memory is left now
  *       (os_memory.c), checked before each step, or it fails with ENOMEM; fallocate runs in
  *       bounded steps, and a failed request punches back what it committed. Shmem pages are
  *       charged to no process: an unbounded fallocate would have the OOM killer kill others.
@@ -61,7 +61,7 @@ struct arena__backing {
 /* File pages are stored in 32-bit slot tables (view.c), and UINT32_MAX means "none". */
 #define BACKING_PAGE_LIMIT ((size_t)UINT32_MAX - 1)
 
-/* R4.8: one fallocate call commits at most this much. */
+/* R4.12: one fallocate call commits at most this much. */
 #define COMMIT_STEP ((size_t)64 << 20)
 
 static int punch(struct arena__backing *b, size_t first, size_t npages)
@@ -73,7 +73,7 @@ static int punch(struct arena__backing *b, size_t first, size_t npages)
 }
 
 /* Allocate file pages [first, first+npages) to the file (R4.4), in steps of COMMIT_STEP, each
- * step only while what is still to come fits in the memory left (R4.8). All or nothing: on
+ * step only while what is still to come fits in the memory left (R4.12). All or nothing: on
  * failure what this call committed is punched again (the pages were holes before). */
 static int commit(struct arena__backing *b, size_t first, size_t npages)
 {

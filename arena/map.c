@@ -256,13 +256,31 @@ static size_t default_limit(size_t max, size_t used)
  * mappings of its own. A budget the kernel cannot honour is clamped to this (R4.9). */
 #define ROLLBACK_HEADROOM 512
 
+/* R4.11: every arena of the process also draws from one process-wide budget. Its limit is
+ * set by the first arena (half of what vm.max_map_count leaves then, as for one arena) and
+ * raised only by an arena configured with a larger budget of its own (clamped as above).
+ * Without it each default arena took half of what was left, and five of them all of it. */
+static _Atomic size_t process_used;
+static _Atomic size_t process_limit;
+
+static void process_limit_raise(size_t at_least)
+{
+    size_t cur = atomic_load(&process_limit);
+    while (cur < at_least && !atomic_compare_exchange_weak(&process_limit, &cur, at_least))
+        ;
+}
+
 size_t arena__budget_limit_for(size_t configured)
 {
     /* One read of each: /proc/self/maps costs a file walk. */
     size_t max = arena__os_max_map_count(), used = arena__os_count_maps();
-    size_t budget = configured ? configured : default_limit(max, used);
     size_t room = used + ROLLBACK_HEADROOM < max ? max - used - ROLLBACK_HEADROOM : 64;
-    return budget > room ? room : budget;
+    size_t shared = atomic_load(&process_used) + default_limit(max, used);
+    process_limit_raise(shared < room ? shared : room);
+    size_t budget = configured ? configured : atomic_load(&process_limit);
+    budget = budget > room ? room : budget;
+    process_limit_raise(budget);
+    return budget;
 }
 
 void arena__budget_init(struct arena__budget *bu, size_t limit)
@@ -281,18 +299,38 @@ size_t arena__budget_limit(const struct arena__budget *bu)
     return bu->limit;
 }
 
-int arena__budget_check(const struct arena__budget *bu, size_t extra)
+size_t arena__budget_process_used(void)
 {
-    size_t now = arena__budget_used(bu);
-    return (now + extra < now || now + extra > bu->limit) ? ARENA_EVMA : 0;
+    return atomic_load(&process_used);
 }
 
+size_t arena__budget_process_limit(void)
+{
+    return atomic_load(&process_limit);
+}
+
+size_t arena__budget_room(const struct arena__budget *bu)
+{
+    size_t now = arena__budget_used(bu), all = atomic_load(&process_used), lim = atomic_load(&process_limit);
+    size_t mine = bu->limit > now ? bu->limit - now : 0, shared = lim > all ? lim - all : 0;
+    return mine < shared ? mine : shared;
+}
+
+int arena__budget_check(const struct arena__budget *bu, size_t extra)
+{
+    return extra > arena__budget_room(bu) ? ARENA_EVMA : 0;
+}
+
+/* Atomics only: the SIGSEGV tracker's handler calls it. */
 void arena__budget_change(struct arena__budget *bu, size_t from, size_t to)
 {
-    if (to >= from)
+    if (to >= from) {
         atomic_fetch_add(&bu->used, to - from);
-    else
+        atomic_fetch_add(&process_used, to - from);
+    } else {
         atomic_fetch_sub(&bu->used, from - to);
+        atomic_fetch_sub(&process_used, from - to);
+    }
 }
 
 /* ------------------------------------------------------ copy/remap break-even ---- */

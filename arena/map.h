@@ -60,14 +60,21 @@ struct arena__budget {
     size_t limit;
     _Atomic size_t used;
 };
-/* The limit to use for a configured budget (0 = default): a safe share of
- * vm.max_map_count, clamped so a rollback always has mappings left (R4.9). */
+/* The limit to use for a configured budget (0 = the process-wide one, R4.11), clamped so a
+ * rollback always has mappings left (R4.9). The first call sets the process-wide limit to a
+ * safe share of vm.max_map_count; a larger configured budget raises it. */
 size_t arena__budget_limit_for(size_t configured);
 void arena__budget_init(struct arena__budget *bu, size_t limit);
 size_t arena__budget_used(const struct arena__budget *bu);
 size_t arena__budget_limit(const struct arena__budget *bu);
-/* 0 when adding `extra` mappings keeps within the limit, else ARENA_EVMA. */
+/* Mappings that may still be added: within the arena's limit and the process-wide one
+ * (R4.11: every arena of the process draws from one budget). */
+size_t arena__budget_room(const struct arena__budget *bu);
+/* 0 when adding `extra` mappings keeps within both limits, else ARENA_EVMA. */
 int arena__budget_check(const struct arena__budget *bu, size_t extra);
+/* The process-wide count and limit (arena_stats). */
+size_t arena__budget_process_used(void);
+size_t arena__budget_process_limit(void);
 /* The accounted count goes from `from` to `to` (a view's count changed, tracking split). */
 void arena__budget_change(struct arena__budget *bu, size_t from, size_t to);
 

@@ -275,8 +275,7 @@ static unsigned shift_for(const struct arena__track *t, size_t used)
  * coarse mode (R8.4). */
 static int plan_budget(struct arena__track *t, arena_t *a)
 {
-    size_t used = arena__budget_used(&a->budget), limit = arena__budget_limit(&a->budget);
-    size_t allowance = limit > used ? limit - used : 0;
+    size_t allowance = arena__budget_room(&a->budget); /* the arena's and the process's */
     if (t->backend == ARENA_TRACKER_UFFD)
         allowance = SIZE_MAX / 4; /* no splits: write protection lives in the page tables */
     if (allowance < 8)

@@ -100,10 +100,12 @@ typedef struct arena_config {
     int backing;             /* enum arena_backing; default AUTO */
     const char *dir;         /* directory for ARENA_BACKING_TMPFILE; NULL = $TMPDIR, else /tmp */
     int mover;               /* enum arena_mover; default AUTO */
-    size_t vma_budget;       /* most mappings the arena may add; 0 = half of what vm.max_map_count
-                                leaves; a larger value than the kernel can honour (max_map_count
-                                minus the process's mappings minus 512 kept for rollbacks) is
-                                clamped: arena_stats() reports the budget in force */
+    size_t vma_budget;       /* most mappings the arena may add; 0 = the process-wide budget. Every
+                                arena of the process also draws from one process-wide budget: half
+                                of what vm.max_map_count left when the first arena was created,
+                                raised by an arena configured with a larger budget. A value larger
+                                than the kernel can honour (max_map_count minus the process's
+                                mappings minus 512) is clamped: arena_stats() reports both budgets */
     int tracker;             /* enum arena_tracker; default AUTO */
     size_t copy_below;       /* runs shorter than this many pages are copied, not remapped;
                                 0 = calibrated once per process */
@@ -514,6 +516,8 @@ typedef struct arena_stats {
     int backing;              /* ARENA_BACKING_MEMFD or _TMPFILE, as chosen */
     int mover;                /* the arena's mover as configured */
     size_t max_file;          /* the cap on the backing file in force, bytes (arena_config_t.max_file) */
+    size_t process_vmas;      /* mappings accounted by every arena of the process */
+    size_t process_vma_budget; /* the process-wide budget they all draw from (arena_config_t.vma_budget) */
 } arena_stats_t;
 
 /* Fill *s with a snapshot of the arena (takes the arena lock; one mincore pass over the

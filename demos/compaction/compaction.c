@@ -60,10 +60,10 @@ static void usage(FILE *f)
 {
     fputs("usage: arena-compaction [--heap SIZE] [--survive FRACTION|PERCENT%] [--seed N] [--page-size SIZE]\n"
           "                        [--svg PATH | --no-svg]\n"
-          "Fragments a heap (most objects die), collects it once with the remapping compactor and once\n"
-          "with a plain copying compactor on the same heap shape, verifies every survivor and prints\n"
-          "what each did side by side.\n"
-          "  --heap SIZE       bytes of objects to allocate (default 64M; K, M, G suffixes; at least 1M)\n"
+          "Fragments a heap (objects allocated together mostly die together), collects it once with the\n"
+          "remapping compactor and once with a plain copying compactor on the same heap shape, verifies\n"
+          "every survivor, prints what each did side by side and draws it as an SVG figure.\n"
+          "  --heap SIZE       bytes of objects to allocate (default 64M; K, M, G suffixes; 1M to 1G)\n"
           "  --survive F       the share of objects that survive: a fraction (0.3) or a percentage (30%);\n"
           "                    default 0.3\n"
           "  --seed N          the heap shape (default 1)\n"
@@ -390,7 +390,7 @@ static void print_table(const struct options *o, const struct hm_run *ra, const 
     line("live data (surviving objects)", "MiB", a->bytes_live / 1048576.0, c->bytes_live / 1048576.0, 1);
     line("resident memory before the collection", "MiB", ra->before.resident_bytes / 1048576.0,
          rc->before.resident_bytes / 1048576.0, 1);
-    line("resident memory after", "MiB", ra->after.resident_bytes / 1048576.0,
+    line("resident memory after the collection", "MiB", ra->after.resident_bytes / 1048576.0,
          rc->after.resident_bytes / 1048576.0, 1);
     line("  of it free pages kept for reuse (retained)", "MiB", ra->after.retained_bytes / 1048576.0,
          rc->after.retained_bytes / 1048576.0, 1);
