@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 
 /* An object evacuated out of a sparse page (R7.4): its old and new offsets in the heap
- * view. Appended in old-address order, so the table is sorted for binary search. */
+ * view. Appended in old-address order: a page's entries are consecutive. */
 struct evac_entry {
     size_t old_off, new_off, size;
 };
@@ -25,6 +25,13 @@ struct arena__gc {
     size_t nslots;           /* slots covered by page_fwd */
     struct evac_entry *evac; /* objects moved one by one */
     size_t nevac, evac_cap;
+    /* O(1) forwarding of evacuated objects (R7.6): per evacuated page a block holding its
+     * first entry's index and the start bits of its live objects; the rank of an object's
+     * start bit among them is its entry. */
+    uint32_t *evac_blk;      /* per old slot (FWD_EVAC ones): its block */
+    uint32_t *blk_first;     /* per block: index of the page's first entry */
+    uint64_t *blk_bits;      /* per block: words bitmap words */
+    size_t nblk, blk_cap, words;
 };
 
 #define FWD_DEAD UINT32_MAX
@@ -37,6 +44,9 @@ void arena__gc_fini(arena_t *a)
         return;
     free(gc->page_fwd);
     free(gc->evac);
+    free(gc->evac_blk);
+    free(gc->blk_first);
+    free(gc->blk_bits);
     free(gc);
     a->gc = NULL;
 }
@@ -99,19 +109,24 @@ int arena_is_marked(const arena_t *a, const void *p)
 
 /* --------------------------------------------------------------- forwarding -- */
 
-static const struct evac_entry *evac_find(const struct arena__gc *gc, size_t off)
+/* The entry of the evacuated object containing heap offset off, in evacuated old slot
+ * slot, or NULL: the last live start bit at or below off's granule, ranked. */
+static const struct evac_entry *evac_find(const struct arena__gc *gc, size_t slot, size_t off,
+                                          size_t granules)
 {
-    size_t lo = 0, hi = gc->nevac;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (gc->evac[mid].old_off <= off)
-            lo = mid + 1;
-        else
-            hi = mid;
+    uint32_t blk = gc->evac_blk[slot];
+    const uint64_t *bits = &gc->blk_bits[blk * gc->words];
+    size_t g = (off / ARENA__GRANULE) % granules, w = g / 64;
+    uint64_t word = bits[w] & (((uint64_t)2 << (g % 64)) - 1); /* bits 0..g%64 */
+    while (word == 0) {
+        if (w == 0)
+            return NULL;
+        word = bits[--w];
     }
-    if (lo == 0)
-        return NULL;
-    const struct evac_entry *e = &gc->evac[lo - 1];
+    size_t rank = (size_t)__builtin_popcountll(word) - 1;
+    for (size_t i = 0; i < w; i++)
+        rank += (size_t)__builtin_popcountll(bits[i]);
+    const struct evac_entry *e = &gc->evac[gc->blk_first[blk] + rank];
     return off - e->old_off < e->size ? e : NULL;
 }
 
@@ -128,16 +143,12 @@ void *arena_forward(const arena_t *a, const void *old)
     if (slot >= gc->nslots || gc->page_fwd[slot] == FWD_DEAD)
         return NULL;
     size_t off = (size_t)((const char *)old - a->heap->base);
-    char *now;
     if (gc->page_fwd[slot] == FWD_EVAC) {
-        const struct evac_entry *e = evac_find(gc, off);
-        if (e == NULL)
-            return NULL;
-        now = a->heap->base + e->new_off + (off - e->old_off);
-    } else {
-        size_t in_page = off & (a->page_size - 1);
-        now = arena__view_slot_addr(a->heap_view, gc->page_fwd[slot]) + in_page;
+        const struct evac_entry *e = evac_find(gc, slot, off, a->heap->granules);
+        /* An entry is a live object by construction: no lookup to confirm it. */
+        return e == NULL ? NULL : a->heap->base + e->new_off + (off - e->old_off);
     }
+    char *now = arena__view_slot_addr(a->heap_view, gc->page_fwd[slot]) + (off & (a->page_size - 1));
     /* The page survived, but the object p pointed into may have died in it. */
     return arena__heap_find(a, now, NULL) != NULL ? now : NULL;
 }
@@ -347,6 +358,21 @@ static bool evacuate(struct cycle *c, size_t slot)
     char *base = a->heap->base;
     size_t first = slot * h->granules, limit = first + h->granules, mark = gc->nevac;
     size_t bytes = 0, objects = 0, dead = 0;
+    if (gc->nblk == gc->blk_cap) {
+        size_t cap = gc->blk_cap ? gc->blk_cap * 2 : 64;
+        uint32_t *f = realloc(gc->blk_first, cap * sizeof *f);
+        if (f != NULL)
+            gc->blk_first = f;
+        uint64_t *b = f == NULL ? NULL : realloc(gc->blk_bits, cap * h->words * sizeof *b);
+        if (b == NULL)
+            return false; /* the page stays where it is */
+        gc->blk_bits = b;
+        gc->blk_cap = cap;
+    }
+    uint64_t *bits = &gc->blk_bits[gc->nblk * h->words];
+    for (size_t i = 0; i < h->words; i++)
+        bits[i] = h->starts[first / 64 + i] & h->marks[first / 64 + i];
+    gc->blk_first[gc->nblk] = (uint32_t)mark;
     /* Marked objects only: the dead are never swept one by one, the page is retained with
      * its bitmaps cleared wholesale (most of a sparse page is garbage). */
     for (size_t w = first / 64; w < limit / 64; w++) {
@@ -374,6 +400,7 @@ static bool evacuate(struct cycle *c, size_t slot)
             objects++;
         }
     }
+    gc->evac_blk[slot] = (uint32_t)gc->nblk++;
     c->st.objects_evacuated += objects;
     c->st.bytes_evacuated += bytes;
     c->st.objects_live += objects;
@@ -1047,9 +1074,16 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
     c.sparse_bytes = a->page_size * (sparse > 100 ? 100 : sparse) / 100;
     /* Every thread's current page is retired: the next allocation refills (R6.1). */
     c.gc = calloc(1, sizeof *c.gc);
-    if (c.gc != NULL)
+    if (c.gc != NULL) {
         c.gc->page_fwd = malloc((h->top ? h->top : 1) * sizeof(uint32_t));
-    if (c.gc == NULL || c.gc->page_fwd == NULL) {
+        c.gc->evac_blk = malloc((h->top ? h->top : 1) * sizeof(uint32_t));
+        c.gc->words = h->words;
+    }
+    if (c.gc == NULL || c.gc->page_fwd == NULL || c.gc->evac_blk == NULL) {
+        if (c.gc != NULL) {
+            free(c.gc->page_fwd);
+            free(c.gc->evac_blk);
+        }
         free(c.gc);
         pthread_mutex_unlock(&a->lock);
         return ARENA_ENOCOLLECT;

@@ -186,6 +186,12 @@ char *arena__heap_find(const arena_t *a, const void *p, size_t *slot_out)
         start = arena__view_slot_addr(a->heap_view, slot);
     } else if (kind == ARENA__PAGE_SMALL) {
         size_t bit = (size_t)((const char *)p - a->heap->base) / ARENA__GRANULE;
+        if (arena__bit_get(h->starts, bit)) {
+            /* p is in its object's first granule (runtimes mostly pass starts): inside it. */
+            if (slot_out != NULL)
+                *slot_out = slot;
+            return a->heap->base + bit * ARENA__GRANULE;
+        }
         size_t s = last_bit_at_or_below(h->starts, slot * h->granules, bit);
         if (s == (size_t)-1)
             return NULL;
@@ -698,14 +704,18 @@ static int pool_refill(arena_t *a)
     return 0;
 }
 
-static void *alloc_slow(arena_t *a, struct tcache *c, size_t size)
+/* A new current page for a bump cache whose page is [*cur, *end) of epoch *epoch (valid
+ * says whether that page is still this heap's): the unused rest is uncounted, the page is
+ * taken from the pool under the lock and cleared outside it when it was retained. Returns
+ * the page with [*cur, *end) and *epoch set to it, or NULL with errno set. */
+static char *take_page(arena_t *a, bool valid, char **cur, char **end, uint64_t *epoch)
 {
     struct arena__heap *h = a->heap;
     pthread_mutex_lock(&a->lock);
-    uint64_t epoch = atomic_load_explicit(&h->epoch, memory_order_relaxed);
-    if (c->id == a->id && c->epoch == epoch)
-        allocated_add(h, 0, (size_t)(c->end - c->cur));
-    c->id = 0;
+    uint64_t now = atomic_load_explicit(&h->epoch, memory_order_relaxed);
+    if (valid && *epoch == now)
+        allocated_add(h, 0, (size_t)(*end - *cur));
+    *cur = *end = NULL;
     int err = h->pool_n == 0 ? pool_refill(a) : 0;
     if (err != 0) {
         pthread_mutex_unlock(&a->lock);
@@ -723,8 +733,22 @@ static void *alloc_slow(arena_t *a, struct tcache *c, size_t size)
      * page may fault here. */
     if (dirty)
         memset(page, 0, a->page_size);
-    *c = (struct tcache){a->id, epoch, page + size, page + a->page_size};
-    set_object_bits(h, a, page, size);
+    *cur = page;
+    *end = page + a->page_size;
+    *epoch = now;
+    return page;
+}
+
+static void *alloc_slow(arena_t *a, struct tcache *c, size_t size)
+{
+    bool valid = c->id == a->id;
+    c->id = 0;
+    char *page = take_page(a, valid, &c->cur, &c->end, &c->epoch);
+    if (page == NULL)
+        return NULL;
+    c->id = a->id;
+    c->cur += size;
+    set_object_bits(a->heap, a, page, size);
     return page;
 }
 
@@ -779,4 +803,49 @@ void *arena_alloc(arena_t *a, size_t size)
         return obj;
     }
     return alloc_slow(a, c, size);
+}
+
+/* ------------------------------------------------------ inline allocation -- */
+
+int arena_lab_init(arena_t *a, arena_lab_t *lab)
+{
+    if (a == NULL || lab == NULL)
+        return ARENA_ENULL;
+    if (arena__broken(a))
+        return arena__broken(a);
+    struct arena__heap *h = a->heap;
+    *lab = (arena_lab_t){.cur = NULL, .end = NULL, .base = h->base, .starts = h->starts,
+                         .ends = h->ends, .epoch_now = (const uint64_t *)&h->epoch,
+                         .epoch = UINT64_MAX, .arena = a};
+    return 0;
+}
+
+void *arena_lab_refill(arena_lab_t *lab, size_t size)
+{
+    arena_t *a = lab->arena;
+    if (a == NULL || size == 0 || size > a->page_size)
+        return arena_alloc(a, size); /* large objects (and errors) take the ordinary path */
+    if (arena__broken(a)) {
+        errno = arena__broken(a) > 0 ? arena__broken(a) : EIO;
+        return NULL;
+    }
+    size_t rounded = (size + ARENA__GRANULE - 1) & ~(size_t)(ARENA__GRANULE - 1);
+    char *page = take_page(a, lab->cur != NULL, &lab->cur, &lab->end, &lab->epoch);
+    if (page == NULL)
+        return NULL;
+    lab->cur += rounded;
+    set_object_bits(a->heap, a, page, rounded);
+    return page;
+}
+
+void arena_lab_retire(arena_lab_t *lab)
+{
+    arena_t *a = lab == NULL ? NULL : lab->arena;
+    if (a == NULL || lab->cur == NULL)
+        return;
+    pthread_mutex_lock(&a->lock);
+    if (lab->epoch == atomic_load_explicit(&a->heap->epoch, memory_order_relaxed))
+        allocated_add(a->heap, 0, (size_t)(lab->end - lab->cur));
+    pthread_mutex_unlock(&a->lock);
+    lab->cur = lab->end = NULL;
 }

@@ -177,6 +177,52 @@ ARENA_API size_t arena_object_size(const arena_t *a, const void *obj);
 /* Nonzero when p points into the arena's heap reservation (live object or not). */
 ARENA_API int arena_contains(const arena_t *a, const void *p);
 
+/* An allocation buffer for arena_lab_alloc, the inline fast path of arena_alloc: one per
+ * thread, owned by the runtime (a thread-local or a field of its thread structure). The
+ * fields are the library's to set; read none. */
+typedef struct arena_lab {
+    char *cur, *end;            /* the free part of the thread's current page */
+    char *base;                 /* the heap view's base: granule i is base + 16 i */
+    uint64_t *starts, *ends;    /* the heap's object start and end bitmaps, bit per granule */
+    const uint64_t *epoch_now;  /* the heap's epoch: every collection (and fork) bumps it */
+    uint64_t epoch;             /* the epoch [cur, end) belongs to */
+    arena_t *arena;
+} arena_lab_t;
+
+/* Make *lab an empty buffer of a's heap. Errors: ARENA_ENULL, the error a failed fork left. */
+ARENA_API int arena_lab_init(arena_t *a, arena_lab_t *lab);
+
+/* The slow path of arena_lab_alloc: a new current page (objects larger than a page, and
+ * every error, go to arena_alloc). Same results as arena_alloc. */
+ARENA_API void *arena_lab_refill(arena_lab_t *lab, size_t size);
+
+/* Give the unused rest of the buffer's page back to the accounting of allocated bytes (a
+ * thread that stops allocating; optional). The buffer stays usable. */
+ARENA_API void arena_lab_retire(arena_lab_t *lab);
+
+/* arena_alloc inlined: the same zeroed, 16-byte aligned object, from the buffer's current
+ * page when it fits and no collection happened since the page was taken (a bump and two
+ * bitmap stores, no call), else through arena_lab_refill. Only the thread owning lab may
+ * use it; allocations through several labs and arena_alloc may be mixed freely. */
+static inline void *arena_lab_alloc(arena_lab_t *lab, size_t size)
+{
+    size_t rounded = (size + 15) & ~(size_t)15;
+    char *p = lab->cur;
+    if (__builtin_expect(rounded - 1 < (size_t)(lab->end - p) &&
+                             __atomic_load_n(lab->epoch_now, __ATOMIC_RELAXED) == lab->epoch, 1)) {
+        size_t g = (size_t)(p - lab->base) >> 4, e = g + (rounded >> 4) - 1;
+        /* End bit first: a concurrent arena_object that sees the start finds the end. Only
+         * this thread writes its page's words; relaxed atomics keep those readers defined. */
+        uint64_t w = __atomic_load_n(&lab->ends[e >> 6], __ATOMIC_RELAXED);
+        __atomic_store_n(&lab->ends[e >> 6], w | (uint64_t)1 << (e & 63), __ATOMIC_RELAXED);
+        w = __atomic_load_n(&lab->starts[g >> 6], __ATOMIC_RELAXED);
+        __atomic_store_n(&lab->starts[g >> 6], w | (uint64_t)1 << (g & 63), __ATOMIC_RELAXED);
+        lab->cur = p + rounded;
+        return p;
+    }
+    return arena_lab_refill(lab, size);
+}
+
 /* Mark the object containing p (an interior pointer is fine) live for the next
  * collection. Errors: ARENA_ENULL, ARENA_EFOREIGN, ARENA_ENOTOBJ. Idempotent. */
 ARENA_API int arena_mark(arena_t *a, const void *p);

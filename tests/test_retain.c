@@ -226,3 +226,52 @@ Test(retain, is_marked_and_allocated_bytes)
     cr_assert_eq(arena_allocated_bytes(NULL), 0);
     arena_destroy(a);
 }
+
+/* The inline fast path: objects as arena_alloc makes them, and a collection invalidates
+ * the buffer (the page it bumped through may have been retained or reused). */
+Test(retain, lab_alloc)
+{
+    arena_t *a = make(0, 0, 0);
+    arena_lab_t lab;
+    cr_assert_eq(arena_lab_init(a, &lab), 0);
+    cr_assert_eq(arena_lab_init(NULL, &lab), ARENA_ENULL);
+    char *objs[3000];
+    for (int i = 0; i < 3000; i++) {
+        size_t size = 1 + (size_t)(i * 37) % 300;
+        objs[i] = i % 7 == 0 ? arena_alloc(a, size) : arena_lab_alloc(&lab, size);
+        cr_assert_not_null(objs[i]);
+        cr_assert_eq((uintptr_t)objs[i] % 16, 0);
+        cr_assert_eq(arena_object_size(a, objs[i]), (size + 15) & ~(size_t)15);
+        cr_assert_eq(arena_object(a, objs[i] + size - 1), objs[i]);
+        for (size_t b = 0; b < size; b++)
+            cr_assert_eq(objs[i][b], 0);
+        memset(objs[i], i & 0xff, size);
+    }
+    char *big = arena_lab_alloc(&lab, 3 * 4096);
+    cr_assert_not_null(big);
+    cr_assert_eq(arena_object_size(a, big), 3 * 4096);
+    cr_assert_null(arena_lab_alloc(&lab, 0));
+    for (int i = 0; i < 3000; i += 3)
+        cr_assert_eq(arena_mark(a, objs[i]), 0);
+    cr_assert_eq(arena_collect(a, NULL), 0);
+    for (int i = 0; i < 3000; i += 3)
+        objs[i] = arena_forward(a, objs[i]);
+    /* After the collection the buffer refills: nothing lands on a survivor. */
+    for (int i = 0; i < 3000; i++) {
+        char *p = arena_lab_alloc(&lab, 64);
+        cr_assert_not_null(p);
+        for (int b = 0; b < 64; b++)
+            cr_assert_eq(p[b], 0, "a lab object was not zero after a collection");
+        memset(p, 0xff, 64);
+    }
+    for (int i = 0; i < 3000; i += 3) {
+        size_t size = 1 + (size_t)(i * 37) % 300;
+        for (size_t b = 0; b < size; b++)
+            cr_assert_eq((unsigned char)objs[i][b], (unsigned char)(i & 0xff), "survivor %d overwritten", i);
+    }
+    size_t before = arena_allocated_bytes(a);
+    arena_lab_retire(&lab);
+    cr_assert_leq(arena_allocated_bytes(a), before);
+    cr_assert_not_null(arena_lab_alloc(&lab, 16), "a retired buffer refills");
+    arena_destroy(a);
+}

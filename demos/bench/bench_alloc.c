@@ -7,6 +7,14 @@
  * ns_per_object_untouched: nobody writes the objects; malloc still touches its pages
  * (chunk headers) while the arena's fresh pages stay untouched zero file pages, so
  * this one shows the allocation path alone on the arena's side.
+ * ns_per_object_steady: the same objects in a heap at a fixed live size: a ring of
+ * STEADY_RING objects, each allocation replacing the oldest. malloc frees the object it
+ * replaces (malloc + free timed); the arena collects every STEADY_EVERY allocations (the
+ * ring marked, the collection, the ring forwarded: timed apart, as
+ * collect_ns_per_object_steady, not in the row) after at least 3 collections of warm-up,
+ * so the arena allocates from the pages its collections retained (docs/design.md R6.7).
+ * The row allocates with arena_lab_alloc, the header's inline fast path;
+ * ns_per_object_steady_call does the same through the arena_alloc call.
  */
 #include "bench.h"
 
@@ -90,6 +98,132 @@ static void one(const struct bench_opts *o, const size_t *sizes, void **ptrs, si
     free(va);
 }
 
+#define STEADY_RING ((size_t)1 << 16)
+#define STEADY_EVERY ((size_t)1 << 18)
+#define STEADY_WARM 3
+
+/* One collection keeping the ring; returns its ns, or a negative value on failure. */
+static double steady_collect(arena_t *a, void **ring, size_t n, char *why, size_t whylen)
+{
+    uint64_t t0 = bench_now_ns();
+    for (size_t i = 0; i < n; i++)
+        if (ring[i] != NULL)
+            arena_mark(a, ring[i]);
+    int err = arena_collect(a, NULL);
+    if (err != 0) {
+        snprintf(why, whylen, "arena_collect: %s", arena_have_strerror(err));
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ring[i] == NULL)
+            continue;
+        /* Slot i holds the object allocated at an index congruent to i. */
+        ring[i] = arena_forward(a, ring[i]);
+        if (ring[i] == NULL || *(size_t *)ring[i] % n != i) {
+            snprintf(why, whylen, "ring object %zu lost in a collection", i);
+            return -1;
+        }
+    }
+    return (double)(bench_now_ns() - t0);
+}
+
+static double steady_arena(const size_t *sizes, size_t n, size_t reserve, bool inline_path, double *collect_ns,
+                           char *why, size_t whylen)
+{
+    arena_t *a = NULL;
+    arena_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.reserve = reserve;
+    int err = arena_create(&a, &cfg);
+    if (err) {
+        snprintf(why, whylen, "arena_create: %s", arena_have_strerror(err));
+        return NAN;
+    }
+    void **ring = calloc(STEADY_RING, sizeof *ring);
+    arena_lab_t lab;
+    if (inline_path && (err = arena_lab_init(a, &lab)) != 0) {
+        snprintf(why, whylen, "arena_lab_init: %s", arena_have_strerror(err));
+        free(ring);
+        arena_destroy(a);
+        return NAN;
+    }
+    double ns = NAN, gc = 0;
+    size_t warm = STEADY_WARM * STEADY_EVERY, total = warm + n;
+    uint64_t t0 = 0;
+    for (size_t i = 0; i < total; i++) {
+        if (i == warm)
+            t0 = bench_now_ns(), gc = 0;
+        if (i % STEADY_EVERY == 0 && i > 0) {
+            double c = steady_collect(a, ring, STEADY_RING, why, whylen);
+            if (c < 0)
+                goto out;
+            gc += c;
+        }
+        size_t size = sizes[i % n];
+        void *p = inline_path ? arena_lab_alloc(&lab, size) : arena_alloc(a, size);
+        if (p == NULL) {
+            snprintf(why, whylen, "arena_alloc(%zu) failed at object %zu", size, i);
+            goto out;
+        }
+        *(volatile size_t *)p = i;
+        ring[i % STEADY_RING] = p;
+    }
+    ns = ((double)(bench_now_ns() - t0) - gc) / (double)n;
+    *collect_ns = gc / (double)n;
+out:
+    free(ring);
+    arena_destroy(a);
+    return ns;
+}
+
+static double steady_malloc(const size_t *sizes, size_t n)
+{
+    void **ring = calloc(STEADY_RING, sizeof *ring);
+    size_t warm = STEADY_WARM * STEADY_EVERY, total = warm + n;
+    uint64_t t0 = 0;
+    for (size_t i = 0; i < total; i++) {
+        if (i == warm)
+            t0 = bench_now_ns();
+        free(ring[i % STEADY_RING]);
+        void *p = malloc(sizes[i % n]);
+        *(volatile size_t *)p = i;
+        ring[i % STEADY_RING] = p;
+    }
+    double ns = (double)(bench_now_ns() - t0) / (double)n;
+    for (size_t i = 0; i < STEADY_RING; i++)
+        free(ring[i]);
+    free(ring);
+    return ns;
+}
+
+static void steady(const struct bench_opts *o, const size_t *sizes, size_t n, size_t reserve, bool inline_path)
+{
+    if (!ARENA_HAVE(arena_collect) || !ARENA_HAVE(arena_mark) || !ARENA_HAVE(arena_forward)) {
+        bench_note("alloc", "skipped", "ns_per_object_steady needs arena_mark/collect/forward");
+        return;
+    }
+    double *va = malloc((size_t)o->repeat * 3 * sizeof *va), *vm = va + o->repeat, *vc = vm + o->repeat;
+    char why[256] = "";
+    for (int r = 0; r < o->repeat; r++) {
+        bench_progress("alloc steady %d/%d", r + 1, o->repeat);
+        if (r % 2)
+            vm[r] = steady_malloc(sizes, n);
+        va[r] = steady_arena(sizes, n, reserve, inline_path, &vc[r], why, sizeof why);
+        if (!(r % 2))
+            vm[r] = steady_malloc(sizes, n);
+        if (isnan(va[r])) {
+            bench_note("alloc", "failed", why);
+            free(va);
+            return;
+        }
+    }
+    bench_row("alloc", inline_path ? "ns_per_object_steady" : "ns_per_object_steady_call",
+              bench_median(va, o->repeat), "ns", bench_median(vm, o->repeat));
+    if (inline_path)
+        bench_row("alloc", "collect_ns_per_object_steady", bench_median(vc, o->repeat), "ns", NAN);
+    free(va);
+}
+
 int bench_alloc(const struct bench_opts *o)
 {
     if (!bench_need("alloc", "arena_alloc", ARENA_HAVE(arena_alloc)))
@@ -104,6 +238,8 @@ int bench_alloc(const struct bench_opts *o)
     }
     one(o, sizes, ptrs, n, total * 4 + ((size_t)64 << 20), true);
     one(o, sizes, ptrs, n, total * 4 + ((size_t)64 << 20), false);
+    steady(o, sizes, n, (size_t)1 << 32, true);
+    steady(o, sizes, n, (size_t)1 << 32, false);
     free(ptrs);
     free(sizes);
     return 0;
