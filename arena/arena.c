@@ -26,50 +26,17 @@ void arena_config_init(arena_config_t *cfg)
 
 const char *arena_strerror(int err)
 {
+    if (err > 0) /* an errno value, as arena_alloc leaves it */
+        err = -err;
     switch (err) {
     case ARENA_OK: return "success";
-    case ARENA_ENULL: return "a required pointer argument is NULL";
-    case ARENA_ERANGE: return "a slot, file page or count is out of range";
-    case ARENA_EALIGN: return "an address, size or offset is not page aligned";
-    case ARENA_ESIZE: return "a size of 0, or larger than the reservation allows";
-    case ARENA_ECLOSED: return "the view was closed";
-    case ARENA_EFOREIGN: return "the pointer is not inside this arena";
-    case ARENA_ENOTOBJ: return "the pointer is not inside a live object";
-    case ARENA_EVMA: return "the operation would cross the arena's VMA budget";
-    case ARENA_EPRIVATE: return "remap_file_pages cannot work on a private (copy-on-write) view";
-    case ARENA_EBUSY: return "already in that state";
-    case ARENA_ENOTSUP: return "the kernel or the build lacks what this needs";
-    case ARENA_EHEAP: return "the heap's own view cannot be remapped or closed by hand";
-    case ARENA_ECONFIG: return "a configuration field has an invalid value";
-    case ARENA_ESTATE: return "the call is not valid in the current state";
-    case ARENA_EPROT: return "an invalid protection (write and execute together)";
-    case ARENA_ENOCOLLECT: return "no memory to start the collection: nothing was collected";
+#define ARENA_ERROR_TEXT_(name, value, text) case name: return text;
+    ARENA_ERROR_TABLE(ARENA_ERROR_TEXT_)
+#undef ARENA_ERROR_TEXT_
     default: break;
     }
-    if (err > 0) {
-        /* strerror() may return a buffer another thread overwrites; the common kernel
-         * answers get static strings, the rest a generic one. */
-        switch (err) {
-        case ENOMEM: return "out of memory (or the process mapping limit)";
-        case ENOSPC: return "no space left for the backing file";
-        case EMFILE: return "too many open files";
-        case ENFILE: return "too many open files in the system";
-        case EINVAL: return "invalid argument (the kernel refused the request)";
-        case EPERM: return "operation not permitted";
-        case EACCES: return "permission denied";
-        case ENOSYS: return "system call not available";
-        case EOPNOTSUPP: return "operation not supported by the file system";
-        case EFAULT: return "bad address";
-        case EAGAIN: return "resource temporarily unavailable";
-        case EBUSY: return "device or resource busy";
-        case ENOENT: return "no such file or directory";
-        case EEXIST: return "file exists";
-        case EFBIG: return "file too large";
-        case EIO: return "input/output error";
-        default: return "system error";
-        }
-    }
-    return "unknown arena error";
+    /* strerror() may return a buffer another thread overwrites: a generic static string. */
+    return err > ARENA_ELIBRARY ? "system error" : "unknown arena error";
 }
 
 /* ------------------------------------------------------------------ config -- */
@@ -141,13 +108,13 @@ int arena_create(arena_t **out, const arena_config_t *cfg_in)
 
     arena_t *a = calloc(1, sizeof *a);
     if (!a)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     a->id = atomic_fetch_add(&next_arena_id, 1);
     a->cfg = cfg;
     a->page_size = cfg.page_size;
     a->page_shift = (size_t)__builtin_ctzl(cfg.page_size);
     arena__budget_init(&a->budget, cfg.vma_budget);
-    err = pthread_mutex_init(&a->lock, NULL);
+    err = -pthread_mutex_init(&a->lock, NULL);
     if (err) {
         free(a);
         return err;

@@ -68,7 +68,7 @@ static int punch(struct arena__backing *b, size_t first, size_t npages)
 {
     if (arena__os_fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * b->page_size),
                             (off_t)(npages * b->page_size)) < 0)
-        return errno;
+        return arena__os_error(ARENA_EIO);
     return 0;
 }
 
@@ -83,13 +83,13 @@ static int commit(struct arena__backing *b, size_t first, size_t npages)
     while (done < npages) {
         size_t n = npages - done < step ? npages - done : step;
         if (npages > step && (npages - done) * b->page_size > arena__os_memory_left()) {
-            err = ENOMEM;
+            err = ARENA_ENOMEM;
             break;
         }
         if (arena__os_fallocate(b->fd, 0, (off_t)((first + done) * b->page_size), (off_t)(n * b->page_size)) < 0) {
             if (errno == EINTR)
                 continue; /* a handled signal: go on; a fatal one does not return */
-            err = errno ? errno : ENOSPC;
+            err = arena__os_error(ARENA_ENOSPC);
             done += n;   /* the refused step may have committed part of itself */
             break;
         }
@@ -155,24 +155,24 @@ int arena__backing_open(struct arena__backing **out, const arena_config_t *cfg, 
         max_pages = BACKING_PAGE_LIMIT;
     struct arena__backing *b = backing_new(cfg->dir, page_size);
     if (!b)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     b->max_pages = max_pages;
 
     int fd = -1, err = 0;
     if (cfg->backing != ARENA_BACKING_TMPFILE) {
         fd = open_kind(ARENA_BACKING_MEMFD, NULL);
         b->kind = ARENA_BACKING_MEMFD;
-        err = fd < 0 ? errno : 0;
+        err = fd < 0 ? arena__os_error(ARENA_EMFILE) : 0;
     }
     if (fd < 0 && cfg->backing != ARENA_BACKING_MEMFD) {
         fd = open_kind(ARENA_BACKING_TMPFILE, b->dir);
         if (fd < 0)
-            err = errno ? errno : err;
+            err = arena__os_error(err);
         b->kind = ARENA_BACKING_TMPFILE;
     }
     if (fd < 0) {
         arena__backing_close(b);
-        return err ? err : ENOMEM;
+        return err ? err : ARENA_ENOMEM;
     }
     b->fd = fd;
     *out = b;
@@ -265,7 +265,7 @@ static int ensure_bitmap(struct arena__backing *b, size_t pages)
         cap *= 2;
     uint64_t *grown = realloc(b->used, cap / 64 * sizeof *grown);
     if (!grown)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     memset(grown + b->used_cap / 64, 0, (cap - b->used_cap) / 64 * sizeof *grown);
     b->used = grown;
     b->used_cap = cap;
@@ -279,7 +279,7 @@ static int grow_file(struct arena__backing *b, size_t pages)
     if (pages <= b->file_pages)
         return 0;
     if (pages > b->max_pages)
-        return ENOSPC;
+        return ARENA_ENOSPC;
     size_t target = b->file_pages * 2 > pages ? b->file_pages * 2 : pages;
     if (target < 64)
         target = 64;
@@ -289,7 +289,7 @@ static int grow_file(struct arena__backing *b, size_t pages)
     if (err)
         return err;
     if (arena__os_ftruncate(b->fd, (off_t)(target * b->page_size)) < 0)
-        return errno;
+        return arena__os_error(ARENA_EIO);
     b->file_pages = target;
     return 0;
 }
@@ -299,10 +299,10 @@ int arena__backing_alloc(struct arena__backing *b, size_t npages, size_t *first)
     if (npages == 0)
         return ARENA_ESIZE;
     if (npages > b->max_pages)
-        return ENOSPC;
+        return ARENA_ENOSPC;
     size_t p = find_run(b, npages);
     if (p > b->max_pages - npages)
-        return ENOSPC;
+        return ARENA_ENOSPC;
     int err = grow_file(b, p + npages);
     if (err)
         return err;
@@ -428,7 +428,7 @@ static int twin_fill(struct arena__backing *t, const struct arena__backing *b)
     t->used_count = b->used_count;
     t->hint = b->hint;
     if (arena__os_ftruncate(t->fd, (off_t)(b->file_pages * b->page_size)) != 0)
-        return errno;
+        return arena__os_error(ARENA_EIO);
     size_t first = 0, n;
     for (size_t from = 0; (n = arena__backing_next_used(b, from, &first)) != 0; from = first + n)
         if ((err = commit(t, first, n)) != 0)
@@ -441,11 +441,11 @@ int arena__backing_twin(const struct arena__backing *b, struct arena__backing **
     *out = NULL;
     struct arena__backing *t = backing_new(b->dir, b->page_size);
     if (!t)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     t->kind = b->kind;
     t->max_pages = b->max_pages;
     t->fd = open_kind(b->kind, b->dir);
-    int err = t->fd < 0 ? (errno ? errno : EMFILE) : twin_fill(t, b);
+    int err = t->fd < 0 ? (arena__os_error(ARENA_EMFILE)) : twin_fill(t, b);
     if (err) {
         arena__backing_close(t);
         return err;

@@ -492,7 +492,7 @@ static void mirrors_follow(struct cycle *c, size_t slot, size_t n)
             continue;
         size_t m = n < nslots - slot ? n : nslots - slot;
         size_t *fp = page_list(c, slot, m);
-        int err = fp == NULL ? ENOMEM : arena__view_set(v, slot, fp, m, ARENA_MOVE_MMAP_FIXED);
+        int err = fp == NULL ? ARENA_ENOMEM : arena__view_set(v, slot, fp, m, ARENA_MOVE_MMAP_FIXED);
         /* view_set rolled back: the mirror shows the old layout, which no pointer the
          * runtime will hold after forwarding can use (R9.6). */
         arena__view_set_out_of_step(v, err != 0);
@@ -583,7 +583,7 @@ static int move_remap(struct cycle *c, size_t dst, size_t src, size_t n, int mov
 {
     size_t *fp = page_list(c, src, n);
     if (fp == NULL)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     int err = arena__view_set(c->a->heap_view, dst, fp, n, mover);
     free(fp);
     if (err != 0)
@@ -645,7 +645,7 @@ static int move_copy(struct cycle *c, size_t dst, size_t src, size_t n)
     size_t fresh_n = src - dst < n ? src - dst : n, fp;
     size_t *old = page_list(c, src, n);
     if (old == NULL)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     int err = fresh_pages(c, fresh_n, &fp);
     if (err == 0) {
         err = arena__view_set_run(a->heap_view, dst, fp, fresh_n, ARENA_MOVE_MMAP_FIXED);
@@ -1105,7 +1105,7 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
         resolve_forwarding(&c);
         free(c.where);
     } else {
-        note_error(&c, ENOMEM); /* nothing slides: every live page keeps its slot */
+        note_error(&c, ARENA_ENOMEM); /* nothing slides: every live page keeps its slot */
     }
     mesh(&c);
     finish(&c);

@@ -112,7 +112,7 @@ static void child(void)
             h->heap(a);
         /* Without the hand-shake the parent may already be writing into the file, so no copy
          * made now could be trusted to be the state at fork(). */
-        a->fork_error = synced ? reback(a) : EMFILE;
+        a->fork_error = synced ? reback(a) : ARENA_EMFILE;
         if (a->fork_error == 0 && h != NULL && h->track != NULL)
             h->track(a);
     }
@@ -128,7 +128,7 @@ int arena__fork_register(arena_t *a)
     int err = 0;
     pthread_mutex_lock(&registry_lock);
     if (!handlers_installed) {
-        err = pthread_atfork(prepare, parent, child);
+        err = -pthread_atfork(prepare, parent, child);
         handlers_installed = err == 0;
     }
     if (err == 0) {

@@ -45,7 +45,7 @@ int arena__heap_init(arena_t *a)
 {
     struct arena__heap *h = calloc(1, sizeof *h);
     if (h == NULL)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     h->nslots = a->cfg.reserve / a->page_size;
     h->granules = a->page_size / ARENA__GRANULE;
     h->words = h->granules / 64;
@@ -59,7 +59,7 @@ int arena__heap_init(arena_t *a)
     h->marks = arena__map_table(bitmap);
     int err = 0;
     if (h->pages == NULL || h->starts == NULL || h->ends == NULL || h->marks == NULL)
-        err = errno ? errno : ENOMEM;
+        err = arena__os_error(ARENA_ENOMEM);
     else
         err = arena__view_create(a, ARENA_VIEW_EMPTY, h->nslots,
                                  ARENA_PROT_READ | ARENA_PROT_WRITE, 0, true, &a->heap_view);
@@ -271,7 +271,7 @@ static int find_slots(struct arena__heap *h, size_t n, bool exact, size_t *slot,
     if (runs_take(h->holes, &h->nholes, n, exact, slot, got))
         return 0;
     if (n > h->nslots - h->top)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     *slot = h->top;
     *got = n;
     h->top += n;
@@ -454,7 +454,7 @@ static int runs_append(struct arena__hole **runs, size_t *n, size_t *cap, size_t
         size_t c = *cap ? *cap * 2 : 64;
         struct arena__hole *r = realloc(*runs, c * sizeof *r);
         if (r == NULL)
-            return ENOMEM; /* the runs left out are simply not reused this cycle */
+            return ARENA_ENOMEM; /* the runs left out are simply not reused this cycle */
         *runs = r;
         *cap = c;
     }
@@ -537,7 +537,7 @@ int arena__heap_park(arena_t *a, const size_t *fp, size_t n)
             cap *= 2;
         uint32_t *p = realloc(h->parked, cap * sizeof *p);
         if (p == NULL)
-            return ENOMEM;
+            return ARENA_ENOMEM;
         h->parked = p;
         h->parked_cap = cap;
     }
@@ -704,6 +704,13 @@ static int pool_refill(arena_t *a)
     return 0;
 }
 
+/* The errno value arena_alloc leaves for err: the kernel's own (err is -errno), else
+ * fallback (a budget or other refusal of the library: no memory for the heap). */
+static int errno_of(int err, int fallback)
+{
+    return err < 0 && err > ARENA_ELIBRARY ? -err : fallback;
+}
+
 /* A new current page for a bump cache whose page is [*cur, *end) of epoch *epoch (valid
  * says whether that page is still this heap's): the unused rest is uncounted, the page is
  * taken from the pool under the lock and cleared outside it when it was retained. Returns
@@ -719,7 +726,7 @@ static char *take_page(arena_t *a, bool valid, char **cur, char **end, uint64_t 
     int err = h->pool_n == 0 ? pool_refill(a) : 0;
     if (err != 0) {
         pthread_mutex_unlock(&a->lock);
-        errno = err == ARENA_EVMA ? ENOMEM : err;
+        errno = errno_of(err, ENOMEM);
         return NULL;
     }
     size_t slot = h->pool_slot++;
@@ -769,7 +776,7 @@ static void *alloc_large(arena_t *a, size_t size)
     }
     pthread_mutex_unlock(&a->lock);
     if (err != 0) {
-        errno = err < 0 ? ENOMEM : err;
+        errno = errno_of(err, ENOMEM);
         return NULL;
     }
     char *obj = arena__view_slot_addr(a->heap_view, slot);
@@ -786,7 +793,7 @@ void *arena_alloc(arena_t *a, size_t size)
         return NULL;
     }
     if (arena__broken(a)) {
-        errno = arena__broken(a) > 0 ? arena__broken(a) : EIO;
+        errno = errno_of(arena__broken(a), EIO);
         return NULL;
     }
     size = (size + ARENA__GRANULE - 1) & ~(size_t)(ARENA__GRANULE - 1);
@@ -826,7 +833,7 @@ void *arena_lab_refill(arena_lab_t *lab, size_t size)
     if (a == NULL || size == 0 || size > a->page_size)
         return arena_alloc(a, size); /* large objects (and errors) take the ordinary path */
     if (arena__broken(a)) {
-        errno = arena__broken(a) > 0 ? arena__broken(a) : EIO;
+        errno = errno_of(arena__broken(a), EIO);
         return NULL;
     }
     size_t rounded = (size + ARENA__GRANULE - 1) & ~(size_t)(ARENA__GRANULE - 1);

@@ -34,9 +34,11 @@
 #define MREMAP_DONTUNMAP 4
 #endif
 
-static int err_or(int fallback)
+/* errno left 0 by a failed call (a fault-injected one may): say what it means. */
+static void errno_or(int fallback)
 {
-    return errno ? errno : fallback;
+    if (errno <= 0)
+        errno = fallback;
 }
 
 int arena__map_run(const struct arena__backing *b, char *addr, size_t file_page, size_t npages, int prot,
@@ -50,25 +52,26 @@ int arena__map_run(const struct arena__backing *b, char *addr, size_t file_page,
         errno = 0;
         if (arena__os_remap_file_pages(addr, len, (size_t)off / arena__os_page()) == 0)
             return 0;
-        return err_or(EINVAL);
+        return arena__os_error(ARENA_EINVAL);
     }
     errno = 0;
     void *p = arena__os_mmap(addr, len, arena__os_prot(prot), (priv ? MAP_PRIVATE : MAP_SHARED) | MAP_FIXED,
                              arena__backing_fd(b), off);
-    return p == MAP_FAILED ? err_or(ENOMEM) : 0;
+    return p == MAP_FAILED ? arena__os_error(ARENA_ENOMEM) : 0;
 }
 
 int arena__map_unmap(const struct arena__backing *b, char *addr, size_t npages)
 {
     errno = 0;
-    return arena__os_unreserve_to_none(addr, npages * arena__backing_page_size(b)) < 0 ? err_or(ENOMEM) : 0;
+    size_t len = npages * arena__backing_page_size(b);
+    return arena__os_unreserve_to_none(addr, len) < 0 ? arena__os_error(ARENA_ENOMEM) : 0;
 }
 
 static int mremap_dontunmap(char *dst, char *src, size_t len)
 {
     errno = 0;
     void *p = arena__os_mremap(src, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, dst);
-    return p == MAP_FAILED ? err_or(EINVAL) : 0;
+    return p == MAP_FAILED ? arena__os_error(ARENA_EINVAL) : 0;
 }
 
 /* dst shows what src showed; src (where it does not overlap dst) shows nothing. */
@@ -89,7 +92,7 @@ int arena__map_mremap(const struct arena__backing *b, char *dst, char *src, size
     }
     char *scratch = arena__os_reserve(len, arena__os_page());
     if (!scratch)
-        return err_or(ENOMEM);
+        return arena__os_error(ARENA_ENOMEM);
     /* When the second step fails, src still maps the same file pages (DONTUNMAP): it is
      * as it was, minus page tables. */
     err = mremap_dontunmap(scratch, src, len);
@@ -140,7 +143,7 @@ bool arena__map_have_dontunmap(void)
 int arena__map_protect(char *addr, size_t len, int prot)
 {
     errno = 0;
-    return arena__os_mprotect(addr, len, arena__os_prot(prot)) < 0 ? err_or(EINVAL) : 0;
+    return arena__os_mprotect(addr, len, arena__os_prot(prot)) < 0 ? arena__os_error(ARENA_EINVAL) : 0;
 }
 
 void arena__map_populate(char *addr, size_t len)
@@ -158,7 +161,7 @@ static char *window(int fd, size_t off, size_t len, int prot)
     errno = 0;
     void *p = arena__os_mmap(NULL, len, prot, MAP_SHARED | MAP_POPULATE, fd, (off_t)off);
     if (p == MAP_FAILED) {
-        errno = err_or(ENOMEM);
+        errno_or(ENOMEM);
         return NULL;
     }
     return p;
@@ -182,10 +185,10 @@ static int copy_fd(int to_fd, size_t to_off, int from_fd, size_t from_off, size_
 {
     char *src = window(from_fd, from_off, len, PROT_READ);
     if (!src)
-        return errno;
+        return arena__os_error(ARENA_EIO);
     char *dst = window(to_fd, to_off, len, PROT_READ | PROT_WRITE);
     if (!dst) {
-        int err = errno;
+        int err = arena__os_error(ARENA_EIO);
         arena__os_munmap(src, len);
         return err;
     }
@@ -229,7 +232,7 @@ void *arena__map_table(size_t len)
     errno = 0;
     void *p = arena__os_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
-        errno = err_or(ENOMEM);
+        errno_or(ENOMEM);
         return NULL;
     }
     return p;
@@ -238,7 +241,7 @@ void *arena__map_table(size_t len)
 int arena__map_table_free(void *p, size_t len)
 {
     errno = 0;
-    return arena__os_munmap(p, len) < 0 ? err_or(EINVAL) : 0;
+    return arena__os_munmap(p, len) < 0 ? arena__os_error(ARENA_EINVAL) : 0;
 }
 
 /* ---------------------------------------------------------------- VMA budget ---- */

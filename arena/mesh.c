@@ -56,7 +56,7 @@ static struct by_fp *meshed_slots(const arena_t *a, size_t *n, int *err)
         return NULL;
     struct by_fp *v = malloc(count * sizeof *v);
     if (v == NULL) {
-        *err = ENOMEM;
+        *err = ARENA_ENOMEM;
         return NULL;
     }
     for (size_t s = 0; s < h->top; s++)
@@ -199,7 +199,7 @@ int arena__mesh_pass(arena_t *a, unsigned max_percent, size_t vma_margin, void (
     uint64_t *occ = calloc(count * words, sizeof *occ);
     if (v == NULL || units == NULL || occ == NULL) {
         free(v), free(units), free(occ);
-        return ENOMEM; /* nothing meshed, nothing changed */
+        return ARENA_ENOMEM; /* nothing meshed, nothing changed */
     }
     size_t k = 0;
     for (size_t s = 0; s < h->top; s++)

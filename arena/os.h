@@ -11,8 +11,16 @@
 #ifndef ARENA_OS_H
 #define ARENA_OS_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+/* The library's error code for the errno a failed call left: -errno (arena.h: every code is
+ * negative), or fallback (an ARENA_E* code) when errno is 0. */
+static inline int arena__os_error(int fallback)
+{
+    return errno > 0 ? -errno : fallback;
+}
 
 enum arena__sys {
     ARENA_SYS_MEMFD_CREATE = 0,

@@ -59,13 +59,13 @@ static int thread_stack_base(char **out)
         pthread_attr_t attr;
         int err = pthread_getattr_np(pthread_self(), &attr);
         if (err != 0)
-            return err;
+            return -err;
         void *addr;
         size_t size;
         err = pthread_attr_getstack(&attr, &addr, &size);
         pthread_attr_destroy(&attr);
         if (err != 0)
-            return err;
+            return -err;
         stack_base = (char *)addr + size;
     }
     *out = stack_base;

@@ -58,7 +58,7 @@ struct arena_ss {
 
 static void note_error(arena_ss_t *ss, int err)
 {
-    if (err > 0 && ss->err == 0)
+    if (err < 0 && err > ARENA_ELIBRARY && ss->err == 0) /* the kernel's (-errno) */
         ss->err = err;
 }
 

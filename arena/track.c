@@ -164,7 +164,7 @@ static int set_runs(struct arena__track *t, size_t first, size_t end, const uint
         if (arena__os_mprotect(slot_addr(t, run), (s - run) << t->shift, prot) == 0)
             continue;
         if (err == 0)
-            err = errno ? errno : EINVAL;
+            err = arena__os_error(ARENA_EINVAL);
         if (failed != NULL) {
             failed->lo = run;
             failed->hi = s;
@@ -309,7 +309,7 @@ static int track_alloc(arena_view_t *v, int what, int backend, struct arena__tra
     arena_t *a = arena__view_arena(v);
     struct arena__track *t = calloc(1, sizeof *t);
     if (t == NULL)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     t->view = v;
     t->what = what;
     t->backend = backend;
@@ -333,7 +333,7 @@ static int track_alloc(arena_view_t *v, int what, int backend, struct arena__tra
     if (t->open == NULL || t->shown == NULL || t->shown_prot == NULL || t->carried == NULL ||
         t->lock == NULL) {
         track_free(t);
-        return ENOMEM;
+        return ARENA_ENOMEM;
     }
     arena__view_snapshot(v, 0, used_end(t), t->shown, t->shown_prot);
     *out = t;
@@ -640,7 +640,7 @@ static int take_locked(arena_view_t *v, void **pages, size_t max, size_t *count)
     regroup(t);
     if (t->backend == ARENA_TRACKER_UFFD) {
         int err = arena__tuffd_scan(t, pages, max, &n);
-        if (err == EPERM)
+        if (err == ARENA_EPERM)
             err = reregister_lost(t, pages, max, &n);
         /* Pages the scan reported need no second report from the bitmap; if it failed
          * part way, the ones it had write-protected again stay pending there instead. */

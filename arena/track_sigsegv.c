@@ -134,14 +134,14 @@ static int install_locked(void)
         return 0;
     struct sigaction before, bus_before, ours;
     if (sigaction(SIGSEGV, NULL, &before) != 0 || sigaction(SIGBUS, NULL, &bus_before) != 0)
-        return errno;
+        return arena__os_error(ARENA_EIO);
     sigsegv_init(&dispatcher);
     if (sigsegv_install_handler(on_fault) != 0)
         return ARENA_ENOTSUP;
     /* Some libsigsegv builds take SIGBUS as well; tracking never needs it. */
     sigaction(SIGBUS, &bus_before, NULL);
     if (sigaction(SIGSEGV, NULL, &lib_action) != 0) {
-        int err = errno;
+        int err = arena__os_error(ARENA_EIO);
         sigsegv_deinstall_handler();
         sigaction(SIGSEGV, &before, NULL);
         return err;
@@ -150,7 +150,7 @@ static int install_locked(void)
     ours.sa_flags |= SA_SIGINFO;
     ours.sa_sigaction = trampoline;
     if (sigaction(SIGSEGV, &ours, NULL) != 0) {
-        int err = errno;
+        int err = arena__os_error(ARENA_EIO);
         sigsegv_deinstall_handler();
         sigaction(SIGSEGV, &before, NULL);
         return err;
@@ -189,7 +189,7 @@ int arena__tsig_attach(struct arena__track *t)
         t->ticket = sigsegv_register(&dispatcher, t->base, t->nslots << t->shift, area_handler, t);
         writer_leave(&old);
         if (t->ticket == NULL)
-            err = ENOMEM;
+            err = ARENA_ENOMEM;
     }
     pthread_mutex_unlock(&reg_lock);
     return err;

@@ -180,7 +180,7 @@ int arena__tuffd_arm(struct arena__track *t, size_t slot, size_t n)
             continue;
         if (range_ioctl(t, UFFDIO_REGISTER, run, s - run, UFFDIO_REGISTER_MODE_WP) != 0 ||
             range_ioctl(t, UFFDIO_WRITEPROTECT, run, s - run, UFFDIO_WRITEPROTECT_MODE_WP) != 0)
-            return errno;
+            return arena__os_error(ARENA_EIO);
     }
     return 0;
 }
@@ -208,9 +208,9 @@ int arena__tuffd_attach(struct arena__track *t)
     t->pagemap = -1;
     t->uffd = open_uffd();
     if (t->uffd < 0)
-        return errno ? errno : ENOTSUP;
+        return arena__os_error(ARENA_ENOTSUP);
     t->pagemap = arena__os_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
-    int err = t->pagemap < 0 ? errno : arena__tuffd_arm(t, 0, arena__view_used_end(t->view));
+    int err = t->pagemap < 0 ? arena__os_error(ARENA_EIO) : arena__tuffd_arm(t, 0, arena__view_used_end(t->view));
     if (err != 0) {
         arena__tuffd_detach(t);
         return err;
@@ -241,7 +241,7 @@ static int scan_runs(struct arena__track *t, size_t slot, size_t end, bool wp, s
             arg.max_pages = limit - found;
             int r = scan(t->pagemap, &arg);
             if (r < 0)
-                return errno;
+                return arena__os_error(ARENA_EIO);
             for (int i = 0; i < r; i++) {
                 size_t first = (size_t)((char *)(uintptr_t)regs[i].start - t->base) >> t->shift;
                 size_t last = (size_t)((char *)(uintptr_t)regs[i].end - 1 - t->base) >> t->shift;

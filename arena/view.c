@@ -454,7 +454,7 @@ static int show_run(arena_view_t *v, size_t slot, size_t n, uint32_t e, int move
             all_shown(v, slot + i, j - i))
             use = ARENA_MOVE_REMAP_FILE_PAGES;
         int err = arena__map_run(b, addr, ~first, j - i, prot, use, is_private(v));
-        if (err == EINVAL && use == ARENA_MOVE_REMAP_FILE_PAGES) /* mappings differ in flags */
+        if (err == ARENA_EINVAL && use == ARENA_MOVE_REMAP_FILE_PAGES) /* mappings differ in flags */
             err = arena__map_run(b, addr, ~first, j - i, prot, ARENA_MOVE_MMAP_FIXED, is_private(v));
         if (err)
             return err;
@@ -516,7 +516,7 @@ static int change_init(const arena_view_t *v, struct change *c, size_t slot, siz
         free(c->newv);
         free(c->oldv);
         c->newv = c->oldv = NULL;
-        return ENOMEM;
+        return ARENA_ENOMEM;
     }
     memcpy(c->oldv, v->slot_enc + slot, n * sizeof *c->oldv);
     return 0;
@@ -586,7 +586,7 @@ int arena__view_adopt_run(arena_view_t *v, size_t slot, size_t file_page, size_t
     bool plain = (v->flags & ARENA_VIEW_PRIVATE) || v->slot_prot != NULL || v->track != NULL ||
                  v->prot != (ARENA_PROT_READ | ARENA_PROT_WRITE);
     struct change c;
-    int err = plain || n == 0 ? ENOTSUP : change_init(v, &c, slot, n);
+    int err = plain || n == 0 ? ARENA_ENOTSUP : change_init(v, &c, slot, n);
     if (err) {
         arena__os_munmap(scratch, len);
         return arena__view_set_run(v, slot, file_page, n, ARENA_MOVE_MMAP_FIXED);
@@ -668,7 +668,7 @@ static int move_by_mremap(arena_view_t *v, size_t dst, size_t src, const uint32_
     /* Run starts in ascending order, then walked in the needed direction. */
     size_t *starts = malloc((n + 1) * sizeof *starts);
     if (!starts)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     size_t count = 0;
     for (size_t i = 0; i < n; i = carried_run(v, carried, src, i, n))
         starts[count++] = i;
@@ -684,7 +684,7 @@ static int move_by_mremap(arena_view_t *v, size_t dst, size_t src, const uint32_
         hook_remapping(v, dst + i, len);
         err = arena__map_mremap(v->arena->backing, arena__view_slot_addr(v, dst + i), arena__view_slot_addr(v, src + i),
                                     len);
-        if (err == EFAULT || err == EINVAL) /* the source is split (tracking): map by file page */
+        if (err == ARENA_EFAULT || err == ARENA_EINVAL) /* the source is split (tracking): map by file page */
             err = show_values(v, dst + i, carried + i, len, ARENA_MOVE_MMAP_FIXED, false);
         else if (!err) {
             for (size_t k = 0; k < len; k++)
@@ -756,7 +756,7 @@ int arena__view_move_run(arena_view_t *v, size_t dst, size_t src, size_t n, int 
         nch = 2;
     size_t *fresh = NULL, nfresh = 0;
     if (!err && mover == ARENA_MOVE_COPY && !(fresh = malloc(2 * n * sizeof *fresh)))
-        err = ENOMEM;
+        err = ARENA_ENOMEM;
     if (err) {
         free_changes(ch, nch);
         return err;
@@ -806,7 +806,7 @@ static int ensure_slot_prot(arena_view_t *v)
         return 0;
     void *p = arena__map_table(v->nslots);
     if (!p)
-        return errno;
+        return arena__os_error(ARENA_EIO);
     v->slot_prot = p;
     return 0;
 }
@@ -853,7 +853,7 @@ int arena__view_protect(arena_view_t *v, size_t slot, size_t n, int prot)
         return err;
     uint8_t *old = malloc(n);
     if (!old)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     for (size_t i = 0; i < n; i++)
         old[i] = (uint8_t)arena__view_slot_prot(v, slot + i);
     struct whatif now = { .v = v };
@@ -887,7 +887,7 @@ static int view_close(arena_view_t *v)
         return 0;
     hook_closing(v);
     if (v->base && arena__os_munmap(v->base, v->nslots * v->arena->page_size) != 0)
-        return errno;
+        return arena__os_error(ARENA_EIO);
     registry_remove(v);
     release_tables(v);
     v->closed = true;
@@ -948,7 +948,7 @@ int arena__view_create(arena_t *a, int layout, size_t nslots, int prot, int flag
         return err;
     arena_view_t *v = calloc(1, sizeof *v);
     if (!v)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     v->arena = a;
     v->nslots = nslots;
     v->layout = layout;
@@ -962,7 +962,7 @@ int arena__view_create(arena_t *a, int layout, size_t nslots, int prot, int flag
     v->base = arena__os_reserve(nslots * a->page_size, ARENA__2M);
     v->slot_enc = arena__map_table(nslots * sizeof *v->slot_enc);
     if (!v->base || !v->slot_enc) {
-        err = errno ? errno : ENOMEM;
+        err = arena__os_error(ARENA_ENOMEM);
         if (v->base)
             arena__os_munmap(v->base, nslots * a->page_size);
         release_tables(v);
@@ -973,7 +973,7 @@ int arena__view_create(arena_t *a, int layout, size_t nslots, int prot, int flag
     v->next = a->views;
     a->views = v;
     v->registry = registry_add(v);
-    err = v->registry < 0 ? ENOMEM : fill_layout(v);
+    err = v->registry < 0 ? ARENA_ENOMEM : fill_layout(v);
     if (err) {
         arena__view_destroy(v);
         return err;
@@ -998,7 +998,7 @@ static int remap_private_run(arena_view_t *v, const struct arena__backing *b, si
     if (prot & ARENA_PROT_READ) {
         saved = malloc(len);
         if (!saved)
-            return ENOMEM;
+            return ARENA_ENOMEM;
         memcpy(saved, addr, len);
     }
     int err = arena__map_run(b, addr, page, n, ARENA_PROT_READ | ARENA_PROT_WRITE, ARENA_MOVE_MMAP_FIXED, true);

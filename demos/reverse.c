@@ -116,7 +116,7 @@ static int reverse_in_place(arena_view_t *rev, size_t first, size_t n)
         return err;
     size_t *table = malloc(n * sizeof *table);
     if (!table)
-        return ENOMEM;
+        return ARENA_ENOMEM;
     for (size_t i = 0; i < n; i++)
         table[i] = first + n - 1 - i;
     err = arena_view_apply(rev, 0, table, n);
@@ -161,7 +161,7 @@ static int reverse_by_copy(arena_t *a, const char *orig, size_t n, arena_view_t 
 
 static bool is_budget_error(int err)
 {
-    return err == ARENA_EVMA || err == ENOMEM;
+    return err == ARENA_EVMA || err == ARENA_ENOMEM;
 }
 
 int main(int argc, char **argv)

@@ -90,7 +90,7 @@ static int build(enum method m, arena_view_t *v, size_t ps, size_t first, size_t
     } else {
         size_t *table = malloc(k * sizeof *table);
         if (!table)
-            return ENOMEM;
+            return ARENA_ENOMEM;
         for (size_t i = 0; i < k; i++)
             table[i] = first + k - 1 - i;
         err = arena_view_map(v, 0, first, k);

@@ -7,10 +7,12 @@
  * punching), and track touched pages (libsigsegv or userfaultfd).
  *
  * Conventions (every function below follows them unless it says otherwise):
- *  - Functions returning int return 0 on success or an error code: a positive errno
- *    value when the kernel refused something (ENOMEM, ENOSPC, EPERM, ...), or one of
- *    the negative ARENA_E* codes below when the library refused the call itself.
- *    arena_strerror() describes either kind. On error nothing was changed.
+ *  - Functions returning int return 0 on success or a negative error code (the libuv
+ *    convention): ARENA_E* below. When the kernel refused something the code is the
+ *    negated errno value (ARENA_ENOMEM == -ENOMEM, ARENA_ENOSPC == -ENOSPC, ...; an errno
+ *    without a name below is still returned as -errno); the library's own refusals have
+ *    codes of their own, from -1001 down. arena_strerror() describes every code. On error
+ *    nothing was changed.
  *  - The library never prints, never aborts, never exits, and leaks no descriptor.
  *  - "page" means an arena page (arena_config_t.page_size, a multiple of the OS page);
  *    "slot" is a page-sized position in a view; "file page" is a page of the backing file.
@@ -23,6 +25,7 @@
 #ifndef ARENA_H
 #define ARENA_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,30 +47,58 @@ typedef struct arena arena_t;           /* opaque: one heap over one backing fil
 typedef struct arena_view arena_view_t; /* opaque: a virtual range showing file pages */
 
 /* ---------------------------------------------------------------------------------
- * Error codes. Negative so they never collide with errno values.
+ * Error codes: one table, from which both the enum and arena_strerror are built.
+ * X(name, value, description). Every value is negative: -errno for what the kernel
+ * refused, -1001 and below for the library's own refusals.
  * ------------------------------------------------------------------------------- */
+#define ARENA_ERROR_TABLE(X)                                                                          \
+    /* the kernel refused (value = -errno) */                                                        \
+    X(ARENA_ENOMEM, -ENOMEM, "out of memory (or the process mapping limit)")                          \
+    X(ARENA_ENOSPC, -ENOSPC, "no space left for the backing file")                                    \
+    X(ARENA_EMFILE, -EMFILE, "too many open files")                                                   \
+    X(ARENA_ENFILE, -ENFILE, "too many open files in the system")                                     \
+    X(ARENA_EINVAL, -EINVAL, "invalid argument (the kernel refused the request)")                     \
+    X(ARENA_EPERM, -EPERM, "operation not permitted")                                                 \
+    X(ARENA_EACCES, -EACCES, "permission denied")                                                     \
+    X(ARENA_ENOSYS, -ENOSYS, "system call not available")                                             \
+    X(ARENA_EOPNOTSUPP, -EOPNOTSUPP, "operation not supported by the file system")                    \
+    X(ARENA_EFAULT, -EFAULT, "bad address")                                                           \
+    X(ARENA_EAGAIN, -EAGAIN, "resource temporarily unavailable")                                      \
+    X(ARENA_ENOENT, -ENOENT, "no such file or directory")                                             \
+    X(ARENA_EEXIST, -EEXIST, "file exists")                                                           \
+    X(ARENA_EFBIG, -EFBIG, "file too large")                                                          \
+    X(ARENA_EIO, -EIO, "input/output error")                                                          \
+    X(ARENA_EINTR, -EINTR, "interrupted system call")                                                 \
+    /* the library refused */                                                                        \
+    X(ARENA_ENULL, -1001, "a required pointer argument is NULL")                                      \
+    X(ARENA_ERANGE, -1002, "a slot, file page or count is out of range")                              \
+    X(ARENA_ESIZE, -1004, "a size of 0, or larger than the reservation allows")                       \
+    X(ARENA_ECLOSED, -1005, "the view was closed")                                                    \
+    X(ARENA_EFOREIGN, -1006, "the pointer is not inside this arena")                                  \
+    X(ARENA_ENOTOBJ, -1007, "the pointer is not inside a live object")                                \
+    X(ARENA_EVMA, -1008, "the operation would cross the arena's VMA budget")                          \
+    X(ARENA_EPRIVATE, -1009, "remap_file_pages cannot work on a private (copy-on-write) view")        \
+    X(ARENA_EBUSY, -1010, "already in that state (tracking started twice, ...)")                      \
+    X(ARENA_ENOTSUP, -1011, "the kernel or the build lacks what this needs")                          \
+    X(ARENA_EHEAP, -1012, "the heap's own view cannot be remapped or closed by hand")                 \
+    X(ARENA_ECONFIG, -1013, "a configuration field has an invalid value")                             \
+    X(ARENA_ESTATE, -1014, "the call is not valid in the current state")                              \
+    X(ARENA_EPROT, -1015, "an invalid protection (write and execute together)")                       \
+    X(ARENA_ENOCOLLECT, -1016, "arena_collect could not start (no memory for its tables): nothing "   \
+                               "was collected, nothing moved, the marks stay for a retry")
+
 enum arena_error {
     ARENA_OK = 0,
-    ARENA_ENULL = -1001,     /* a required pointer argument is NULL */
-    ARENA_ERANGE = -1002,    /* a slot, file page or count is out of range */
-    ARENA_EALIGN = -1003,    /* an address, size or offset is not page aligned (reserved: no call returns it yet) */
-    ARENA_ESIZE = -1004,     /* a size of 0, or larger than the reservation allows */
-    ARENA_ECLOSED = -1005,   /* the view was closed */
-    ARENA_EFOREIGN = -1006,  /* the pointer is not inside this arena */
-    ARENA_ENOTOBJ = -1007,   /* inside the arena, but not inside a live object */
-    ARENA_EVMA = -1008,      /* the operation would cross the arena's VMA budget */
-    ARENA_EPRIVATE = -1009,  /* remap_file_pages asked of a MAP_PRIVATE (copy-on-write) view */
-    ARENA_EBUSY = -1010,     /* already in that state (tracking started twice, ...) */
-    ARENA_ENOTSUP = -1011,   /* the kernel or the build lacks what this needs */
-    ARENA_EHEAP = -1012,     /* the heap's own view cannot be remapped or closed by hand */
-    ARENA_ECONFIG = -1013,   /* a configuration field has an invalid value */
-    ARENA_ESTATE = -1014,    /* the call is not valid in the current state */
-    ARENA_EPROT = -1015,     /* an invalid protection (e.g. write + execute together) */
-    ARENA_ENOCOLLECT = -1016, /* arena_collect could not start (no memory for its tables): nothing
-                                 was collected, nothing moved, the marks stay for a retry */
+#define ARENA_ERROR_ENUM_(name, value, text) name = (value),
+    ARENA_ERROR_TABLE(ARENA_ERROR_ENUM_)
+#undef ARENA_ERROR_ENUM_
 };
 
-/* A static string describing err (an ARENA_E* code or an errno value). Never NULL. */
+/* The library's own codes are the ones at or below this; above it (and below 0), -errno. */
+#define ARENA_ELIBRARY (-1000)
+
+/* A static string describing err, an ARENA_E* code (or any -errno). A positive errno
+ * value (what arena_alloc leaves in errno) is described as its negation. Never NULL. */
 ARENA_API const char *arena_strerror(int err);
 
 /* ---------------------------------------------------------------------------------
@@ -112,11 +143,11 @@ typedef struct arena_config {
     unsigned sparse_percent; /* pages less than this % live are evacuated object by object; 0 = 75
                               * (copying live bytes is far cheaper than keeping a page: at 25
                               * a 30 %-survival heap kept 1.44x its live bytes, at 75 1.12x) */
-    size_t max_file;         /* cap on the backing file in bytes (exhaustion -> ENOSPC); 0 = the memory the
+    size_t max_file;         /* cap on the backing file in bytes (exhaustion -> ARENA_ENOSPC); 0 = the memory the
                                 process may use: physical memory plus swap, or its memory cgroup's limit
                                 where lower (arena_stats reports the cap in force). Independently, a
                                 request larger than 64 MiB must fit in the memory left at that moment,
-                                or it fails with ENOMEM before anything is committed */
+                                or it fails with ARENA_ENOMEM before anything is committed */
     /* Retained pages (docs/design.md §6, R6.7): a collection keeps dead pages resident and
      * mapped as the allocation pool and the next collection's to-space, instead of handing
      * them back to the kernel page by page. Only the surplus is released, in large batches. */
@@ -145,7 +176,7 @@ ARENA_API void arena_config_init(arena_config_t *cfg);
  * ------------------------------------------------------------------------------- */
 
 /* Create an arena. cfg may be NULL for the defaults. On success *out is the arena.
- * Errors: ARENA_ENULL, ARENA_ECONFIG, ENOMEM, EMFILE, ENOSYS, and what memfd_create,
+ * Errors: ARENA_ENULL, ARENA_ECONFIG, ARENA_ENOMEM, ARENA_EMFILE, ARENA_ENOSYS, and -errno of memfd_create,
  * open(O_TMPFILE) or mmap report. */
 ARENA_API int arena_create(arena_t **out, const arena_config_t *cfg);
 
@@ -161,8 +192,9 @@ ARENA_API size_t arena_page_size(const arena_t *a);
 
 /* A zeroed object of size bytes, 16-byte aligned. An object no larger than a page
  * never straddles a page boundary; larger ones get their own run of pages.
- * Returns NULL with errno = EINVAL (a NULL arena, size 0 or beyond the reservation),
- * ENOMEM (reservation, memory or VMA budget exhausted) or ENOSPC (backing file full). */
+ * Returns NULL with errno (positive, as errno always is) = EINVAL (a NULL arena, size 0
+ * or beyond the reservation), ENOMEM (reservation, memory or VMA budget exhausted) or
+ * ENOSPC (backing file full); arena_strerror(errno) describes it. */
 ARENA_API void *arena_alloc(arena_t *a, size_t size);
 
 /* The start of the live object containing p (p may be an interior pointer), or NULL
@@ -253,7 +285,7 @@ ARENA_API int arena_pin_range(arena_t *a, const void *lo, const void *hi, arena_
  * before it parks (the runtime serialises these calls and the collection), or records
  * its own stack bounds and registers where the collector can pass them to
  * arena_pin_range (docs/runtime-guide.md, "Conservative roots"). Errors: ARENA_ENULL, the
- * errno of pthread_getattr_np. Stop-the-world, like arena_pin. */
+ * negated errno of pthread_getattr_np (ARENA_ENOMEM, ...). Stop-the-world, like arena_pin. */
 ARENA_API int arena_pin_stack(arena_t *a, arena_root_fn *fn, void *ctx);
 
 /* Statistics of one collection. */
@@ -289,8 +321,8 @@ typedef struct arena_collect_stats {
  * the marks. Dead pages are retained (cfg.retain_*; arena_trim releases them). Mirror
  * views follow. st may be NULL. After it returns, use arena_forward() to update every
  * pointer the runtime holds. Errors: ARENA_ENULL; ARENA_ENOCOLLECT when the forwarding
- * table cannot be allocated (nothing was collected, the marks stay); otherwise a positive
- * errno is the first kernel error met by a collection that still completed: a move
+ * table cannot be allocated (nothing was collected, the marks stay); otherwise a kernel
+ * error code (-errno) is the first one met by a collection that still completed: a move
  * that failed was finished by copying or left in place, no object is lost, *st is
  * filled and arena_forward is valid for whatever did move. A MIRROR view the collection
  * could not update is out of step (arena_view_addr returns NULL for it) until a later
@@ -319,7 +351,7 @@ ARENA_API size_t arena_allocated_bytes(const arena_t *a);
  * retained: their mappings go, their file pages are punched, in runs, the highest slots
  * first. arena_trim(a, 0) releases every retained page, so resident memory is the live
  * pages only. Takes the arena lock; not during a collection. Errors: ARENA_ENULL, or the
- * first errno of a refused unmap or punch (the pages it could not release stay retained). */
+ * code (-errno) of the first refused unmap or punch (the pages it could not release stay retained). */
 ARENA_API int arena_trim(arena_t *a, size_t keep);
 
 /* ---------------------------------------------------------------------------------
@@ -395,7 +427,7 @@ ARENA_API int arena_fix(arena_ss_t *ss, void **ref);
  * nothing had moved.
  * Errors: ARENA_ENULL (a, fmt, fmt->scan or fmt->roots NULL), ARENA_ECONFIG (mode),
  * ARENA_ENOCOLLECT when the collection's tables cannot be allocated (nothing was
- * collected, no callback was called); otherwise a positive errno is the first kernel error met by a
+ * collected, no callback was called); otherwise a kernel code (-errno) is the first one met by a
  * collection that still completed (a page that could not be given back stays
  * allocated, no object is lost).
  * Thread rules: stop-the-world like arena_collect, and the callbacks run on the calling
@@ -410,13 +442,13 @@ ARENA_API int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mod
 
 /* Reserve npages consecutive file pages (zeroed, allocated with fallocate so a write
  * can never SIGBUS) that the heap will not use; *first receives the first file page.
- * Errors: ARENA_ENULL, ARENA_ESIZE (npages 0), ENOSPC (cfg.max_file or the file system),
- * ENOMEM, or the errno of ftruncate / fallocate. */
+ * Errors: ARENA_ENULL, ARENA_ESIZE (npages 0), ARENA_ENOSPC (cfg.max_file or the file
+ * system), ARENA_ENOMEM, or -errno of ftruncate / fallocate. */
 ARENA_API int arena_file_alloc(arena_t *a, size_t npages, size_t *first);
 
 /* Give back file pages from arena_file_alloc: their memory is punched out of the file.
  * Every view must have stopped showing them (not checked). Errors: ARENA_ENULL,
- * ARENA_ESIZE (npages 0), ARENA_ERANGE (a page not allocated), the punch's errno. */
+ * ARENA_ESIZE (npages 0), ARENA_ERANGE (a page not allocated), -errno of the punch. */
 ARENA_API int arena_file_free(arena_t *a, size_t first, size_t npages);
 
 /* ---------------------------------------------------------------------------------
@@ -442,13 +474,13 @@ enum arena_view_layout {
  * with ARENA_EPROT so W^X pairs stay honest). flags: 0 or ARENA_VIEW_PRIVATE.
  * LINEAR shows file pages 0..nslots-1, which must exist (arena_file_alloc).
  * Errors: ARENA_ENULL, ARENA_ECONFIG (layout, flags), ARENA_ESIZE, ARENA_EPROT,
- * ARENA_ERANGE, ARENA_EVMA, ENOMEM. */
+ * ARENA_ERANGE, ARENA_EVMA, ARENA_ENOMEM. */
 ARENA_API int arena_view_open(arena_t *a, int layout, size_t nslots, int prot, int flags,
                               arena_view_t **out);
 
 /* Close a view: its range is unmapped; the handle answers ARENA_ECLOSED until
  * arena_destroy. Errors: ARENA_ENULL, ARENA_ECLOSED, ARENA_EHEAP (the heap view), or the
- * errno of a refused munmap (the view then stays open, with tracking stopped). */
+ * -errno of a refused munmap (the view then stays open, with tracking stopped). */
 ARENA_API int arena_view_close(arena_view_t *v);
 
 /* The heap's own view (slot i = the i-th page of the heap reservation). It can be
@@ -477,7 +509,7 @@ ARENA_API int arena_view_set_mover(arena_view_t *v, int mover);
  * view's mover when it is REMAP_FILE_PAGES or MMAP_FIXED; the moving primitives
  * (MREMAP, COPY) have nothing to move here and establish the mapping with MMAP_FIXED.
  * Errors: ARENA_ENULL, ARENA_ECLOSED, ARENA_EHEAP, ARENA_ESIZE (npages 0),
- * ARENA_ERANGE (slot or file page out of range), ARENA_EVMA, and the kernel's errno. */
+ * ARENA_ERANGE (slot or file page out of range), ARENA_EVMA, and the kernel's -errno. */
 ARENA_API int arena_view_map(arena_view_t *v, size_t slot, size_t file_page, size_t npages);
 
 /* Slots slot..slot+npages-1 show nothing. Same errors as arena_view_map. */
@@ -494,7 +526,7 @@ ARENA_API int arena_view_apply(arena_view_t *v, size_t first, const size_t *file
  * refault), COPY copies into fresh file pages. With COPY both the old and the fresh
  * file pages stay allocated and belong to the caller (arena_view_file_page tells the
  * fresh ones; give either back with arena_file_free). Errors as arena_view_map, plus
- * ARENA_ENOTSUP (MREMAP unavailable) and ENOSPC (COPY). */
+ * ARENA_ENOTSUP (MREMAP unavailable) and ARENA_ENOSPC (COPY). */
 ARENA_API int arena_view_move(arena_view_t *v, size_t dst, size_t src, size_t npages);
 
 /* Change the protection of slots slot..slot+npages-1 (ARENA_PROT_* bits, W+X refused
@@ -514,14 +546,14 @@ ARENA_API size_t arena_view_vmas(const arena_view_t *v);
 /* Start tracking the view (use arena_heap_view(a) for the heap). Every page starts
  * clean. Errors: ARENA_ENULL, ARENA_ECLOSED, ARENA_ECONFIG (what), ARENA_EPROT (the
  * view cannot be written / read), ARENA_EBUSY (already tracking), ARENA_ENOTSUP,
- * ARENA_EVMA, errno. */
+ * ARENA_EVMA, -errno. */
 ARENA_API int arena_track_start(arena_view_t *v, int what);
 
 /* Store up to max addresses of pages touched since start or the last take, re-arm
  * them, and set *count. Pages left over stay pending for the next take. Under VMA
  * pressure tracking coarsens to blocks of pages and reports every page of a touched
  * block (conservative, never a missed page). Errors: ARENA_ENULL, ARENA_ECLOSED,
- * ARENA_ESTATE (not tracking), errno. */
+ * ARENA_ESTATE (not tracking), -errno. */
 ARENA_API int arena_track_take(arena_view_t *v, void **pages, size_t max, size_t *count);
 
 /* Stop tracking: every page becomes accessible again. Errors: ARENA_ENULL,

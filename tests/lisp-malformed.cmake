@@ -85,6 +85,11 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
     run("${text}" stdin 1 "1\n\"end\"\n"
         "^error: write: cannot print a structure nested deeper than 100000\nerror: display: cannot print a structure nested deeper than 100000\nerror: equal\\?: structure nested deeper than 100000, or circular\nerror: vector-ref: vector expected, got \\(\\(\\(\\(\\(\\(\\(\\(\\(\\(\\(\\(\\(\\(\\(\\(")
     run("${text}" stdin 1 "1\n\"end\"\n" "^error: write" --gc=semispace)
+  elseif(CASE STREQUAL "huge-objects")
+    # Sizes that overflow a byte count (this one crashed) or exceed the object limit.
+    set(big "is larger than the limit of 256 MiB")
+    run("(make-vector (expt 2 61))\n(make-string (expt 2 40))\n(make-vector 300000000 0)\n(string-length (make-string 1000 #\\a))\n"
+        stdin 1 "1000\n" "^error: make-vector: an object of [0-9]+ elements ${big}\nerror: make-string: an object of [0-9]+ elements ${big}\nerror: make-vector: an object of 300000000 elements ${big}\n$")
   elseif(CASE STREQUAL "eof")
     # The input ends inside a form: one message, on a pipe and in a file.
     foreach(cut "(define x (list 1 2" "\"abc" "#\\" "'" "(1 . " "#(1 2" "(a ; comment")
@@ -145,7 +150,8 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
 endif()
 
 if(ARENA_BUILD_DEMOS AND TARGET arena-lisp)
-  foreach(case deep-recursion big-string big-line unbalanced deep-nesting deep-data eof garbage cli)
+  foreach(case deep-recursion big-string big-line unbalanced deep-nesting deep-data huge-objects eof garbage
+               cli)
     add_test(NAME lisp_malformed_${case}
              COMMAND ${CMAKE_COMMAND} -DLISP=$<TARGET_FILE:arena-lisp> -DCASE=${case}
                      -DWORK=${CMAKE_CURRENT_BINARY_DIR}/lisp-malformed/${case} -P ${CMAKE_CURRENT_LIST_FILE})

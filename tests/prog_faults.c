@@ -83,7 +83,7 @@ static void check_code(const char *call, int err)
 {
     if (err == 0)
         return;
-    if (!(err > 0 && err < 4096) && !(err <= ARENA_ENULL && err >= ARENA_EPROT))
+    if (!(err < 0 && err > ARENA_ELIBRARY) && !(err <= ARENA_ENULL && err >= ARENA_ENOCOLLECT))
         fail("%s returned %d, not an error code", call, err);
 }
 

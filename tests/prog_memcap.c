@@ -100,7 +100,7 @@ static double now_s(void)
         size_t grew = peak > base ? peak - base : 0;                                              \
         printf("%-44s -> %-28s in %.3f s, cgroup peak +%zu KiB, Shmem %+ld KiB\n", what,          \
                arena_strerror(e_), dt, grew >> 10, (long)shmem_kb() - (long)shm);                 \
-        CHECK(e_ == ENOMEM || e_ == ENOSPC, "%s: expected ENOMEM or ENOSPC, got %d", what, e_);   \
+        CHECK(e_ == ARENA_ENOMEM || e_ == ARENA_ENOSPC, "%s: expected ENOMEM or ENOSPC, got %d", what, e_);   \
         CHECK(grew < GROWTH_MAX, "%s: the cgroup's usage grew by %zu MiB", what, grew >> 20);     \
     } while (0)
 
@@ -108,7 +108,7 @@ static int alloc_err(arena_t *a, size_t size)
 {
     errno = 0;
     void *p = arena_alloc(a, size);
-    return p ? 0 : errno;
+    return p ? 0 : -errno; /* the library's sign for the same error */
 }
 
 static int child(void)

@@ -75,14 +75,14 @@ Test(badinput, create_tmpfile_in_missing_dir)
     cfg.backing = ARENA_BACKING_TMPFILE;
     cfg.dir = "/nonexistent/arena-test-dir";
     int err = arena_create(&x, &cfg);
-    cr_expect_gt(err, 0, "an errno value, got %d", err);
+    cr_expect_eq(err, ARENA_ENOENT, "the kernel's -errno, got %d", err);
     cr_expect_null(x);
 }
 
 Test(badinput, destroy_null_and_strerror)
 {
     arena_destroy(NULL);
-    int codes[] = {0, ARENA_ENULL, ARENA_EPROT, ARENA_ESTATE, -1, -999999, ENOMEM, ENOSPC, 123456};
+    int codes[] = {0, ARENA_ENULL, ARENA_EPROT, ARENA_ESTATE, ARENA_ENOMEM, ARENA_ENOSPC, -1, -999, -999999, ENOMEM, ENOSPC, 123456};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *s = arena_strerror(codes[i]);
         cr_expect_not_null(s);
@@ -210,7 +210,7 @@ Test(badinput, file_alloc_free)
     cr_expect_eq(arena_file_alloc(a, 1, NULL), ARENA_ENULL);
     cr_expect_eq(arena_file_alloc(a, 0, &first), ARENA_ESIZE);
     int err = arena_file_alloc(a, SIZE_MAX / 2, &first);
-    cr_expect(err == ARENA_ESIZE || err == ENOSPC || err == ENOMEM, "huge file_alloc: %d", err);
+    cr_expect(err == ARENA_ESIZE || err == ARENA_ENOSPC || err == ARENA_ENOMEM, "huge file_alloc: %d", err);
     cr_assert_eq(arena_file_alloc(a, 2, &first), 0);
     cr_expect_eq(arena_file_free(a, first + 1000000, 1), ARENA_ERANGE);
     cr_expect_eq(arena_file_free(a, first, SIZE_MAX), ARENA_ERANGE);
@@ -380,4 +380,22 @@ Test(badinput, tracking_bad_args)
     } else {
         cr_expect_eq(err, ARENA_ENOTSUP, "start: %d", err);
     }
+}
+
+/* One table gives every code its value and its text: the codes are negative, the kernel's are
+ * -errno, arena_strerror says for each exactly what the table says, and a positive errno (what
+ * arena_alloc leaves) reads as its negation. */
+Test(badinput, one_error_table)
+{
+    cr_expect_eq(ARENA_ENOMEM, -ENOMEM);
+    cr_expect_eq(ARENA_ENOSPC, -ENOSPC);
+    cr_expect_lt(ARENA_ENULL, ARENA_ELIBRARY);
+    cr_expect_str_eq(arena_strerror(ENOMEM), arena_strerror(ARENA_ENOMEM));
+#define CHECK_ROW(name, value, text)                                                                \
+    cr_expect_lt(name, 0, #name);                                                                   \
+    cr_expect_str_eq(arena_strerror(name), text, #name);
+    ARENA_ERROR_TABLE(CHECK_ROW)
+#undef CHECK_ROW
+    cr_expect_str_eq(arena_strerror(-ENOTTY), "system error");
+    cr_expect_str_eq(arena_strerror(-1999), "unknown arena error");
 }

@@ -462,7 +462,7 @@ Test(view, kernel_failure_mid_batch_rolls_back)
             table[i] = p + (i % 4 == 0 ? 15 - i : i) ; /* several runs */
         int sys = movers[m] == ARENA_MOVE_REMAP_FILE_PAGES ? ARENA_SYS_REMAP_FILE_PAGES : ARENA_SYS_MMAP;
         arena__fault_arm(sys, 3, ENOMEM);
-        cr_expect_eq(arena_view_apply(v, 0, table, 16), ENOMEM, "mover %d", movers[m]);
+        cr_expect_eq(arena_view_apply(v, 0, table, 16), ARENA_ENOMEM, "mover %d", movers[m]);
         cr_expect(arena__fault_fired());
         arena__fault_disarm_all();
         for (size_t i = 0; i < 16; i++) {
@@ -478,7 +478,7 @@ Test(view, kernel_failure_mid_batch_rolls_back)
         arena__fault_arm(msys, 2, ENOMEM);
         int err = arena_view_move(v, 2, 0, 12);
         arena__fault_disarm_all();
-        cr_expect_eq(err, ENOMEM, "mover %d: %s", movers[m], arena_strerror(err));
+        cr_expect_eq(err, ARENA_ENOMEM, "mover %d: %s", movers[m], arena_strerror(err));
         for (size_t i = 0; i < 16; i++) {
             cr_expect_eq(arena_view_file_page(v, i), table[i], "mover %d slot %zu", movers[m], i);
             cr_expect_eq(*slot_word(v, i), 1 + (table[i] - p));
@@ -634,7 +634,7 @@ Test(view, open_failures_change_nothing)
         int fired = arena__fault_fired();
         arena__fault_disarm_all();
         cr_expect(fired, "call %zu was reached", i + 1);
-        cr_expect_eq(err, ENOMEM, "call %zu: %s", i + 1, arena_strerror(err));
+        cr_expect_eq(err, ARENA_ENOMEM, "call %zu: %s", i + 1, arena_strerror(err));
         cr_expect_null(v);
         cr_expect_eq(arena__budget_used(&a->budget), vmas);
         cr_expect_eq(arena__os_count_maps(), maps, "call %zu: no mapping left behind", i + 1);

@@ -11,6 +11,8 @@
 #   TOOL_CHECK=bench_report run arena-bench --quick --only peer with --summary, --svg and
 #                           --json, then --from the JSON; require a table, a chart, the
 #                           --quick warning (--help and a bad option: conventions.cmake)
+#   TOOL_CHECK=readme_script  run docs/bench-readme.sh --quick --only peer on a copy of
+#                           README.md and require the generated table between its markers
 # No timing is checked anywhere: figures depend on the machine.
 
 if(CMAKE_SCRIPT_MODE_FILE)
@@ -150,8 +152,41 @@ if(CMAKE_SCRIPT_MODE_FILE)
       endforeach()
     endforeach()
     message(STATUS "summary, chart and --from agree with each other")
+  elseif(TOOL_CHECK STREQUAL "readme_script")
+    set(dir "${WORK_DIR}/readme_script")
+    file(REMOVE_RECURSE "${dir}")
+    file(MAKE_DIRECTORY "${dir}/docs")
+    file(COPY_FILE "${SOURCE_DIR}/README.md" "${dir}/README.md")
+    execute_process(COMMAND bash ${SOURCE_DIR}/docs/bench-readme.sh --build ${BIN_DIR} --quick
+                            --only peer --readme ${dir}/README.md --docs ${dir}/docs
+                    RESULT_VARIABLE rc ERROR_VARIABLE err)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "bench-readme.sh exited with ${rc}: ${err}")
+    endif()
+    file(READ "${dir}/README.md" readme)
+    string(REGEX MATCH "<!-- bench:begin -->.*<!-- bench:end -->" section "${readme}")
+    foreach(want "| peer.gcbench / total_time |" "not the README's conditions" "Minor page fault here"
+                 "](docs/bench.svg)")
+      string(FIND "${section}" "${want}" at)
+      if(at LESS 0)
+        message(FATAL_ERROR "the generated README section lacks '${want}':\n${section}")
+      endif()
+    endforeach()
+    # Everything outside the markers is untouched.
+    file(READ "${SOURCE_DIR}/README.md" original)
+    string(REGEX REPLACE "<!-- bench:begin -->.*<!-- bench:end -->" "" a "${original}")
+    string(REGEX REPLACE "<!-- bench:begin -->.*<!-- bench:end -->" "" b "${readme}")
+    if(NOT a STREQUAL b)
+      message(FATAL_ERROR "bench-readme.sh changed README.md outside its markers")
+    endif()
+    foreach(f bench.svg bench.json)
+      if(NOT EXISTS "${dir}/docs/${f}")
+        message(FATAL_ERROR "bench-readme.sh wrote no docs/${f}")
+      endif()
+    endforeach()
+    message(STATUS "README section, chart and JSON generated")
   else()
-    message(FATAL_ERROR "TOOL_CHECK must be bench_json, determinism, peer_sums or bench_report")
+    message(FATAL_ERROR "TOOL_CHECK must be bench_json, determinism, peer_sums, bench_report or readme_script")
   endif()
   return()
 endif()
@@ -184,7 +219,10 @@ if(TARGET arena-bench)
   add_test(NAME bench_report COMMAND ${CMAKE_COMMAND} -DTOOL_CHECK=bench_report
            -DTOOL=$<TARGET_FILE:arena-bench> -DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}
            -P ${CMAKE_CURRENT_LIST_FILE})
-  set_tests_properties(bench_quick bench_report PROPERTIES TIMEOUT 300)
+  add_test(NAME bench_readme_script COMMAND ${CMAKE_COMMAND} -DTOOL_CHECK=readme_script
+           -DBIN_DIR=$<TARGET_FILE_DIR:arena-bench> -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
+           -DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR} -P ${CMAKE_CURRENT_LIST_FILE})
+  set_tests_properties(bench_quick bench_report bench_readme_script PROPERTIES TIMEOUT 300)
 endif()
 if(TARGET arena-peer)
   add_test(NAME peer_sums COMMAND ${CMAKE_COMMAND} -DTOOL_CHECK=peer_sums

@@ -38,7 +38,7 @@ static const char *verdict(const struct bench_rec *r)
     if (isnan(r->target))
         return "";
     if (isnan(r->ratio))
-        return "not measured";
+        return r->baseline == 0 ? "no ratio (baseline 0)" : "not measured";
     return r->ratio <= r->target ? "met" : "**missed**";
 }
 
@@ -172,7 +172,8 @@ int bench_svg(const char *path, bool quick)
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\" stroke-width=\"3\"/>\n",
                 tx, y - 8, tx, y + 8);
         if (isnan(r[i].ratio) || r[i].ratio <= 0) {
-            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#888\">not measured</text>\n", tx + 8, y + 4);
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#888\">%s</text>\n", tx + 8, y + 4,
+                    verdict(&r[i]));
             continue;
         }
         bool ok = r[i].ratio <= r[i].target;

@@ -17,7 +17,7 @@ void root_push(val *slot)
         val **r = realloc(L.roots, cap * sizeof *r);
         if (!r) {
             fprintf(stderr, "arena-lisp: out of memory for the root stack\n");
-            exit(2);
+            exit(1);
         }
         L.roots = r;
         L.roots_cap = cap;
@@ -57,6 +57,10 @@ void lisp_gc(size_t need)
 
 obj *alloc_obj(int type, size_t count)
 {
+    /* Checked before the size is computed, which would overflow for a huge count. */
+    if (count > LISP_MAX_OBJECT || obj_bytes_for(type, count) > LISP_MAX_OBJECT)
+        lisp_error("an object of %zu elements is larger than the limit of %d MiB", count,
+                   LISP_MAX_OBJECT >> 20);
     size_t bytes = obj_bytes_for(type, count);
     void *p = NULL;
     /* --gc-stress=N collects every N allocations: a rooting mistake then shows up
@@ -141,7 +145,7 @@ static void symtab_grow(void)
     val *t = calloc(cap, sizeof *t);
     if (!t) {
         fprintf(stderr, "arena-lisp: out of memory for the symbol table\n");
-        exit(2);
+        exit(1);
     }
     for (size_t i = 0; i < L.symcap; i++) {
         val s = L.symtab[i];

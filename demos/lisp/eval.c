@@ -111,7 +111,7 @@ static val lookup(val sym, val env)
 {
     val v = *find_slot(sym, env);
     if (v == UNBOUND)
-        lisp_error("unbound variable %s", SYM_NAME(sym));
+        lisp_error("unbound variable %.200s", SYM_NAME(sym));
     return v;
 }
 
@@ -279,7 +279,7 @@ loop:
             {
                 val *slot = find_slot(f, env);
                 if (*slot == UNBOUND)
-                    lisp_error("set!: unbound variable %s", SYM_NAME(f));
+                    lisp_error("set!: unbound variable %.200s", SYM_NAME(f));
                 *slot = tmp;
             }
             result = UNSPEC;

@@ -110,7 +110,7 @@ static int semi_collect(size_t need)
     if (!S.to) {
         /* The heap cannot continue without a to-space. */
         fprintf(stderr, "arena-lisp: out of memory growing the semispaces to %zu bytes\n", size);
-        exit(2);
+        exit(1);
     }
     return 0;
 }

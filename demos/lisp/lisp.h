@@ -195,6 +195,9 @@ val list2(val a, val b);
 /* Nesting deeper than this (eval calls, reader lists, printed or compared car
  * chains) is an error: the C stack holds far more, so it never overflows. */
 #define LISP_MAX_DEPTH 100000
+/* The largest object in bytes: (make-vector (expt 2 61)) is an error, not an overflowed
+ * size, and no single object makes a heap grow past what a demo should take. */
+#define LISP_MAX_OBJECT (256 << 20)
 
 /* Errors print one line, "error: [primitive: ]message", and jump to L.on_error. */
 _Noreturn void lisp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -77,7 +77,7 @@ struct model {
 
 static bool is_code(int err)
 {
-    return err == 0 || (err > 0 && err < 4096) || (err <= ARENA_ENULL && err >= ARENA_EPROT);
+    return err == 0 || (err < 0 && err > ARENA_ELIBRARY) || (err <= ARENA_ENULL && err >= ARENA_ENOCOLLECT);
 }
 
 static void fill(struct obj *o)
