@@ -7,7 +7,10 @@
  * collector. The check sums of all collectors must agree, or no figure counts.
  *
  * Rows peer.<program> / total_time, gc_time, max_pause, peak_rss, system_time: the arena
- * against Boehm GC; the same metrics with the suffix _vs_malloc: against malloc/free.
+ * with its one-pass interface (object format, arena_trace_collect) against Boehm GC; the
+ * same metrics with the suffix _vs_malloc: against malloc/free; with the suffix
+ * _mark_forward: the arena through arena_mark / arena_collect / arena_forward against
+ * Boehm GC.
  * Row peer.conservative: arena-conservative on the arena (its stack scanned
  * conservatively) against the same program on Boehm GC.
  */
@@ -28,8 +31,8 @@ static const char *const metrics[F_N] = {"total_time", "gc_time",     "max_pause
                                          "peak_rss",   "system_time", "collections"};
 static const char *const units[F_N] = {"ms", "ms", "ms", "KiB", "ms", "collections"};
 
-enum { V_ARENA, V_BOEHM, V_MALLOC, V_N };
-static const char *const variants[V_N] = {"arena", "boehm", "malloc"};
+enum { V_ARENA, V_BOEHM, V_MALLOC, V_MARK, V_N };
+static const char *const variants[V_N] = {"arena", "boehm", "malloc", "arena-mark"};
 
 /* Run argv with stdout into out; *ru gets the child's usage. Returns the exit status,
  * or -1 when it could not run or was killed. */
@@ -141,11 +144,16 @@ static void one_program(const struct bench_opts *o, const char *peer, const char
         else
             bench_row(bench, metrics[m], arena, units[m],
                       bench_median(v + ((size_t)V_BOEHM * F_N + (size_t)m) * reps, (int)reps));
-        if (m == F_COLL)
-            continue; /* malloc has no collections, only frees */
-        snprintf(metric, sizeof metric, "%s_vs_malloc", metrics[m]);
-        bench_row(bench, metric, arena, units[m],
-                  bench_median(v + ((size_t)V_MALLOC * F_N + (size_t)m) * reps, (int)reps));
+        if (m != F_COLL) { /* malloc has no collections, only frees */
+            snprintf(metric, sizeof metric, "%s_vs_malloc", metrics[m]);
+            bench_row(bench, metric, arena, units[m],
+                      bench_median(v + ((size_t)V_MALLOC * F_N + (size_t)m) * reps, (int)reps));
+        }
+    }
+    for (int m = 0; m < F_N && !missing[V_BOEHM]; m++) {
+        snprintf(metric, sizeof metric, "%s_mark_forward", metrics[m]);
+        bench_row(bench, metric, bench_median(v + ((size_t)V_MARK * F_N + (size_t)m) * reps, (int)reps),
+                  units[m], bench_median(v + ((size_t)V_BOEHM * F_N + (size_t)m) * reps, (int)reps));
     }
     free(v);
 }

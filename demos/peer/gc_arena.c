@@ -1,7 +1,12 @@
 /*
- * gc_arena.c -- the benchmarks on the arena, collected the way a runtime that cannot
- * describe its objects to the arena does it (R10.2): precise roots in a shadow stack,
+ * gc_arena.c -- the benchmarks on the arena, with precise roots in a shadow stack, in
+ * two ways:
  *
+ * --gc arena (one pass): the runtime describes its objects with an object format
+ *   (arena_format_t: a scan callback fixes a node's two fields, a roots callback the
+ *   shadow stack) and arena_trace_collect() marks, moves and updates in one trace.
+ *
+ * --gc arena-mark, the way a runtime that cannot describe its objects does it (R10.2):
  *   1. mark:    trace from the roots with an explicit stack; a side bitmap (one bit per
  *               16 bytes of the heap reservation) says what was reached, arena_mark()
  *               tells the arena, and a mark list records each object once;
@@ -9,7 +14,7 @@
  *   3. fix:     for each object on the mark list, arena_forward() it and its two
  *               fields once; then the roots.
  *
- * A collection starts when the bytes allocated since the last one reach
+ * Either way a collection starts when the bytes allocated since the last one reach
  * max(min_heap, live * grow_percent / 100).
  */
 #include "peer.h"
@@ -36,6 +41,7 @@ static struct {
     size_t nmarked, nstack, cap_marked, cap_stack;
     size_t since, threshold, min_heap;
     unsigned grow;
+    bool one_pass;
     struct peer_result *res;
 } H;
 
@@ -94,9 +100,41 @@ static void *forward(void *p)
     return q;
 }
 
-static void collect(void)
+/* Only nodes (two pointer fields first) and the pointer-free array of doubles live in
+ * this heap, and the array is the only object larger than a node. */
+#define NODE_MAX 32
+
+static void scan_node(arena_ss_t *ss, void *obj, size_t size, void *closure)
 {
-    uint64_t t0 = peer_now_ns();
+    (void)closure;
+    if (size > NODE_MAX)
+        return;
+    void **f = obj;
+    arena_fix(ss, &f[0]);
+    arena_fix(ss, &f[1]);
+}
+
+static void scan_roots(arena_ss_t *ss, void *closure)
+{
+    (void)closure;
+    for (size_t i = 0; i < H.nroots; i++)
+        arena_fix(ss, &H.roots[i]);
+    for (size_t i = 0; i < H.natomic; i++)
+        arena_fix(ss, H.atomic[i]);
+}
+
+static size_t collect_one_pass(void)
+{
+    static const arena_format_t format = {.scan = scan_node, .roots = scan_roots};
+    arena_collect_stats_t st;
+    int rc = arena_trace_collect(H.a, &format, ARENA_TRACE_FULL, &st);
+    if (rc)
+        peer_fail("arena_trace_collect: %s", arena_strerror(rc));
+    return st.bytes_live;
+}
+
+static size_t collect_mark_forward(void)
+{
     for (size_t i = 0; i < H.nroots; i++)
         if (H.roots[i])
             mark_one((uintptr_t)H.roots[i], 0);
@@ -126,8 +164,14 @@ static void collect(void)
         H.roots[i] = forward(H.roots[i]);
     for (size_t i = 0; i < H.natomic; i++)
         *H.atomic[i] = forward(*H.atomic[i]);
+    return st.bytes_live;
+}
 
-    size_t t = st.bytes_live / 100 * H.grow;
+static void collect(void)
+{
+    uint64_t t0 = peer_now_ns();
+    size_t live = H.one_pass ? collect_one_pass() : collect_mark_forward();
+    size_t t = live / 100 * H.grow;
     H.threshold = t > H.min_heap ? t : H.min_heap;
     H.since = 0;
     uint64_t pause = peer_now_ns() - t0;
@@ -172,8 +216,9 @@ static void drop_atomic(void **slot)
 #define DROP_TREE(t) ((void)(t))
 #include "programs.h"
 
-int peer_run_arena(const char *program, const struct peer_params *p, struct peer_result *r)
+static int run(const char *program, const struct peer_params *p, struct peer_result *r, bool one_pass)
 {
+    H.one_pass = one_pass;
     arena_config_t cfg;
     arena_config_init(&cfg);
     cfg.reserve = (size_t)1 << 30;
@@ -195,4 +240,14 @@ int peer_run_arena(const char *program, const struct peer_params *p, struct peer
     free(H.marked);
     free(H.stack);
     return rc;
+}
+
+int peer_run_arena(const char *program, const struct peer_params *p, struct peer_result *r)
+{
+    return run(program, p, r, true);
+}
+
+int peer_run_arena_mark(const char *program, const struct peer_params *p, struct peer_result *r)
+{
+    return run(program, p, r, false);
 }

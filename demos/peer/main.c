@@ -5,7 +5,7 @@
  * time and the program's checksum (the same on every collector). arena-bench runs it for
  * its peer.* rows.
  *
- *   arena-peer [--program gcbench|binary-trees] [--gc arena|boehm|malloc] [--depth N]
+ *   arena-peer [--program gcbench|binary-trees] [--gc arena|arena-mark|boehm|malloc] [--depth N]
  *              [--quick] [--min-heap SIZE] [--grow PERCENT]
  */
 #include "peer.h"
@@ -53,16 +53,17 @@ static long peak_rss_kb(void)
 
 static void usage(FILE *f)
 {
-    fputs("usage: arena-peer [--program gcbench|binary-trees] [--gc arena|boehm|malloc]\n"
+    fputs("usage: arena-peer [--program gcbench|binary-trees] [--gc arena|arena-mark|boehm|malloc]\n"
           "                  [--depth N] [--quick] [--min-heap SIZE] [--grow PERCENT]\n"
           "  Runs one classic collector benchmark on one collector and prints one JSON line\n"
           "  (total_ms, gc_ms, max_pause_ms, collections, peak_rss_kb, system_ms, checksum).\n"
           "  gcbench: Ellis/Kovac/Boehm GCBench (stretch tree 18, long-lived tree 16 and a\n"
           "  500000-double array, trees of depth 4..16 top-down and bottom-up).\n"
           "  binary-trees: the Benchmarks Game program, max depth --depth (default 16).\n"
-          "  --gc arena: precise roots, arena_mark/arena_collect/arena_forward; a collection\n"
-          "  after allocating max(--min-heap, live * --grow %) bytes (defaults 4M, 100;\n"
-          "  --quick: 256K).\n"
+          "  --gc arena: precise roots, an object format and arena_trace_collect (one pass);\n"
+          "  a collection after allocating max(--min-heap, live * --grow %) bytes (defaults\n"
+          "  4M, 100; --quick: 256K).\n"
+          "  --gc arena-mark: the same with arena_mark / arena_collect / arena_forward.\n"
           "  --gc boehm: Boehm GC defaults (exit 77 when built without libgc).\n"
           "  --gc malloc: glibc malloc, every dropped tree freed at once.\n"
           "  --quick: small sizes (gcbench depths 14/12/4..12, binary-trees depth 10).\n",
@@ -115,7 +116,8 @@ int main(int argc, char **argv)
             return 64;
         }
     }
-    peer_run_fn *run = !strcmp(gc, "arena")    ? peer_run_arena
+    peer_run_fn *run = !strcmp(gc, "arena")        ? peer_run_arena
+                       : !strcmp(gc, "arena-mark") ? peer_run_arena_mark
                        : !strcmp(gc, "boehm")  ? peer_run_boehm
                        : !strcmp(gc, "malloc") ? peer_run_malloc
                                                : NULL;

@@ -30,7 +30,7 @@ struct peer_result {
 
 /* One program on one collector. Returns 0, or 1 after printing why (verification). */
 typedef int peer_run_fn(const char *program, const struct peer_params *p, struct peer_result *r);
-peer_run_fn peer_run_arena, peer_run_boehm, peer_run_malloc;
+peer_run_fn peer_run_arena, peer_run_arena_mark, peer_run_boehm, peer_run_malloc;
 /* Whether this build has Boehm GC (peer_run_boehm returns 77 otherwise). */
 extern const bool peer_have_boehm;
 
