@@ -1079,24 +1079,29 @@ void arena__view_populate(arena_view_t *v, size_t slot, size_t n)
     arena__map_populate(arena__view_slot_addr(v, slot), n * v->arena->page_size);
 }
 
-/* A private view's pages may hold its own copy-on-write contents: keep them. */
+/* A private view's pages may hold its own copy-on-write contents: keep them, whatever the
+ * slots' protection (a slot protected NONE still holds its contents) and whatever tracking
+ * armed (ACCESS tracking leaves armed pages PROT_NONE): the run is made readable to copy it. */
 static int remap_private_run(arena_view_t *v, const struct arena__backing *b, size_t slot, size_t page, size_t n,
                              int prot)
 {
     char *addr = arena__view_slot_addr(v, slot);
     size_t len = n * v->arena->page_size;
-    void *saved = NULL;
-    if (prot & ARENA_PROT_READ) {
-        saved = malloc(len);
-        if (!saved)
-            return ARENA_ENOMEM;
-        memcpy(saved, addr, len);
+    void *saved = malloc(len);
+    if (!saved)
+        return ARENA_ENOMEM;
+    int err = arena__map_protect(addr, len, ARENA_PROT_READ);
+    if (err) {
+        free(saved);
+        return err;
     }
-    int err = arena__map_run(b, addr, page, n, ARENA_PROT_READ | ARENA_PROT_WRITE, ARENA_MOVE_MMAP_FIXED, true);
-    if (!err && saved)
+    memcpy(saved, addr, len);
+    err = arena__map_run(b, addr, page, n, ARENA_PROT_READ | ARENA_PROT_WRITE, ARENA_MOVE_MMAP_FIXED, true);
+    if (!err)
         memcpy(addr, saved, len);
     free(saved);
-    return err ? err : arena__map_protect(addr, len, prot);
+    int perr = arena__map_protect(addr, len, prot);
+    return err ? err : perr;
 }
 
 /* Every run the view accounts (maximal runs of slots showing consecutive file pages with
