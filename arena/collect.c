@@ -93,6 +93,21 @@ int arena_pin(arena_t *a, const void *p)
     return mark(a, p, true);
 }
 
+int arena_forward_check(const arena_t *a, const void *p)
+{
+    if (a == NULL)
+        return ARENA_ENULL;
+    size_t slot = a->heap == NULL || p == NULL ? (size_t)-1 : arena__heap_slot(a, p);
+    const struct arena__gc *gc = a->gc;
+    if (slot == (size_t)-1 || gc == NULL || arena__heap_find(a, p, NULL) == NULL)
+        return 0;
+    /* A live object where none lived before the collection was moved there. With the debug
+     * flag nothing is ever moved to where one did live, so this is every moved-to address. */
+    if (slot >= gc->nslots || gc->page_fwd[slot] == FWD_DEAD)
+        return ARENA_EFORWARDED;
+    return 0;
+}
+
 int arena_is_marked(const arena_t *a, const void *p)
 {
     if (a == NULL || p == NULL)
@@ -279,12 +294,24 @@ static bool evac_append(struct arena__gc *gc, size_t old_off, size_t new_off, si
 /* The lowest retained slot below the sweep, or (size_t)-1. Every slot below the sweep has
  * its forwarding settled, a retained one FWD_DEAD: no live pre-collection address names it,
  * so evacuated objects may land there (R7.4). */
+/* ARENA_DEBUG_FORWARD: true when no live object was in slots [t, t+n) before the collection,
+ * so nothing moved there can be mistaken for an old address (arena_forward_check). */
+static bool held_nothing(const struct cycle *c, size_t t, size_t n)
+{
+    for (size_t i = t; i < t + n && i < c->old_top; i++)
+        if (c->gc->page_fwd[i] != FWD_DEAD)
+            return false;
+    return true;
+}
+
 static size_t retained_below(struct cycle *c)
 {
     const struct arena__page *pages = c->h->pages;
+    bool debug = (c->a->cfg.debug & ARENA_DEBUG_FORWARD) != 0;
     while (c->evac_scan < c->sweep_at) {
         const struct arena__page *pg = &pages[c->evac_scan];
-        if (pg->kind == ARENA__PAGE_FREE && (pg->flags & ARENA__PAGE_RETAINED))
+        if (pg->kind == ARENA__PAGE_FREE && (pg->flags & ARENA__PAGE_RETAINED) &&
+            (!debug || c->gc->page_fwd[c->evac_scan] == FWD_DEAD))
             return c->evac_scan++;
         c->evac_scan++;
     }
@@ -933,6 +960,8 @@ static void slide(struct cycle *c)
          * chain of copies into consecutive fresh pages costs no new mapping): copy. */
         if (m != M_STAY && m != M_COPY && arena__budget_check(&c->a->budget, VMA_MARGIN) != 0)
             m = M_COPY;
+        if (m != M_STAY && (c->a->cfg.debug & ARENA_DEBUG_FORWARD) && !held_nothing(c, t, n))
+            m = M_STAY;
         if (m == M_COPY && (c->batch == NULL || c->batch->nu == 0) && slidable(c, t, s, n)) {
             slide_unit(c, t, s, n);
             for (size_t i = 0; i < n; i++)

@@ -85,7 +85,8 @@ typedef struct arena_view arena_view_t; /* opaque: a virtual range showing file 
     X(ARENA_ESTATE, -1014, "the call is not valid in the current state")                              \
     X(ARENA_EPROT, -1015, "an invalid protection (write and execute together)")                       \
     X(ARENA_ENOCOLLECT, -1016, "arena_collect could not start (no memory for its tables): nothing "   \
-                               "was collected, nothing moved, the marks stay for a retry")
+                               "was collected, nothing moved, the marks stay for a retry")            \
+    X(ARENA_EFORWARDED, -1017, "the address was forwarded already (arena_forward_check)")
 
 enum arena_error {
     ARENA_OK = 0,
@@ -159,7 +160,13 @@ typedef struct arena_config {
     size_t retain_max;       /* at the end of a collection the retained bytes above this are released
                                 at once; 0 = the larger of 64 MiB and 4 x the live bytes; set 1 to
                                 keep nothing (every dead page released by each collection) */
+    unsigned debug;          /* ARENA_DEBUG_* flags; 0 = none */
 } arena_config_t;
+
+/* cfg.debug: arena_collect never moves an object to an address where a live object was
+ * before (a unit whose target held one stays in place), so arena_forward_check can tell
+ * every already-forwarded address from an old one. Costs compaction, not correctness. */
+#define ARENA_DEBUG_FORWARD 1u
 
 /* Fill *cfg with the defaults (all zero means default, so this is a memset plus documentation). */
 ARENA_API void arena_config_init(arena_config_t *cfg);
@@ -300,6 +307,14 @@ ARENA_API int arena_collect(arena_t *a, arena_collect_stats_t *st);
  * died in the last collection, or into heap space that held no object. Valid until the
  * next collection, for addresses from before the last one only. */
 ARENA_API void *arena_forward(const arena_t *a, const void *old);
+
+/* Debug check before arena_forward(a, p): 0 when p may be a pre-collection address (forwarding
+ * it is right), ARENA_EFORWARDED when p lies in an object the last collection moved there, or
+ * one allocated since (p was forwarded already, or is new: forwarding it again would answer NULL or, without the flag below,
+ * a pointer into another object). Exact with cfg.debug & ARENA_DEBUG_FORWARD; without it,
+ * it reports only the addresses where no object lived before the collection. Lock-free,
+ * not during a collection. ARENA_ENULL for a NULL arena. */
+ARENA_API int arena_forward_check(const arena_t *a, const void *p);
 
 /* 1 when the object containing p is marked (or pinned) for the next collection, 0 when
  * it is not, so a runtime needs no mark bit of its own; negative: ARENA_ENULL,

@@ -65,6 +65,7 @@ static size_t pick_size(size_t page)
 }
 
 static size_t retain_max; /* cfg.retain_max for make(): 0 default, 1 keeps nothing */
+static unsigned debug;    /* cfg.debug for make() */
 
 static arena_t *make(int mover, size_t page, size_t budget)
 {
@@ -75,6 +76,7 @@ static arena_t *make(int mover, size_t page, size_t budget)
     cfg.reserve = (size_t)1 << 32;
     cfg.vma_budget = budget;
     cfg.retain_max = retain_max;
+    cfg.debug = debug;
     arena_t *a = NULL;
     cr_assert_eq(arena_create(&a, &cfg), 0);
     return a;
@@ -126,6 +128,13 @@ static size_t cycle(arena_t *a, struct ref *refs, size_t n, size_t cap, arena_vi
         }
         cr_assert_not_null(now, "a live object was lost");
         cr_assert_eq(arena_forward(a, refs[i].p + off), now + off, "interior forwarding");
+        if (debug) {
+            cr_assert_eq(arena_forward_check(a, refs[i].p + off), 0, "an old address reported forwarded");
+            if (now != refs[i].p) {
+                cr_assert_eq(arena_forward_check(a, now + off), ARENA_EFORWARDED, "a moved-to address not reported");
+                cr_assert_null(arena_forward(a, now + off), "forwarding twice reached another object");
+            }
+        }
         if (refs[i].pinned)
             cr_assert_eq(now, refs[i].p, "a pinned object moved");
         cr_assert_eq(arena_object(a, now + off), now);
@@ -173,6 +182,14 @@ Test(collect, remap_file_pages_16k) { property(ARENA_MOVE_REMAP_FILE_PAGES, 1638
  * remapping and fresh-copy paths (R7.5) instead of slides into retained pages. */
 Test(collect, auto_4k_no_retain) { retain_max = 1; property(ARENA_MOVE_AUTO, 4096, 150, 11); }
 Test(collect, copy_4k_no_retain) { retain_max = 1; property(ARENA_MOVE_COPY, 4096, 150, 12); }
+/* ARENA_DEBUG_FORWARD: every moved-to address is told apart from every old one. */
+Test(collect, auto_4k_debug_forward) { debug = ARENA_DEBUG_FORWARD; property(ARENA_MOVE_AUTO, 4096, 120, 14); }
+Test(collect, copy_4k_debug_forward_no_retain)
+{
+    debug = ARENA_DEBUG_FORWARD;
+    retain_max = 1;
+    property(ARENA_MOVE_COPY, 4096, 120, 15);
+}
 Test(collect, mremap_4k_no_retain) { retain_max = 1; property(ARENA_MOVE_MREMAP, 4096, 150, 13); }
 
 Test(collect, mirror_follows)
