@@ -128,6 +128,15 @@ static void push(arena_ss_t *ss, char *obj, size_t size)
     ss->stack[ss->sp++] = (struct grey){obj, size};
 }
 
+/* Size of the small object starting at granule bit: its end bit is most often in the
+ * same bitmap word. */
+static size_t small_size(const struct arena__heap *h, size_t bit, size_t limit)
+{
+    uint64_t w = __atomic_load_n(&h->ends[bit >> 6], __ATOMIC_RELAXED) >> (bit & 63);
+    size_t end = w != 0 ? bit + (size_t)__builtin_ctzll(w) : arena__bit_next(h->ends, bit, limit);
+    return (end + 1 - bit) * ARENA__GRANULE;
+}
+
 static bool fwd_get(const arena_ss_t *ss, size_t bit)
 {
     return (ss->fwd[bit >> 6] >> (bit & 63)) & 1;
@@ -192,7 +201,9 @@ int arena_fix(arena_ss_t *ss, void **ref)
             return 0;
         memcpy(&now, obj, sizeof now);
     } else {
-        now = reach(ss, pg, obj, bit, arena__heap_size_at(ss->a, slot, obj));
+        size_t size = pg->kind == ARENA__PAGE_SMALL ? small_size(h, bit, (slot + 1) * h->granules)
+                                                    : arena__heap_size_at(ss->a, slot, obj);
+        now = reach(ss, pg, obj, bit, size);
     }
     if (now != obj)
         *ref = now + (p - obj);
@@ -216,8 +227,7 @@ static void drain(arena_ss_t *ss)
             size_t slot = ss->to[ti].slot;
             char *obj = (ss->base + slot * ss->a->page_size) + ss->scan_off;
             size_t g = (size_t)(obj - ss->base) / ARENA__GRANULE;
-            size_t end = arena__bit_next(h->ends, g, (slot + 1) * h->granules);
-            size_t size = (end + 1 - g) * ARENA__GRANULE;
+            size_t size = small_size(h, g, (slot + 1) * h->granules);
             ss->scan_off += size;
             scan(ss, obj, size);
         } else if (ti + 1 < ss->nto) {

@@ -1,16 +1,16 @@
 /*
  * heap_arena.c -- the interpreter's heap on the arena: arena_alloc for every object,
- * and a precise collection in three passes (R10.2).
+ * and a precise collection in one pass (R10.2).
  *
- *   1. mark:    trace from the roots with an explicit stack; each object reached is
- *               flagged in its header (so it is traced once) and arena_mark()ed.
- *   2. collect: arena_collect() frees the unmarked, releases dead pages and slides
- *               live pages down by remapping (objects move, their bytes do not).
- *   3. fix:     trace again from the forwarded roots; at each flagged object clear
- *               the flag and replace every pointer field by arena_forward(field).
- *               Each object is fixed exactly once, so no field is forwarded twice.
+ * The interpreter describes its objects once, as an arena object format (include/arena.h,
+ * after the Memory Pool System's scan/fix protocol): scan_obj visits the value fields an
+ * object's header announces and hands each heap pointer to arena_fix; scan_roots does the
+ * same for the root stack and the symbol table. arena_trace_collect() then marks, moves
+ * and updates every reference in one trace: objects on pages allocated since the last
+ * collection (and on sparse pages) are copied out Cheney-style, the rest are marked in
+ * place and keep their address. No mark bit in the header, no second walk to forward.
  *
- * With --generational (and page tracking), most collections are minor: see
+ * With --generational (and page tracking), most collections are young ones: see
  * heap_gen.c for what that means precisely.
  */
 #include <stdlib.h>
@@ -27,102 +27,63 @@ static _Noreturn void fatal(const char *what, int err)
     exit(3);
 }
 
-void ah_push(val v)
+/* One value field: only heap pointers are references; fixnums, characters and constants
+ * are left alone. Written back only when the object moved (no write, no dirty page). */
+void ah_fix(arena_ss_t *ss, val *slot)
 {
-    if (AH.sp == AH.cap) {
-        AH.cap = AH.cap ? 2 * AH.cap : 4096;
-        AH.stack = realloc(AH.stack, AH.cap * sizeof *AH.stack);
-        if (!AH.stack) {
-            fprintf(stderr, "arena-lisp: out of memory for the mark stack\n");
-            exit(3);
-        }
-    }
-    AH.stack[AH.sp++] = v;
-}
-
-val ah_forward(val v)
-{
-    if (!PTR_P(v))
-        return v;
-    void *p = arena_forward(AH.a, (void *)v);
-    if (!p) {
-        /* A reachable object died: a root or a barrier was missed. */
-        fprintf(stderr, "arena-lisp: arena_forward lost a reachable object at %p\n", (void *)v);
+    if (!PTR_P(*slot))
+        return;
+    void *p = (void *)*slot;
+    int rc = arena_fix(ss, &p);
+    if (rc) {
+        /* A root or a field names no live object: a rooting mistake or a missed barrier. */
+        fprintf(stderr, "arena-lisp: arena_fix: %p: %s\n", (void *)*slot, arena_strerror(rc));
         abort();
     }
-    return (val)p;
+    if ((val)p != *slot)
+        *slot = (val)p;
 }
 
-/* Trace from whatever is on the stack; with young_only, never enter an old object. */
-void ah_mark_drain(int young_only)
+void ah_fix_fields(arena_ss_t *ss, obj *o)
 {
-    while (AH.sp) {
-        obj *o = OBJ(AH.stack[--AH.sp]);
-        if (MARK(o) & AH_MARKED)
-            continue;
-        if (young_only && (MARK(o) & AH_OLD))
-            continue;
-        SET_MARK(o, MARK(o) | AH_MARKED);
-        int rc = arena_mark(AH.a, o);
-        if (rc)
-            fatal("arena_mark", rc);
-        AH.marked_objects++;
-        size_t n = obj_nvals(o);
-        for (size_t i = 0; i < n; i++)
-            if (PTR_P(o->f[i]))
-                ah_push(o->f[i]);
-    }
-}
-
-/* Objects on the stack are already forwarded; fix their fields once each. */
-void ah_fix_drain(void (*survivor)(obj *o))
-{
-    while (AH.sp) {
-        obj *o = OBJ(AH.stack[--AH.sp]);
-        if (!(MARK(o) & AH_MARKED))
-            continue;
-        SET_MARK(o, MARK(o) & ~AH_MARKED);
-        if (survivor)
-            survivor(o);
-        size_t n = obj_nvals(o);
-        for (size_t i = 0; i < n; i++)
-            if (PTR_P(o->f[i])) {
-                o->f[i] = ah_forward(o->f[i]);
-                ah_push(o->f[i]);
-            }
-    }
-}
-
-static void mark_root(val *slot, void *ctx)
-{
-    (void)ctx;
-    if (PTR_P(*slot))
-        ah_push(*slot);
+    size_t n = obj_nvals(o);
+    for (size_t i = 0; i < n; i++)
+        ah_fix(ss, &o->f[i]);
 }
 
 static void fix_root(val *slot, void *ctx)
 {
-    (void)ctx;
-    if (PTR_P(*slot)) {
-        *slot = ah_forward(*slot);
-        ah_push(*slot);
-    }
+    ah_fix(ctx, slot);
 }
 
-void ah_mark_roots(void) { lisp_each_root(mark_root, NULL); }
-void ah_fix_roots(void) { lisp_each_root(fix_root, NULL); }
+void ah_fix_roots(arena_ss_t *ss)
+{
+    lisp_each_root(fix_root, ss);
+}
 
-void ah_run_collect(void)
+static void scan_obj(arena_ss_t *ss, void *o, size_t size, void *closure)
+{
+    (void)size, (void)closure;
+    AH.marked_objects++;
+    ah_fix_fields(ss, o);
+}
+
+static void scan_roots(arena_ss_t *ss, void *closure)
+{
+    (void)closure;
+    ah_fix_roots(ss);
+}
+
+void ah_trace(const arena_format_t *fmt, int mode)
 {
     arena_collect_stats_t st;
-    int rc = arena_collect(AH.a, &st);
+    int rc = arena_trace_collect(AH.a, fmt, mode, &st);
     if (rc)
-        fatal("arena_collect", rc);
-    AH.live = st.bytes_live;
+        fatal("arena_trace_collect", rc);
+    AH.live = mode == ARENA_TRACE_FULL ? st.bytes_live : AH.live + st.bytes_live;
     AH.pages_released += st.pages_released;
-    AH.pages_remapped += st.pages_remapped;
-    AH.pages_copied += st.pages_copied;
     AH.objects_evacuated += st.objects_evacuated;
+    AH.pages_in_place += st.pages_in_place;
     AH.arena_pause_ns += st.pause_ns;
 }
 
@@ -139,11 +100,8 @@ void ah_set_threshold(size_t need)
 
 static void full_collect(size_t need)
 {
-    ah_mark_roots();
-    ah_mark_drain(0);
-    ah_run_collect();
-    ah_fix_roots();
-    ah_fix_drain(NULL);
+    static const arena_format_t fmt = {scan_obj, scan_roots, NULL};
+    ah_trace(&fmt, ARENA_TRACE_FULL);
     ah_set_threshold(need);
 }
 
@@ -192,7 +150,6 @@ static void arena_fini(void)
     if (AH.gen)
         gen_fini();
     arena_destroy(AH.a);
-    free(AH.stack);
     memset(&AH, 0, sizeof AH);
 }
 
@@ -202,9 +159,9 @@ static void arena_describe(FILE *out)
     if (arena_stats(AH.a, &s) == 0)
         fprintf(out, ",\"heap_kb\":%zu,\"resident_kb\":%zu,\"file_kb\":%zu,\"vmas\":%zu",
                 s.heap_pages * s.page_size / 1024, s.resident_bytes / 1024, s.file_bytes / 1024, s.vmas);
-    fprintf(out, ",\"live_kb\":%zu,\"pages_released\":%zu,\"pages_remapped\":%zu,\"pages_copied\":%zu,"
+    fprintf(out, ",\"live_kb\":%zu,\"pages_released\":%zu,\"pages_in_place\":%zu,"
                  "\"objects_evacuated\":%zu,\"arena_collect_ms\":%.3f",
-            AH.live / 1024, AH.pages_released, AH.pages_remapped, AH.pages_copied, AH.objects_evacuated,
+            AH.live / 1024, AH.pages_released, AH.pages_in_place, AH.objects_evacuated,
             (double)AH.arena_pause_ns / 1e6);
     if (AH.gen)
         gen_describe(out);

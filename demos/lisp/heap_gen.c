@@ -1,36 +1,34 @@
 /*
  * heap_gen.c -- generational collection on the arena, with page tracking as the
- * write barrier (R10.3).
+ * write barrier (R10.3), in one pass per collection.
  *
- * Two generations, "sticky": every object that survives a collection becomes old
- * (AH_OLD in its header) and stays old until a major collection finds it dead.
+ * Two generations, "sticky" (Demers et al., POPL 1990): every object that survives a
+ * collection becomes old (AH_OLD in its header, and its pages in old_pages) and stays
+ * old until a full collection finds it dead. The arena agrees: an ARENA_TRACE_YOUNG
+ * collection condemns only the pages allocated since the previous collection.
  *
  * The write barrier is the arena's page tracking on the heap view: at the end of
  * every collection the touched pages are taken and dropped, so every heap page is
- * clean; the pages the program writes until the next collection (and pages the
- * heap newly maps, which the tracker reports as touched) are the remembered set. A young object
- * can only be referenced from an old one through a write made after the young one
- * was allocated, i.e. after the last collection, so it lies on a touched page.
+ * clean; the pages the program writes until the next collection are the remembered
+ * set. A young object can only be referenced from an old one through a write made
+ * after the young one was allocated, i.e. after the last collection, so the old object
+ * lies on a touched page.
  *
- * A minor collection:
+ * A young collection (arena_trace_collect with ARENA_TRACE_YOUNG):
  *   1. takes the touched pages;
- *   2. arena_pin()s every old object from a plain list (no tracing: the arena must
- *      keep them, and pinning keeps them at their addresses, so pointers to old
- *      objects never need forwarding);
- *   3. marks young objects from the roots and from the fields of the old objects
- *      found on touched pages that hold old objects (a bitmap of such pages is kept
- *      as objects are promoted; arena_object() walks a page object by object),
- *      never descending into old objects;
- *   4. arena_collect(): dead young objects are freed, young-only pages slide;
- *   5. forwards the roots, the fields of the young survivors and the fields of the
- *      scanned old objects, and promotes the survivors (appends them to the list).
- * Its cost is O(young survivors + objects on touched pages + old objects pinned),
- * the last term being one arena_pin call per old object, never a trace of them.
+ *   2. its roots are the interpreter's roots and the fields of the old objects on the
+ *      touched pages that hold old objects (walked object by object with arena_object);
+ *   3. the arena copies the young objects reached out of the nursery pages (Cheney),
+ *      fixing every reference as it goes; old objects are neither traced nor moved, so
+ *      references to them never change;
+ *   4. the format's scan is called once per survivor: it fixes the fields and promotes.
+ * Its cost is O(young survivors + objects on touched old pages): the old generation is
+ * never traced.
  *
- * A major collection (when the old generation has doubled since the last one) is
- * the full mark / collect / forward of heap_arena.c; it rebuilds the old list and
- * releases dead old objects. Old objects that die between majors are kept (and
- * whatever they point to): the usual floating garbage of a generational collector.
+ * A full collection (when the old generation has doubled since the last one) is the
+ * one-pass ARENA_TRACE_FULL of heap_arena.c; it rebuilds old_pages and frees dead old
+ * objects. Old objects that die between full collections are kept (and whatever they
+ * point to): the usual floating garbage of a generational collector.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,17 +38,15 @@
 
 static struct {
     arena_view_t *hv;
-    obj **old;            /* every old object (addresses stay valid: pinned in minors) */
-    size_t nold, oldcap;
     size_t old_bytes, major_trigger;
-    void **dirty;         /* touched pages taken at the start of a minor collection */
+    void **dirty;         /* touched pages taken at the start of a young collection */
     size_t ndirty, dirtycap;
-    obj **scanned;        /* old objects whose fields this minor collection traced */
+    obj **scanned;        /* old objects whose fields this young collection fixed */
     size_t nscanned, scancap;
     uint64_t *old_pages;  /* bit per heap slot: holds (part of) an old object */
     char *heap_base;
     size_t page_size, nslots;
-    uint64_t minors, majors, minor_ns, major_ns, dirty_pages, scanned_pages, old_pinned;
+    uint64_t minors, majors, minor_ns, major_ns, dirty_pages, scanned_pages;
 } G;
 
 static _Noreturn void fatal(const char *what, int err)
@@ -112,9 +108,6 @@ static void promote(obj *o)
     SET_MARK(o, MARK(o) | AH_OLD);
     for (size_t s = slot_of(o), e = slot_of((char *)o + obj_bytes(o) - 1); s <= e; s++)
         G.old_pages[s / 64] |= (uint64_t)1 << (s % 64);
-    if (G.nold == G.oldcap)
-        G.old = grow(G.old, &G.oldcap, sizeof *G.old);
-    G.old[G.nold++] = o;
     G.old_bytes += obj_bytes(o);
 }
 
@@ -135,8 +128,9 @@ static void take_dirty(void)
     }
 }
 
-/* Push the fields of every old object on the page (once per object). */
-static void scan_page(char *page, size_t page_size)
+/* The remembered set: fix the fields of every old object on the page (once per object:
+ * a large one spans several pages). */
+static void scan_page(arena_ss_t *ss, char *page, size_t page_size)
 {
     for (char *p = page; p < page + page_size;) {
         obj *o = arena_object(AH.a, p);
@@ -149,67 +143,59 @@ static void scan_page(char *page, size_t page_size)
             if (G.nscanned == G.scancap)
                 G.scanned = grow(G.scanned, &G.scancap, sizeof *G.scanned);
             G.scanned[G.nscanned++] = o;
-            size_t n = obj_nvals(o);
-            for (size_t i = 0; i < n; i++)
-                if (PTR_P(o->f[i]))
-                    ah_push(o->f[i]);
+            ah_fix_fields(ss, o);
         }
         char *next = (char *)o + obj_bytes(o);
         p = next > p ? next : p + 16;
     }
 }
 
-static void minor(void)
+/* Every object the arena scans survived: fix its fields, and it is old from now on. */
+static void scan_promote(arena_ss_t *ss, void *p, size_t size, void *closure)
 {
-    take_dirty();
-    G.dirty_pages += G.ndirty;
-    for (size_t i = 0; i < G.nold; i++) {
-        int rc = arena_pin(AH.a, G.old[i]);
-        if (rc)
-            fatal("arena_pin", rc);
-    }
-    G.old_pinned += G.nold;
+    (void)size, (void)closure;
+    obj *o = p;
+    AH.marked_objects++;
+    ah_fix_fields(ss, o);
+    promote(o);
+}
 
-    ah_mark_roots();
-    ah_mark_drain(1);
-    size_t ps = arena_page_size(AH.a);
+static void young_roots(arena_ss_t *ss, void *closure)
+{
+    (void)closure;
+    ah_fix_roots(ss);
     G.nscanned = 0;
     for (size_t i = 0; i < G.ndirty; i++) {
         /* Most touched pages are the nursery's own: nothing old to scan there. */
         if (!page_has_old(G.dirty[i]))
             continue;
         G.scanned_pages++;
-        scan_page(G.dirty[i], ps);
-        ah_mark_drain(1);
+        scan_page(ss, G.dirty[i], G.page_size);
     }
+}
 
-    ah_run_collect();
+static void full_roots(arena_ss_t *ss, void *closure)
+{
+    (void)closure;
+    ah_fix_roots(ss);
+}
 
-    ah_fix_roots();
-    ah_fix_drain(promote);
-    for (size_t i = 0; i < G.nscanned; i++) {
-        obj *o = G.scanned[i];
-        SET_MARK(o, MARK(o) & ~AH_SCANNED);
-        size_t n = obj_nvals(o);
-        for (size_t k = 0; k < n; k++)
-            if (PTR_P(o->f[k])) {
-                o->f[k] = ah_forward(o->f[k]);
-                ah_push(o->f[k]);
-            }
-        ah_fix_drain(promote);
-    }
+static void minor(void)
+{
+    static const arena_format_t fmt = {scan_promote, young_roots, NULL};
+    take_dirty();
+    G.dirty_pages += G.ndirty;
+    ah_trace(&fmt, ARENA_TRACE_YOUNG);
+    for (size_t i = 0; i < G.nscanned; i++)
+        SET_MARK(G.scanned[i], MARK(G.scanned[i]) & ~AH_SCANNED);
 }
 
 static void major(void)
 {
-    G.nold = 0;
+    static const arena_format_t fmt = {scan_promote, full_roots, NULL};
     G.old_bytes = 0;
     memset(G.old_pages, 0, (G.nslots + 63) / 64 * sizeof *G.old_pages);
-    ah_mark_roots();
-    ah_mark_drain(0);
-    ah_run_collect();
-    ah_fix_roots();
-    ah_fix_drain(promote);
+    ah_trace(&fmt, ARENA_TRACE_FULL);
     G.major_trigger = 2 * G.old_bytes > 4 * AH.initial ? 2 * G.old_bytes : 4 * AH.initial;
 }
 
@@ -222,7 +208,7 @@ void gen_collect(size_t need)
     else
         minor();
     /* Every object is old now: the remembered set starts empty again. What the
-     * collection itself touched (moved pages, forwarded fields) is dropped too. */
+     * collection itself touched (copies, fixed fields) is dropped too. */
     take_dirty();
     uint64_t dt = now_ns() - t0;
     if (is_major) {
@@ -232,7 +218,7 @@ void gen_collect(size_t need)
         G.minors++;
         G.minor_ns += dt;
     }
-    /* The nursery stays --heap bytes: minors stay proportional to it. */
+    /* The nursery stays --heap bytes: young collections stay proportional to it. */
     AH.threshold = AH.initial > 2 * need ? AH.initial : 2 * need;
     AH.since = 0;
 }
@@ -240,7 +226,6 @@ void gen_collect(size_t need)
 void gen_fini(void)
 {
     arena_track_stop(G.hv);
-    free(G.old);
     free(G.dirty);
     free(G.scanned);
     free(G.old_pages);
@@ -251,10 +236,10 @@ void gen_describe(FILE *out)
 {
     fprintf(out,
             ",\"minor_gcs\":%llu,\"major_gcs\":%llu,\"minor_ms\":%.3f,\"major_ms\":%.3f,"
-            "\"dirty_pages\":%llu,\"scanned_pages\":%llu,\"old_pins\":%llu,\"old_kb\":%zu,"
+            "\"dirty_pages\":%llu,\"scanned_pages\":%llu,\"old_kb\":%zu,"
             "\"tracker\":\"%s\"",
             (unsigned long long)G.minors, (unsigned long long)G.majors, (double)G.minor_ns / 1e6,
             (double)G.major_ns / 1e6, (unsigned long long)G.dirty_pages,
-            (unsigned long long)G.scanned_pages, (unsigned long long)G.old_pinned, G.old_bytes / 1024,
+            (unsigned long long)G.scanned_pages, G.old_bytes / 1024,
             arena_track_backend(G.hv) == ARENA_TRACKER_UFFD ? "uffd" : "sigsegv");
 }
