@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 
 #include "arena.h"
+#include "prop_util.h"
 #include "core.h"
 #include "view.h"
 
@@ -21,22 +22,6 @@ struct ref {
     bool pinned;
 };
 
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static uint64_t word_of(uint64_t seed, size_t i)
-{
-    uint64_t x = seed + i * 0x9E3779B97F4A7C15ull;
-    x ^= x >> 31;
-    x *= 0xBF58476D1CE4E5B9ull;
-    return x ^ (x >> 29);
-}
 
 static void fill(const struct ref *r)
 {

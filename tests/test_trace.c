@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "prop_util.h"
 
 /* A test object: header, nptr references (possibly interior), then payload words. */
 struct tobj {
@@ -46,22 +47,6 @@ struct model {
     size_t nremset;
 };
 
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static uint64_t word_of(uint64_t seed, size_t i)
-{
-    uint64_t x = seed + i * 0x9E3779B97F4A7C15ull;
-    x ^= x >> 31;
-    x *= 0xBF58476D1CE4E5B9ull;
-    return x ^ (x >> 29);
-}
 
 static size_t payload_first(uint32_t nptr)
 {

@@ -526,6 +526,33 @@ Test(view, find_by_address)
     arena_destroy(b);
 }
 
+/* The registry has no fixed size (it was a table of 4096 entries): more views than that are
+ * all found by address, each at its own slot, and none after it closes. */
+#define MANY_VIEWS 4500
+Test(view, registry_has_no_fixed_limit)
+{
+    arena_t *a = make_arena(0);
+    arena_view_t **v = calloc(MANY_VIEWS, sizeof *v);
+    cr_assert_not_null(v);
+    for (size_t i = 0; i < MANY_VIEWS; i++)
+        cr_assert_eq(arena_view_open(a, ARENA_VIEW_EMPTY, 2, ARENA_PROT_READ, 0, &v[i]), 0, "view %zu", i);
+    size_t slot = 0;
+    for (size_t i = 0; i < MANY_VIEWS; i++) {
+        char *addr = (char *)arena_view_base(v[i]) + arena_page_size(a);
+        cr_expect_eq(arena__view_find(a, addr, &slot), v[i], "view %zu", i);
+        cr_expect_eq(slot, 1);
+    }
+    for (size_t i = 0; i < MANY_VIEWS; i += 2) {
+        char *addr = arena_view_base(v[i]);
+        cr_assert_eq(arena_view_close(v[i]), 0);
+        cr_expect_null(arena__view_find_any(addr, &slot), "view %zu closed", i);
+        if (i + 1 < MANY_VIEWS)
+            cr_expect_eq(arena__view_find_any(arena_view_base(v[i + 1]), &slot), v[i + 1]);
+    }
+    free(v);
+    arena_destroy(a);
+}
+
 Test(view, linear_and_private_views)
 {
     arena_t *a = make_arena(0);
