@@ -14,6 +14,7 @@
 #include "prop_util.h"
 #include "core.h"
 #include "view.h"
+#include "fixtures.h"
 
 struct ref {
     char *p;
@@ -54,17 +55,8 @@ static unsigned debug;    /* cfg.debug for make() */
 
 static arena_t *make(int mover, size_t page, size_t budget)
 {
-    arena_config_t cfg;
-    arena_config_init(&cfg);
-    cfg.mover = mover;
-    cfg.page_size = page;
-    cfg.reserve = (size_t)1 << 32;
-    cfg.vma_budget = budget;
-    cfg.retain_max = retain_max;
-    cfg.debug = debug;
-    arena_t *a = NULL;
-    cr_assert_eq(arena_create(&a, &cfg), 0);
-    return a;
+    return TEST_ARENA(.mover = mover, .page_size = page, .reserve = (size_t)1 << 32, .vma_budget = budget,
+                      .retain_max = retain_max, .debug = debug);
 }
 
 /* One cycle of the model: allocate, choose survivors (marked through interior

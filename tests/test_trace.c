@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "fixtures.h"
 #include "prop_util.h"
 
 /* A test object: header, nptr references (possibly interior), then payload words. */
@@ -198,14 +199,7 @@ static uint32_t pick_reached(struct model *m)
 
 static arena_t *make(size_t page, size_t max_file)
 {
-    arena_config_t cfg;
-    arena_config_init(&cfg);
-    cfg.page_size = page;
-    cfg.reserve = (size_t)1 << 31;
-    cfg.max_file = max_file;
-    arena_t *a = NULL;
-    cr_assert_eq(arena_create(&a, &cfg), 0);
-    return a;
+    return TEST_ARENA(.page_size = page, .reserve = (size_t)1 << 31, .max_file = max_file);
 }
 
 static void model_init(struct model *m, size_t nroots)

@@ -12,6 +12,7 @@
 
 #include "core.h"
 #include "view.h"
+#include "fixtures.h"
 
 static const int movers[] = { ARENA_MOVE_REMAP_FILE_PAGES, ARENA_MOVE_MMAP_FIXED, ARENA_MOVE_MREMAP,
                               ARENA_MOVE_COPY };
@@ -21,32 +22,10 @@ static int test_backing = ARENA_BACKING_MEMFD;
 
 static arena_t *make_arena(size_t vma_budget)
 {
-    arena_config_t cfg;
-    arena_config_init(&cfg);
-    cfg.reserve = 16 << 20;
-    cfg.copy_below = 4;
-    cfg.vma_budget = vma_budget;
-    cfg.backing = test_backing;
-    arena_t *a = NULL;
-    int err = arena_create(&a, &cfg);
-    cr_assert_eq(err, 0, "arena_create: %s", arena_strerror(err));
-    return a;
+    return TEST_ARENA(.reserve = 16 << 20, .copy_below = 4, .vma_budget = vma_budget, .backing = test_backing);
 }
 
-/* n fresh file pages, each tagged in its first word with tag0 + i. */
-static size_t tagged_pages(arena_t *a, size_t n, uint64_t tag0)
-{
-    size_t first;
-    int err = arena_file_alloc(a, n, &first);
-    cr_assert_eq(err, 0, "arena_file_alloc: %s", arena_strerror(err));
-    size_t ps = arena_page_size(a);
-    char *m = mmap(NULL, n * ps, PROT_READ | PROT_WRITE, MAP_SHARED, arena__backing_fd(a->backing), (off_t)(first * ps));
-    cr_assert_neq(m, MAP_FAILED);
-    for (size_t i = 0; i < n; i++)
-        *(uint64_t *)(m + i * ps) = tag0 + i;
-    munmap(m, n * ps);
-    return first;
-}
+#define tagged_pages test_tagged_pages
 
 static arena_view_t *open_view(arena_t *a, size_t nslots, int prot, int mover)
 {
