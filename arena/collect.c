@@ -705,8 +705,8 @@ static bool kernel_error(int err)
 /* R7.5 copy, batched: units copied to consecutive target slots share one run of fresh
  * consecutive file pages, filled through a private scratch mapping and then shown at
  * the target by ONE mapping call. Mapping over a still-mapped range costs a TLB
- * shootdown per call (DESIGN.md §1: 3-12 us, 40-50 us with a second thread), copying
- * a page 0.25 us: per-unit mappings made the pause ~160 us per copied page. Nothing
+ * shootdown per call, far more than copying a page (docs/design.md §1 has the measured
+ * figures), so one mapping call per unit would dominate the pause. Nothing
  * is mapped over a source before the flush, so a failed flush leaves every unit where
  * it was, intact (R7.7). */
 struct batch_unit {
