@@ -1141,6 +1141,7 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
         return ARENA_ENOCOLLECT;
     }
     atomic_fetch_add(&h->epoch, 1);
+    h->collecting = true; /* the collector's reserve is open (R7.9) */
     arena__heap_drop_pool(a);
     /* Evacuation fills retained slots below the sweep, else fresh slots above the old heap. */
     h->nholes = h->nkept = 0;
@@ -1159,6 +1160,8 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
         note_error(&c, ARENA_ENOMEM); /* nothing slides: every live page keeps its slot */
     }
     finish(&c);
+    h->collecting = false;
+    (void)arena__heap_restore_reserve(a); /* best effort: a refused release keeps the pages retained */
     pthread_mutex_unlock(&a->lock);
     c.st.pause_ns = arena__os_now_ns() - t0;
     if (st != NULL)

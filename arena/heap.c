@@ -31,6 +31,8 @@ struct tcache {
     uint64_t id, epoch;
     char *cur, *end;
 };
+static size_t retained_total(const struct arena__heap *h);
+
 static _Thread_local struct tcache tcache[TCACHE_WAYS];
 
 static void tables_unmap(struct arena__heap *h)
@@ -314,9 +316,37 @@ static int mirrors_show(arena_t *a, size_t slot, size_t n)
     return 0;
 }
 
+/* R7.9: evacuating a sparse page needs one page to copy into before the evacuated page becomes
+ * a target itself. With the file at its cap and no page wholly dead there was none: every
+ * collection freed nothing and allocation failed with ENOSPC for ever. So the mutator leaves
+ * a few file pages free under the cap, only a collection takes them, and each collection ends
+ * by releasing retained pages until they are free again. Files of fewer than 32 pages keep
+ * none. */
+#define COLLECTOR_RESERVE 2
+
+size_t arena__heap_collector_reserve(const arena_t *a)
+{
+    return arena__backing_max_pages(a->backing) >= 32 ? COLLECTOR_RESERVE : 0;
+}
+
+int arena__heap_restore_reserve(arena_t *a)
+{
+    size_t max = arena__backing_max_pages(a->backing), used = arena__backing_used_pages(a->backing);
+    size_t want = arena__heap_collector_reserve(a), free_now = max > used ? max - used : 0;
+    size_t retained = retained_total(a->heap);
+    if (free_now >= want || retained == 0)
+        return 0;
+    size_t give = want - free_now < retained ? want - free_now : retained;
+    return arena__heap_trim(a, retained - give, NULL);
+}
+
 static int map_fresh(arena_t *a, size_t slot, size_t n)
 {
     size_t fp;
+    size_t keep = a->heap->collecting ? 0 : arena__heap_collector_reserve(a);
+    size_t max = arena__backing_max_pages(a->backing), used = arena__backing_used_pages(a->backing);
+    if (keep && used + n + keep > max)
+        return ARENA_ENOSPC;
     int err = arena__backing_alloc(a->backing, n, &fp);
     if (err != 0)
         return err;

@@ -57,6 +57,7 @@ struct arena__hole {
 };
 
 struct arena__heap {
+    bool collecting;             /* arena_collect runs: it may use the collector's reserve (R7.9) */
     char *base;                  /* the heap view's slot 0 (arena__view_base), never moves */
     size_t nslots;               /* slots in the heap view */
     size_t granules;             /* granules per page */
@@ -121,6 +122,10 @@ int arena__heap_park(arena_t *a, const size_t *fp, size_t n);
 /* Release retained pages (parked file pages first, then RETAINED slots from the top down)
  * until at most keep_pages stay retained; *released gets the count. a->lock held. */
 int arena__heap_trim(arena_t *a, size_t keep_pages, size_t *released);
+/* R7.9: file pages the mutator leaves free under the file's cap for the collector, and after
+ * a collection the retained pages released until that many are free again. */
+size_t arena__heap_collector_reserve(const arena_t *a);
+int arena__heap_restore_reserve(arena_t *a);
 /* Retained pages kept without delay / at most after a collection (cfg.retain_*, defaults). */
 size_t arena__heap_retain_soft(const arena_t *a);
 size_t arena__heap_retain_hard(const arena_t *a);

@@ -377,9 +377,20 @@ static int sigsegv_arm_all(struct arena__track *t)
     return err;
 }
 
+/* The SIGSEGV backend needs the signal: a thread that blocks SIGSEGV is killed by the kernel
+ * on its first write to an armed page (a synchronous fault is never left pending). Only the
+ * calling thread's mask can be checked here; other threads are the caller's to keep right. */
+static bool sigsegv_blocked(void)
+{
+    sigset_t cur;
+    return pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0 && sigismember(&cur, SIGSEGV) == 1;
+}
+
 static int start_backend(arena_view_t *v, int what, int backend)
 {
     struct arena__track *t;
+    if (backend == ARENA_TRACKER_SIGSEGV && sigsegv_blocked())
+        return ARENA_ESTATE;
     int err = track_alloc(v, what, backend, &t);
     if (err != 0)
         return err;

@@ -12,9 +12,10 @@
  *       beyond the mappings that existed before).
  * R5.4  One system call per maximal run of changed slots showing consecutive file pages,
  *       never one per page.
- * R5.5  Views can be found by address without a lock (the SIGSEGV tracker does it from
- *       its signal handler): a process-wide table of (base, end, view) published with
- *       atomic stores.
+ * R5.5  Views can be found by address without a lock and from a signal handler: a
+ *       process-wide table of (base, end, view) sorted by base, searched in O(log views),
+ *       replaced as a whole through an atomic pointer, old tables freed after a grace
+ *       period; no limit on the number of views.
  * R5.9  A closed view keeps its handle (calls on it return ARENA_ECLOSED) until the arena
  *       is destroyed; its address range is given back at once.
  *
@@ -24,6 +25,7 @@
 #include "view.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -50,7 +52,7 @@ struct arena_view {
                               runs of empty slots */
     size_t shown;          /* slots showing a file page */
     size_t high;           /* 1 + the highest slot that ever showed a file page */
-    int registry;          /* index in the process-wide table of views, -1 = none */
+    bool registered;       /* in the process-wide registry of views */
     bool out_of_step;      /* MIRROR: the last collection could not update it (R9.6) */
     struct arena__track *track;   /* the tracker's, NULL when not tracking */
     struct arena_view *next;      /* in arena->views */
@@ -198,64 +200,153 @@ bool arena__view_changed(const arena_view_t *v, size_t lo, size_t hi, const uint
 }
 
 /* ----------------------------------------------------------------- registry -- */
-#define REGISTRY_SIZE 4096
-
+/* Every open view of the process, by address: a table of ranges sorted by base, published
+ * through one atomic pointer. Lookups (a signal handler may make them) take no lock and
+ * call nothing: they bracket their reading with a reader count and binary-search the
+ * table they loaded. Changes (view create / close, under registry_lock) build a new table,
+ * publish it, and free the old one only once no reader can still hold it: readers count
+ * themselves in one of two counters, chosen by a phase bit; the writer flips the phase and
+ * waits for the old phase's counter to drain, twice, so a reader that loaded the old table
+ * under either phase has left (the two-phase grace period of user-space RCU). */
 struct registry_entry {
-    _Atomic uintptr_t base, end;
-    _Atomic(arena_view_t *) view;
+    uintptr_t base, end;
+    arena_view_t *view;
 };
 
-static struct registry_entry registry[REGISTRY_SIZE];
-static _Atomic int registry_high;
+struct registry_table {
+    size_t n;
+    struct registry_entry e[];
+};
+
+static _Atomic(struct registry_table *) registry;
+static _Atomic unsigned registry_phase;
+static _Atomic unsigned long registry_readers[2];
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void wait_readers(unsigned phase)
+{
+    while (atomic_load(&registry_readers[phase]) != 0)
+        sched_yield();
+}
+
+/* Returns once every reader that started before the call has finished. */
+static void grace_period(void)
+{
+    for (int flip = 0; flip < 2; flip++) {
+        unsigned was = atomic_fetch_xor(&registry_phase, 1u) & 1u;
+        wait_readers(was);
+    }
+}
+
+/* Publish t (NULL: empty) and free the table it replaces once no reader holds it. */
+static void registry_publish(struct registry_table *t)
+{
+    struct registry_table *old = atomic_exchange(&registry, t);
+    grace_period();
+    free(old);
+}
+
+/* First index whose base is above p (the entry before it may contain p). */
+static size_t upper(const struct registry_table *t, uintptr_t p)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->e[mid].base <= p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* A copy of the current table with v's entry added (add) or removed. NULL: no memory. */
+static struct registry_entry entry_of(const arena_view_t *v)
+{
+    return (struct registry_entry){(uintptr_t)v->base, (uintptr_t)(v->base + v->nslots * v->arena->page_size),
+                                   (arena_view_t *)v};
+}
+
+/* Entries cleared in place (see registry_remove) are dropped. */
+static struct registry_table *registry_edit(const arena_view_t *v, bool add, bool *empty)
+{
+    const struct registry_table *cur = atomic_load(&registry);
+    size_t n = cur ? cur->n : 0, at = cur ? upper(cur, (uintptr_t)v->base) : 0;
+    struct registry_table *t = malloc(sizeof *t + (n + 1) * sizeof t->e[0]);
+    if (!t)
+        return NULL;
+    t->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (add && i == at)
+            t->e[t->n++] = entry_of(v);
+        if (cur->e[i].view == NULL || (!add && cur->e[i].view == v))
+            continue;
+        t->e[t->n++] = cur->e[i];
+    }
+    if (add && at == n)
+        t->e[t->n++] = entry_of(v);
+    *empty = t->n == 0;
+    return t;
+}
 
 static int registry_add(arena_view_t *v)
 {
-    int found = -1;
     pthread_mutex_lock(&registry_lock);
-    for (int i = 0; i < REGISTRY_SIZE && found < 0; i++) {
-        if (atomic_load(&registry[i].view) != NULL)
-            continue;
-        atomic_store(&registry[i].view, v);
-        atomic_store(&registry[i].end, (uintptr_t)(v->base + v->nslots * v->arena->page_size));
-        atomic_store_explicit(&registry[i].base, (uintptr_t)v->base, memory_order_release);
-        if (i + 1 > atomic_load(&registry_high))
-            atomic_store(&registry_high, i + 1);
-        found = i;
-    }
+    bool empty;
+    struct registry_table *t = registry_edit(v, true, &empty);
+    if (t)
+        registry_publish(t);
     pthread_mutex_unlock(&registry_lock);
-    return found;
+    if (!t)
+        return ARENA_ENOMEM;
+    v->registered = true;
+    return 0;
 }
 
+/* Removal must not fail (a view closes whatever memory is left): without memory for a new
+ * table, the view's entry is cleared in place instead, which readers see as no view. */
 static void registry_remove(arena_view_t *v)
 {
-    if (v->registry < 0)
+    if (!v->registered)
         return;
     pthread_mutex_lock(&registry_lock);
-    struct registry_entry *e = &registry[v->registry];
-    atomic_store_explicit(&e->base, 0, memory_order_release);
-    atomic_store(&e->end, 0);
-    atomic_store(&e->view, NULL);
+    bool empty;
+    struct registry_table *t = registry_edit(v, false, &empty);
+    if (t) {
+        if (empty) {
+            free(t);
+            t = NULL;
+        }
+        registry_publish(t);
+    } else {
+        struct registry_table *cur = atomic_load(&registry);
+        for (size_t i = 0; cur && i < cur->n; i++)
+            if (cur->e[i].view == v)
+                __atomic_store_n(&cur->e[i].view, NULL, __ATOMIC_RELEASE);
+        grace_period(); /* no reader still holds v when it is freed */
+    }
     pthread_mutex_unlock(&registry_lock);
-    v->registry = -1;
+    v->registered = false;
 }
 
+/* Async-signal-safe: atomics and a binary search, no lock, no call. */
 static arena_view_t *find(const arena_t *a, const void *addr, size_t *slot)
 {
     uintptr_t p = (uintptr_t)addr;
-    int high = atomic_load_explicit(&registry_high, memory_order_acquire);
-    for (int i = 0; i < high; i++) {
-        uintptr_t base = atomic_load_explicit(&registry[i].base, memory_order_acquire);
-        if (base == 0 || p < base || p >= atomic_load(&registry[i].end))
-            continue;
-        arena_view_t *v = atomic_load(&registry[i].view);
-        if (v == NULL || (a != NULL && v->arena != a))
-            continue;
-        if (slot)
-            *slot = (p - base) >> v->arena->page_shift;
-        return v;
+    unsigned phase = atomic_load(&registry_phase) & 1u;
+    atomic_fetch_add(&registry_readers[phase], 1);
+    const struct registry_table *t = atomic_load(&registry);
+    arena_view_t *v = NULL;
+    size_t i = t ? upper(t, p) : 0;
+    if (i > 0 && p < t->e[i - 1].end) {
+        v = __atomic_load_n(&t->e[i - 1].view, __ATOMIC_ACQUIRE);
+        if (v && a && v->arena != a)
+            v = NULL;
+        if (v && slot)
+            *slot = (p - t->e[i - 1].base) >> v->arena->page_shift;
     }
-    return NULL;
+    atomic_fetch_sub(&registry_readers[phase], 1);
+    return v;
 }
 
 arena_view_t *arena__view_find(const arena_t *a, const void *addr, size_t *slot)
@@ -1000,7 +1091,6 @@ int arena__view_create(arena_t *a, int layout, size_t nslots, int prot, int flag
     v->prot = prot;
     v->flags = flags;
     v->is_heap = is_heap;
-    v->registry = -1;
     v->mover = a->cfg.mover;
     if ((flags & ARENA_VIEW_PRIVATE) && v->mover == ARENA_MOVE_REMAP_FILE_PAGES)
         v->mover = ARENA_MOVE_MMAP_FIXED;
@@ -1017,8 +1107,9 @@ int arena__view_create(arena_t *a, int layout, size_t nslots, int prot, int flag
     account(v, 1);
     v->next = a->views;
     a->views = v;
-    v->registry = registry_add(v);
-    err = v->registry < 0 ? ARENA_ENOMEM : fill_layout(v);
+    err = registry_add(v);
+    if (!err)
+        err = fill_layout(v);
     if (err) {
         arena__view_destroy(v);
         return err;
@@ -1033,24 +1124,29 @@ void arena__view_populate(arena_view_t *v, size_t slot, size_t n)
     arena__map_populate(arena__view_slot_addr(v, slot), n * v->arena->page_size);
 }
 
-/* A private view's pages may hold its own copy-on-write contents: keep them. */
+/* A private view's pages may hold its own copy-on-write contents: keep them, whatever the
+ * slots' protection (a slot protected NONE still holds its contents) and whatever tracking
+ * armed (ACCESS tracking leaves armed pages PROT_NONE): the run is made readable to copy it. */
 static int remap_private_run(arena_view_t *v, const struct arena__backing *b, size_t slot, size_t page, size_t n,
                              int prot)
 {
     char *addr = arena__view_slot_addr(v, slot);
     size_t len = n * v->arena->page_size;
-    void *saved = NULL;
-    if (prot & ARENA_PROT_READ) {
-        saved = malloc(len);
-        if (!saved)
-            return ARENA_ENOMEM;
-        memcpy(saved, addr, len);
+    void *saved = malloc(len);
+    if (!saved)
+        return ARENA_ENOMEM;
+    int err = arena__map_protect(addr, len, ARENA_PROT_READ);
+    if (err) {
+        free(saved);
+        return err;
     }
-    int err = arena__map_run(b, addr, page, n, ARENA_PROT_READ | ARENA_PROT_WRITE, ARENA_MOVE_MMAP_FIXED, true);
-    if (!err && saved)
+    memcpy(saved, addr, len);
+    err = arena__map_run(b, addr, page, n, ARENA_PROT_READ | ARENA_PROT_WRITE, ARENA_MOVE_MMAP_FIXED, true);
+    if (!err)
         memcpy(addr, saved, len);
     free(saved);
-    return err ? err : arena__map_protect(addr, len, prot);
+    int perr = arena__map_protect(addr, len, prot);
+    return err ? err : perr;
 }
 
 /* Every run the view accounts (maximal runs of slots showing consecutive file pages with

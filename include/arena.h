@@ -525,9 +525,14 @@ ARENA_API size_t arena_view_vmas(const arena_view_t *v);
 #define ARENA_TRACK_ACCESS 2  /* report pages read or written (libsigsegv only) */
 
 /* Start tracking the view (use arena_heap_view(a) for the heap). Every page starts
- * clean. Errors: ARENA_ENULL, ARENA_ECLOSED, ARENA_ECONFIG (what), ARENA_EPROT (the
- * view cannot be written / read), ARENA_EBUSY (already tracking), ARENA_ENOTSUP,
- * ARENA_EVMA, -errno. */
+ * clean. With the libsigsegv backend every thread that writes (or, ACCESS, reads) tracked
+ * pages must leave SIGSEGV unblocked: a thread that blocks it is killed by its first such
+ * write; the calling thread is checked (ARENA_ESTATE), others cannot be. With ACCESS
+ * tracking a system call that reads from an armed page (write(2) from it) fails with EFAULT
+ * unless arena_track_prepare_io was called on the range first. Errors: ARENA_ENULL,
+ * ARENA_ECLOSED, ARENA_ECONFIG (what), ARENA_EPROT (the view cannot be written / read),
+ * ARENA_EBUSY (already tracking), ARENA_ENOTSUP, ARENA_ESTATE (libsigsegv backend and the
+ * calling thread blocks SIGSEGV), ARENA_EVMA, -errno. */
 ARENA_API int arena_track_start(arena_view_t *v, int what);
 
 /* Store up to max addresses of pages touched since start or the last take, re-arm

@@ -11,6 +11,7 @@
 
 #include "core.h"
 #include "view.h"
+#include "fixtures.h"
 
 static int failures;
 
@@ -70,14 +71,8 @@ static int child(int argc, char **argv)
 
 static arena_t *make(int backing, const char *dir)
 {
-    arena_config_t cfg;
-    arena_config_init(&cfg);
-    cfg.backing = backing;
-    cfg.dir = dir;
-    cfg.reserve = 16 << 20;
-    arena_t *a = NULL;
-    int err = arena_create(&a, &cfg);
-    CHECK(err == 0, "arena_create(%d): %s", backing, arena_strerror(err));
+    arena_t *a = TEST_ARENA(.backing = backing, .dir = dir, .reserve = 16 << 20);
+    CHECK(a != NULL, "arena_create(%d)", backing);
     if (a) {
         size_t first;
         CHECK(arena_file_alloc(a, 8, &first) == 0, "file_alloc");

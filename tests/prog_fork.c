@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "fixtures.h"
 #include "os.h"
 
 #define NOBJ 200
@@ -66,12 +67,8 @@ static bool all(const char *p, size_t n, unsigned char tag)
 
 static arena_t *make_arena(void)
 {
-    arena_config_t cfg;
-    arena_t *a = NULL;
-    arena_config_init(&cfg);
-    cfg.reserve = (size_t)256 << 20;
-    int err = arena_create(&a, &cfg);
-    CHECK(err == 0, "arena_create: %s", arena_strerror(err));
+    arena_t *a = TEST_ARENA(.reserve = (size_t)256 << 20);
+    CHECK(a != NULL, "arena_create");
     return a;
 }
 

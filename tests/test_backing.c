@@ -10,18 +10,11 @@
 
 #include "core.h"
 #include "view.h"
+#include "fixtures.h"
 
 static arena_t *make(int backing, size_t max_file)
 {
-    arena_config_t cfg;
-    arena_config_init(&cfg);
-    cfg.backing = backing;
-    cfg.max_file = max_file;
-    cfg.reserve = 64 << 20;
-    arena_t *a = NULL;
-    int err = arena_create(&a, &cfg);
-    cr_assert_eq(err, 0, "arena_create: %s", arena_strerror(err));
-    return a;
+    return TEST_ARENA(.backing = backing, .max_file = max_file, .reserve = 64 << 20);
 }
 
 Test(backing, memfd_and_tmpfile_kinds)

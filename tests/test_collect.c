@@ -11,8 +11,10 @@
 #include <sys/mman.h>
 
 #include "arena.h"
+#include "prop_util.h"
 #include "core.h"
 #include "view.h"
+#include "fixtures.h"
 
 struct ref {
     char *p;
@@ -21,22 +23,6 @@ struct ref {
     bool pinned;
 };
 
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static uint64_t word_of(uint64_t seed, size_t i)
-{
-    uint64_t x = seed + i * 0x9E3779B97F4A7C15ull;
-    x ^= x >> 31;
-    x *= 0xBF58476D1CE4E5B9ull;
-    return x ^ (x >> 29);
-}
 
 static void fill(const struct ref *r)
 {
@@ -69,17 +55,8 @@ static unsigned debug;    /* cfg.debug for make() */
 
 static arena_t *make(int mover, size_t page, size_t budget)
 {
-    arena_config_t cfg;
-    arena_config_init(&cfg);
-    cfg.mover = mover;
-    cfg.page_size = page;
-    cfg.reserve = (size_t)1 << 32;
-    cfg.vma_budget = budget;
-    cfg.retain_max = retain_max;
-    cfg.debug = debug;
-    arena_t *a = NULL;
-    cr_assert_eq(arena_create(&a, &cfg), 0);
-    return a;
+    return TEST_ARENA(.mover = mover, .page_size = page, .reserve = (size_t)1 << 32, .vma_budget = budget,
+                      .retain_max = retain_max, .debug = debug);
 }
 
 /* One cycle of the model: allocate, choose survivors (marked through interior

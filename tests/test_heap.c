@@ -10,16 +10,11 @@
 #include <string.h>
 
 #include "arena.h"
+#include "fixtures.h"
 
 static arena_t *make(size_t page)
 {
-    arena_config_t cfg;
-    arena_config_init(&cfg);
-    cfg.page_size = page;
-    cfg.reserve = (size_t)1 << 32;
-    arena_t *a = NULL;
-    cr_assert_eq(arena_create(&a, &cfg), 0);
-    return a;
+    return TEST_ARENA(.page_size = page, .reserve = (size_t)1 << 32);
 }
 
 static void basics(size_t page)

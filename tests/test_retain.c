@@ -12,20 +12,14 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "fixtures.h"
 #include "os.h"
 #include "track_util.h"
 
 static arena_t *make(size_t retain_bytes, unsigned delay_ms, size_t retain_max)
 {
-    arena_config_t cfg;
-    arena_config_init(&cfg);
-    cfg.reserve = (size_t)1 << 30;
-    cfg.retain_bytes = retain_bytes;
-    cfg.retain_delay_ms = delay_ms;
-    cfg.retain_max = retain_max;
-    arena_t *a = NULL;
-    cr_assert_eq(arena_create(&a, &cfg), 0);
-    return a;
+    return TEST_ARENA(.reserve = (size_t)1 << 30, .retain_bytes = retain_bytes, .retain_delay_ms = delay_ms,
+                      .retain_max = retain_max);
 }
 
 static arena_stats_t stats(arena_t *a)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "fixtures.h"
 
 /* The descriptor whose /proc/self/fd link starts with prefix, or -1. */
 static int find_fd(const char *prefix)
@@ -42,13 +43,7 @@ static int find_fd(const char *prefix)
 
 static arena_t *make(int backing, const char *dir)
 {
-    arena_config_t cfg;
-    arena_t *a = NULL;
-    arena_config_init(&cfg);
-    cfg.reserve = (size_t)64 << 20;
-    cfg.backing = backing;
-    cfg.dir = dir;
-    cr_assert_eq(arena_create(&a, &cfg), 0);
+    arena_t *a = TEST_ARENA(.reserve = (size_t)64 << 20, .backing = backing, .dir = dir);
     cr_assert_not_null(arena_alloc(a, 100));
     return a;
 }

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "arena.h"
+#include "fixtures.h"
+#include "prop_util.h"
 
 /* A test object: header, nptr references (possibly interior), then payload words. */
 struct tobj {
@@ -46,22 +48,6 @@ struct model {
     size_t nremset;
 };
 
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static uint64_t word_of(uint64_t seed, size_t i)
-{
-    uint64_t x = seed + i * 0x9E3779B97F4A7C15ull;
-    x ^= x >> 31;
-    x *= 0xBF58476D1CE4E5B9ull;
-    return x ^ (x >> 29);
-}
 
 static size_t payload_first(uint32_t nptr)
 {
@@ -213,14 +199,7 @@ static uint32_t pick_reached(struct model *m)
 
 static arena_t *make(size_t page, size_t max_file)
 {
-    arena_config_t cfg;
-    arena_config_init(&cfg);
-    cfg.page_size = page;
-    cfg.reserve = (size_t)1 << 31;
-    cfg.max_file = max_file;
-    arena_t *a = NULL;
-    cr_assert_eq(arena_create(&a, &cfg), 0);
-    return a;
+    return TEST_ARENA(.page_size = page, .reserve = (size_t)1 << 31, .max_file = max_file);
 }
 
 static void model_init(struct model *m, size_t nroots)

@@ -8,6 +8,8 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 
 #include "core.h"
@@ -152,5 +154,26 @@ BOTH(heap_page_released_and_taken_again)
     cr_assert_geq(take_all(h, seen, 64), 0);
     cr_assert_eq(seen[slot], 1, "reused heap page written but reported %d times", seen[slot]);
     free(seen);
+    arena_destroy(a);
+}
+
+/* A thread that blocks SIGSEGV would be killed by its first write to an armed page: the
+ * libsigsegv backend refuses to start from such a thread (ARENA_ESTATE), changing nothing. */
+Test(remap_sigsegv, start_refused_when_sigsegv_is_blocked)
+{
+    arena_t *a = track_arena(ARENA_TRACKER_SIGSEGV, 0);
+    cr_assert_not_null(a);
+    arena_view_t *v = track_view(a, N);
+    cr_assert_not_null(v);
+    sigset_t segv, old;
+    sigemptyset(&segv);
+    sigaddset(&segv, SIGSEGV);
+    pthread_sigmask(SIG_BLOCK, &segv, &old);
+    int err = arena_track_start(v, ARENA_TRACK_WRITES);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    cr_assert_eq(err, ARENA_ESTATE, "arena_track_start with SIGSEGV blocked: %s", arena_strerror(err));
+    cr_assert_eq(arena_track_backend(v), -1);
+    ((char *)arena_view_base(v))[0] = 1; /* still writable: nothing was armed */
+    cr_assert_eq(arena_track_start(v, ARENA_TRACK_WRITES), 0);
     arena_destroy(a);
 }

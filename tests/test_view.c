@@ -12,6 +12,7 @@
 
 #include "core.h"
 #include "view.h"
+#include "fixtures.h"
 
 static const int movers[] = { ARENA_MOVE_REMAP_FILE_PAGES, ARENA_MOVE_MMAP_FIXED, ARENA_MOVE_MREMAP,
                               ARENA_MOVE_COPY };
@@ -21,32 +22,10 @@ static int test_backing = ARENA_BACKING_MEMFD;
 
 static arena_t *make_arena(size_t vma_budget)
 {
-    arena_config_t cfg;
-    arena_config_init(&cfg);
-    cfg.reserve = 16 << 20;
-    cfg.copy_below = 4;
-    cfg.vma_budget = vma_budget;
-    cfg.backing = test_backing;
-    arena_t *a = NULL;
-    int err = arena_create(&a, &cfg);
-    cr_assert_eq(err, 0, "arena_create: %s", arena_strerror(err));
-    return a;
+    return TEST_ARENA(.reserve = 16 << 20, .copy_below = 4, .vma_budget = vma_budget, .backing = test_backing);
 }
 
-/* n fresh file pages, each tagged in its first word with tag0 + i. */
-static size_t tagged_pages(arena_t *a, size_t n, uint64_t tag0)
-{
-    size_t first;
-    int err = arena_file_alloc(a, n, &first);
-    cr_assert_eq(err, 0, "arena_file_alloc: %s", arena_strerror(err));
-    size_t ps = arena_page_size(a);
-    char *m = mmap(NULL, n * ps, PROT_READ | PROT_WRITE, MAP_SHARED, arena__backing_fd(a->backing), (off_t)(first * ps));
-    cr_assert_neq(m, MAP_FAILED);
-    for (size_t i = 0; i < n; i++)
-        *(uint64_t *)(m + i * ps) = tag0 + i;
-    munmap(m, n * ps);
-    return first;
-}
+#define tagged_pages test_tagged_pages
 
 static arena_view_t *open_view(arena_t *a, size_t nslots, int prot, int mover)
 {
@@ -524,6 +503,33 @@ Test(view, find_by_address)
     cr_expect_null(arena__view_find_any(addr, &slot), "closed views are gone");
     arena_destroy(a);
     arena_destroy(b);
+}
+
+/* The registry has no fixed size (it was a table of 4096 entries): more views than that are
+ * all found by address, each at its own slot, and none after it closes. */
+#define MANY_VIEWS 4500
+Test(view, registry_has_no_fixed_limit)
+{
+    arena_t *a = make_arena(0);
+    arena_view_t **v = calloc(MANY_VIEWS, sizeof *v);
+    cr_assert_not_null(v);
+    for (size_t i = 0; i < MANY_VIEWS; i++)
+        cr_assert_eq(arena_view_open(a, ARENA_VIEW_EMPTY, 2, ARENA_PROT_READ, 0, &v[i]), 0, "view %zu", i);
+    size_t slot = 0;
+    for (size_t i = 0; i < MANY_VIEWS; i++) {
+        char *addr = (char *)arena_view_base(v[i]) + arena_page_size(a);
+        cr_expect_eq(arena__view_find(a, addr, &slot), v[i], "view %zu", i);
+        cr_expect_eq(slot, 1);
+    }
+    for (size_t i = 0; i < MANY_VIEWS; i += 2) {
+        char *addr = arena_view_base(v[i]);
+        cr_assert_eq(arena_view_close(v[i]), 0);
+        cr_expect_null(arena__view_find_any(addr, &slot), "view %zu closed", i);
+        if (i + 1 < MANY_VIEWS)
+            cr_expect_eq(arena__view_find_any(arena_view_base(v[i + 1]), &slot), v[i + 1]);
+    }
+    free(v);
+    arena_destroy(a);
 }
 
 Test(view, linear_and_private_views)

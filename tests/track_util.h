@@ -11,6 +11,7 @@
 #include <sys/utsname.h>
 
 #include "arena.h"
+#include "fixtures.h"
 
 /* userfaultfd WP_ASYNC + PAGEMAP_SCAN exist from Linux 6.7: there the backend must work. */
 static inline bool kernel_has_uffd_wp_async(void)
@@ -33,18 +34,10 @@ static inline arena_t *track_arena(int backend, size_t vma_budget)
     return arena_create(&a, &cfg) == 0 ? a : NULL;
 }
 
-/* A read-write view of n fresh file pages; NULL on failure. */
+/* A read-write view of n fresh file pages; NULL on failure (fixtures.h). */
 static inline arena_view_t *track_view(arena_t *a, size_t n)
 {
-    size_t first;
-    arena_view_t *v = NULL;
-    if (arena_file_alloc(a, n, &first) != 0)
-        return NULL;
-    if (arena_view_open(a, ARENA_VIEW_EMPTY, n, ARENA_PROT_READ | ARENA_PROT_WRITE, 0, &v) != 0)
-        return NULL;
-    if (arena_view_map(v, 0, first, n) != 0)
-        return NULL;
-    return v;
+    return test_rw_view(a, n, NULL);
 }
 
 /* Take until nothing is left; seen[slot] counts reports. Returns pages reported, or -1
