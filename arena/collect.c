@@ -497,6 +497,8 @@ enum method { M_STAY, M_REMAP, M_MREMAP, M_COPY };
 
 /* Mappings kept free for copying once remapping stops (R7.5). */
 #define VMA_MARGIN 8
+/* Pinned pages at most this % occupied are meshed into others (R7.9). */
+#define MESH_PERCENT 50
 
 static size_t *page_list(struct cycle *c, size_t slot, size_t n)
 {
@@ -748,8 +750,8 @@ static bool kernel_error(int err)
 /* R7.5 copy, batched: units copied to consecutive target slots share one run of fresh
  * consecutive file pages, filled through a private scratch mapping and then shown at
  * the target by ONE mapping call. Mapping over a still-mapped range costs a TLB
- * shootdown per call (DESIGN.md §1: 3-12 us, 40-50 us with a second thread), copying
- * a page 0.25 us: per-unit mappings made the pause ~160 us per copied page. Nothing
+ * shootdown per call, far more than copying a page (docs/design.md §1 has the measured
+ * figures), so one mapping call per unit would dominate the pause. Nothing
  * is mapped over a source before the flush, so a failed flush leaves every unit where
  * it was, intact (R7.7). */
 struct batch_unit {
@@ -1077,6 +1079,26 @@ static void resolve_forwarding(struct cycle *c)
     }
 }
 
+static void defer_free_cb(void *ctx, size_t fp)
+{
+    defer_free(ctx, fp);
+}
+
+/* R7.9: pages that stayed where they are (pinned) and are sparse share file pages. */
+static void mesh(struct cycle *c)
+{
+    if (c->a->cfg.mesh == ARENA_MESH_OFF)
+        return;
+    uint64_t t0 = arena__os_now_ns();
+    size_t margin = VMA_MARGIN;
+    for (arena_view_t *v = c->a->views; v != NULL; v = arena__view_next(v))
+        margin += arena__view_is_mirror(v); /* each mirror follows a mesh */
+    int err = arena__mesh_pass(c->a, MESH_PERCENT, margin, defer_free_cb, c, &c->st.pages_meshed);
+    if (kernel_error(err))
+        note_error(c, err);
+    c->st.mesh_ns = arena__os_now_ns() - t0;
+}
+
 static void finish(struct cycle *c)
 {
     arena_t *a = c->a;
@@ -1147,6 +1169,7 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
     h->nholes = h->nkept = 0;
     c.old_top = h->top;
     c.gc->nslots = c.old_top;
+    note_error(&c, arena__mesh_prepare(a, defer_free_cb, &c, &c.st.objects_freed));
     sweep_all(&c);
     c.where = malloc((h->top ? h->top : 1) * sizeof(uint32_t));
     if (c.where != NULL) {
@@ -1159,6 +1182,7 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
     } else {
         note_error(&c, ARENA_ENOMEM); /* nothing slides: every live page keeps its slot */
     }
+    mesh(&c);
     finish(&c);
     h->collecting = false;
     (void)arena__heap_restore_reserve(a); /* best effort: a refused release keeps the pages retained */

@@ -54,7 +54,7 @@ static int reback(arena_t *a)
         if ((err = arena__view_reback(v, twin)) != 0)
             failed = v;
     if (err != 0) {
-        /* The view that failed put itself back; the ones before it go back too (R5.3). A
+        /* The view that failed put itself back; the ones before it go back too (.req.view.all-or-nothing). A
          * refused undo leaves runs on the twin, whose file their mappings keep alive. */
         for (arena_view_t *u = failed ? a->views : NULL; u != NULL && u != failed; u = arena__view_next(u))
             (void)arena__view_reback_undo(u);

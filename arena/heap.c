@@ -443,6 +443,12 @@ void arena__heap_retain(arena_t *a, size_t slot, size_t n)
     a->heap->retained_pages += n;
 }
 
+void arena__heap_discard(arena_t *a, size_t slot, size_t n)
+{
+    mark_free(a->heap, slot, n, ARENA__PAGE_STALE);
+    a->heap->used_pages -= n;
+}
+
 int arena__heap_unmap_stale(arena_t *a, size_t limit)
 {
     struct arena__heap *h = a->heap;

@@ -39,6 +39,10 @@ enum arena__page_kind {
  * an EVAC page the ones reached are copied out. */
 #define ARENA__PAGE_CONDEMNED 32u
 #define ARENA__PAGE_EVAC 64u
+/* A SMALL slot whose file page another slot shows too (mesh.c, R7.9): it never moves,
+ * and when its objects die it is unmapped, not retained. A one-pass collection (trace.c)
+ * traces and sweeps it in place but never evacuates or releases it: arena_collect does. */
+#define ARENA__PAGE_MESHED 128u
 
 /* Per-slot page information (R6.3). Written under a->lock or stop-the-world; kind and
  * aux are read lock-free by arena_object, hence the atomic accessors in heap.c. */
@@ -132,6 +136,9 @@ size_t arena__heap_retain_hard(const arena_t *a);
 /* Called when the pool refills (release) and after a collection (only starts the clock):
  * releases the surplus above the soft amount once it has lasted cfg.retain_delay_ms (R6.7). */
 int arena__heap_purge_due(arena_t *a, uint64_t now, bool release);
+/* Mark slots FREE and STALE: unmapped by arena__heap_unmap_stale at the end of the
+ * collection, their file pages left to the caller (mesh.c: dead meshed slots). */
+void arena__heap_discard(arena_t *a, size_t slot, size_t n);
 /* Unmap every run of STALE slots below limit. */
 int arena__heap_unmap_stale(arena_t *a, size_t limit);
 /* The unused part of the allocation pool becomes retained (collect.c, before it moves pages). */
@@ -157,5 +164,17 @@ static inline void arena__bit_clear(uint64_t *map, size_t bit)
     uint64_t w = __atomic_load_n(&map[bit >> 6], __ATOMIC_RELAXED);
     __atomic_store_n(&map[bit >> 6], w & ~((uint64_t)1 << (bit & 63)), __ATOMIC_RELAXED);
 }
+
+/* mesh.c (R7.9-R7.12), called by arena_collect. Before the sweep: every meshed slot with a
+ * live object is pinned, a meshed slot with none is discarded (STALE), and free_fp(ctx, fp)
+ * is called for a file page no slot shows any more; *freed_objects counts the objects of the
+ * discarded slots. */
+int arena__mesh_prepare(arena_t *a, void (*free_fp)(void *, size_t), void *ctx, size_t *freed_objects);
+/* After the slide: pinned small pages with at most max_percent of their granules occupied
+ * are meshed in pairs (a file page may take several) while the VMA budget leaves
+ * vma_margin mappings; free_fp gets each emptied file page, *meshed the count. ARENA_ENOMEM or a
+ * kernel error stops the pass; whatever was meshed stays meshed and correct. */
+int arena__mesh_pass(arena_t *a, unsigned max_percent, size_t vma_margin, void (*free_fp)(void *, size_t),
+                     void *ctx, size_t *meshed);
 
 #endif /* ARENA_HEAP_H */

@@ -5,12 +5,12 @@
  *
  * Layer 2 (docs/design.md §2): calls backing.c and os.c only.
  *
- * R5.6  remap_file_pages only on a range that is already a shared file mapping of the
+ * .req.map.remap-shared-only  remap_file_pages only on a range that is already a shared file mapping of the
  *       same protection (the kernel requires it); view.c establishes other ranges with
  *       MAP_FIXED. A private view refuses it (ARENA_EPRIVATE).
- * R5.7  Empty slots are a PROT_NONE anonymous reservation, never a hole: another thread's
+ * .req.map.no-holes  Empty slots are a PROT_NONE anonymous reservation, never a hole: another thread's
  *       mmap could otherwise land inside a view.
- * R5.8  mremap moves page tables (no refault) with MREMAP_DONTUNMAP, so the source is never
+ * .req.map.mremap-keeps-tables  mremap moves page tables (no refault) with MREMAP_DONTUNMAP, so the source is never
  *       a hole either; it is put back to PROT_NONE afterwards. Overlapping source and
  *       target go through a scratch reservation.
  */

@@ -317,7 +317,8 @@ static void condemn(arena_ss_t *ss, int mode)
         if (mode == ARENA_TRACE_YOUNG && old)
             continue;
         pg->flags |= ARENA__PAGE_CONDEMNED;
-        if (pg->kind == ARENA__PAGE_SMALL && !pg->pinned && (!old || (pg->flags & ARENA__PAGE_SPARSE)))
+        if (pg->kind == ARENA__PAGE_SMALL && !pg->pinned && !(pg->flags & ARENA__PAGE_MESHED) &&
+            (!old || (pg->flags & ARENA__PAGE_SPARSE)))
             pg->flags |= ARENA__PAGE_EVAC;
     }
 }
@@ -408,7 +409,8 @@ static void sweep(arena_ss_t *ss, size_t sparse_bytes)
             clear_marks(h, s, n);   /* marks of pins on old pages */
         } else if (pg->kind == ARENA__PAGE_SMALL) {
             bool evac = f & ARENA__PAGE_EVAC;
-            kept = keeps_any(ss, s, evac);
+            /* A meshed page shares its file page: never retained here (R7.11). */
+            kept = keeps_any(ss, s, evac) || (f & ARENA__PAGE_MESHED);
             if (kept) {
                 sweep_small(ss, s, evac);
                 ss->st.pages_in_place++;
@@ -432,7 +434,8 @@ static void sweep(arena_ss_t *ss, size_t sparse_bytes)
                 bool measured = (f & ARENA__PAGE_CONDEMNED) || !(f & ARENA__PAGE_OLD);
                 bool sparse = measured ? q->live < sparse_bytes : (f & ARENA__PAGE_SPARSE);
                 ss->st.pages_pinned += q->pinned;
-                q->flags = (uint16_t)(ARENA__PAGE_OLD | (sparse && q->kind == ARENA__PAGE_SMALL ? ARENA__PAGE_SPARSE : 0));
+                q->flags = (uint16_t)(ARENA__PAGE_OLD | (sparse && q->kind == ARENA__PAGE_SMALL ? ARENA__PAGE_SPARSE : 0) |
+                                      (q->flags & ARENA__PAGE_MESHED));
                 q->live = 0;
                 q->pinned = 0;
             }

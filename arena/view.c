@@ -2,21 +2,21 @@
  * view.c -- views: a virtual range whose every slot shows one file page or nothing
  * (docs/design.md §5).
  *
- * R5.1  A view is a 2 MiB-aligned reservation; its slot table says what each slot shows.
- * R5.2  The view counts its mappings itself: maximal runs of slots showing consecutive
+ * .req.view.reservation  A view is a 2 MiB-aligned reservation; its slot table says what each slot shows.
+ * .req.view.vma-count  The view counts its mappings itself: maximal runs of slots showing consecutive
  *       file pages with equal protection, plus runs of empty slots. The count is kept in
  *       O(changed slots) and checked against the arena's budget BEFORE anything changes:
  *       a refused operation returns ARENA_EVMA and leaves the view as it was.
- * R5.3  Every operation is all-or-nothing: when the kernel refuses a step, the slots
+ * .req.view.all-or-nothing  Every operation is all-or-nothing: when the kernel refuses a step, the slots
  *       already changed are put back (with MAP_FIXED, which needs no new resources
  *       beyond the mappings that existed before).
- * R5.4  One system call per maximal run of changed slots showing consecutive file pages,
+ * .req.view.one-call-per-run  One system call per maximal run of changed slots showing consecutive file pages,
  *       never one per page.
- * R5.5  Views can be found by address without a lock and from a signal handler: a
+ * .req.view.registry  Views can be found by address without a lock and from a signal handler: a
  *       process-wide table of (base, end, view) sorted by base, searched in O(log views),
  *       replaced as a whole through an atomic pointer, old tables freed after a grace
  *       period; no limit on the number of views.
- * R5.9  A closed view keeps its handle (calls on it return ARENA_ECLOSED) until the arena
+ * .req.view.close-keeps-handle  A closed view keeps its handle (calls on it return ARENA_ECLOSED) until the arena
  *       is destroyed; its address range is given back at once.
  *
  * Layer 3 (docs/design.md §2): calls map.c, backing.c and os.c; tells the tracker of
@@ -540,7 +540,7 @@ static int show_run(arena_view_t *v, size_t slot, size_t n, uint32_t e, int move
         char *addr = arena__view_slot_addr(v, slot + i);
         uint32_t first = e - (uint32_t)i;
         int use = ARENA_MOVE_MMAP_FIXED;
-        /* R5.6: remap_file_pages only where a shared file mapping already is. */
+        /* .req.map.remap-shared-only: remap_file_pages only where a shared file mapping already is. */
         if (mover == ARENA_MOVE_REMAP_FILE_PAGES && !(v->flags & ARENA_VIEW_PRIVATE) &&
             all_shown(v, slot + i, j - i))
             use = ARENA_MOVE_REMAP_FILE_PAGES;
@@ -556,7 +556,7 @@ static int show_run(arena_view_t *v, size_t slot, size_t n, uint32_t e, int move
     return 0;
 }
 
-/* Make slots [slot, slot+n) show vals[] (R5.4: one run at a time). keep_going: put
+/* Make slots [slot, slot+n) show vals[] (.req.view.one-call-per-run: one run at a time). keep_going: put
  * back as much as possible (rollback), returning the first error. */
 static int show_values(arena_view_t *v, size_t slot, const uint32_t *vals, size_t n, int mover, bool keep_going)
 {
@@ -580,7 +580,7 @@ static int show_values(arena_view_t *v, size_t slot, const uint32_t *vals, size_
     return first_err;
 }
 
-/* R5.3: every changed slot back to its old value. */
+/* .req.view.all-or-nothing: every changed slot back to its old value. */
 static void roll_back(arena_view_t *v, const struct change *ch, int nch)
 {
     for (int k = nch - 1; k >= 0; k--)
@@ -669,7 +669,7 @@ int arena__view_set_run(arena_view_t *v, size_t slot, size_t file_page, size_t n
 
 /* Slots [slot, slot+n) show file pages file_page.. by moving the caller's mapping of
  * exactly those pages (at scratch: shared, the view's protection, populated) into place:
- * the page tables come along, so nothing refaults (R5.8). When the move is not possible
+ * the page tables come along, so nothing refaults (.req.map.mremap-keeps-tables). When the move is not possible
  * the pages are mapped the ordinary way. The scratch mapping is gone either way. */
 int arena__view_adopt_run(arena_view_t *v, size_t slot, size_t file_page, size_t n, char *scratch)
 {
@@ -752,7 +752,7 @@ static int fix_prot(arena_view_t *v, size_t dst, size_t src, size_t n)
     return 0;
 }
 
-/* R5.8: page tables move along. Runs go in the order that never overwrites a source
+/* .req.map.mremap-keeps-tables: page tables move along. Runs go in the order that never overwrites a source
  * not yet moved: ascending when moving down, descending when moving up. */
 static int move_by_mremap(arena_view_t *v, size_t dst, size_t src, const uint32_t *carried, size_t n)
 {
@@ -792,7 +792,7 @@ static int move_by_mremap(arena_view_t *v, size_t dst, size_t src, const uint32_
     return err;
 }
 
-/* R5.10: fresh file pages for each source run, the bytes copied, shown at dst. The old pages
+/* .req.view.copy-mover: fresh file pages for each source run, the bytes copied, shown at dst. The old pages
  * stay allocated: they belong to whoever allocated them (the heap frees its own). */
 static int move_by_copy(arena_view_t *v, size_t dst, size_t src, uint32_t *carried, size_t n, size_t *fresh,
                         size_t *nfresh)
@@ -1015,7 +1015,7 @@ static void release_tables(arena_view_t *v)
         v->slot_prot = NULL;
 }
 
-/* Give the range back and mark closed; the struct stays for ECLOSED (R5.9). If the kernel
+/* Give the range back and mark closed; the struct stays for ECLOSED (.req.view.close-keeps-handle). If the kernel
  * refuses the munmap, the view stays open and whole and the error is returned (R9.6). */
 static int view_close(arena_view_t *v)
 {
@@ -1187,7 +1187,7 @@ int arena__view_reback(arena_view_t *v, const struct arena__backing *twin)
     int err = remap_runs(v, twin, v->nslots, &stop);
     if (err) {
         size_t ignored;
-        (void)remap_runs(v, v->arena->backing, stop + 1, &ignored); /* R5.3 */
+        (void)remap_runs(v, v->arena->backing, stop + 1, &ignored); /* .req.view.all-or-nothing */
     }
     return err;
 }

@@ -161,7 +161,14 @@ typedef struct arena_config {
                                 at once; 0 = the larger of 64 MiB and 4 x the live bytes; set 1 to
                                 keep nothing (every dead page released by each collection) */
     unsigned debug;          /* ARENA_DEBUG_* flags; 0 = none */
+    int mesh;                /* enum arena_mesh: meshing of pinned pages in collections (docs/design.md
+                                §7, R7.9); default ARENA_MESH_AUTO */
 } arena_config_t;
+
+enum arena_mesh {
+    ARENA_MESH_AUTO = 0,     /* mesh pinned pages at most half occupied (Mesh, PLDI 2019) */
+    ARENA_MESH_OFF,          /* never mesh */
+};
 
 /* cfg.debug: arena_collect never moves an object to an address where a live object was
  * before (a unit whose target held one stays in place), so arena_forward_check can tell
@@ -263,6 +270,31 @@ ARENA_API int arena_mark(arena_t *a, const void *p);
  * the same address and is never evacuated. Same errors as arena_mark. */
 ARENA_API int arena_pin(arena_t *a, const void *p);
 
+/* Ambiguous roots (mostly-copying collection, Bartlett 1988; stack scanning after
+ * Boehm and Weiser 1988). Every aligned machine word in [lo, hi) is read as a possible
+ * pointer: a word that points into a live object of the heap (its first byte up to its
+ * last, interior pointers included) pins that object for the next collection, as
+ * arena_pin does; a word just past an object's end, into freed space, into a page with
+ * no object there or outside the heap pins nothing. "Live" means allocated and not yet
+ * freed by a collection: an unreachable object a stale word names stays one more cycle,
+ * the price of conservatism. lo is rounded up to word alignment; lo == hi == NULL is an
+ * empty range. fn (may be NULL) is called with the start of the object and ctx for every
+ * word that named one (an object named by two words is reported twice): the runtime
+ * traces from these objects, since a pin keeps an object, not what it points to. Errors: ARENA_ENULL (a, or one of lo/hi NULL),
+ * ARENA_ERANGE (hi < lo). The range must be readable. Stop-the-world, like arena_pin. */
+typedef void arena_root_fn(void *obj, void *ctx);
+ARENA_API int arena_pin_range(arena_t *a, const void *lo, const void *hi, arena_root_fn *fn, void *ctx);
+
+/* arena_pin_range over the calling thread's registers and stack: callee-saved registers
+ * are spilled into a frame of this call (setjmp, __builtin_unwind_init), then every word
+ * from there to the stack's base (pthread_getattr_np, looked up once per thread) is
+ * scanned. Other threads' stacks: each thread calls arena_pin_stack itself at a safepoint
+ * before it parks (the runtime serialises these calls and the collection), or records
+ * its own stack bounds and registers where the collector can pass them to
+ * arena_pin_range (docs/runtime-guide.md, "Conservative roots"). Errors: ARENA_ENULL, the
+ * negated errno of pthread_getattr_np (ARENA_ENOMEM, ...). Stop-the-world, like arena_pin. */
+ARENA_API int arena_pin_stack(arena_t *a, arena_root_fn *fn, void *ctx);
+
 /* Statistics of one collection. */
 typedef struct arena_collect_stats {
     size_t objects_live;      /* marked objects */
@@ -286,6 +318,9 @@ typedef struct arena_collect_stats {
     size_t pages_retained;    /* dead or vacated pages kept resident and mapped for reuse */
     size_t pages_slid;        /* live pages moved by a copy into retained pages (no system call) */
     size_t pages_parked;      /* retained pages a 2 MiB move swapped to the slots it vacated */
+    size_t pages_meshed;      /* pinned pages whose objects moved into another page's file page,
+                                 which both slots now show: their own file page was released */
+    uint64_t mesh_ns;         /* time spent meshing, included in pause_ns */
 } arena_collect_stats_t;
 
 /* Free every object that was not marked or pinned since the previous collection,

@@ -62,3 +62,8 @@ arena_demo_test(demo_vmacount_over_budget arena-vmacount 2 "failed \\(over the V
 # arena-compaction --survive: a bare number above 1 is refused with a message, not read as 0 %.
 arena_demo_test(demo_compaction_survive_bare arena-compaction 64 "neither a fraction.*nor a percentage"
   --survive 30 --no-svg)
+
+# arena-conservative: roots only in C locals, the stack scanned conservatively, every node verified.
+arena_demo_test(demo_conservative arena-conservative 0 "every reachable node verified" --quick)
+arena_demo_test(demo_conservative_all_survive arena-conservative 0 "every reachable node verified"
+  --quick --survive 100 --rounds 3)

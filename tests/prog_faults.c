@@ -202,6 +202,49 @@ static int mark_collect(arena_t *a, arena_view_t *mirror, size_t n, bool (*keep)
 static bool keep_odd(size_t i) { return i % 2 == 1 || i % 23 == 3; }
 static bool keep_all(size_t i) { (void)i; return true; }
 
+/* Meshing (R7.9): two pages of 64-byte objects, alternate ones pinned so that the pages'
+ * live granules are disjoint; the collection meshes them (or, under a fault, does not),
+ * and either way every pinned object keeps its address and bytes. The next collection
+ * (step "after") lets them die, which unmaps the meshed slots. */
+#define MESH_OBJS 128
+static void mesh_step(arena_t *a, arena_view_t *mirror)
+{
+    char *m[MESH_OBJS], *p = NULL;
+    for (int tries = 0; tries < 64 && (p == NULL || (uintptr_t)p % 4096 != 0); tries++)
+        p = arena_alloc(a, 64);
+    if (p == NULL || (uintptr_t)p % 4096 != 0)
+        return; /* allocation refused under the fault: checked by the other steps */
+    m[0] = p;
+    for (size_t i = 1; i < MESH_OBJS; i++)
+        if ((m[i] = arena_alloc(a, 64)) != m[i - 1] + 64)
+            return;
+    for (size_t i = 0; i < MESH_OBJS; i++) {
+        memset(m[i], (int)(i * 7 + 1), 64);
+        if (i % 2 == (i / 64) % 2 && arena_pin(a, m[i]) != 0)
+            fail("pin of a mesh object");
+    }
+    bool clean = !arena__fault_fired();
+    mark_collect(a, mirror, NOBJ, keep_all);
+    /* Without a fault the second page is meshed: its file page is shown at two slots. */
+    arena_view_t *hv = arena_heap_view(a);
+    size_t fp = arena_view_file_page(hv, (size_t)(m[64] - (char *)arena_view_base(hv)) / 4096), shown = 0;
+    for (size_t s = 0; s < arena_view_slots(hv) && fp != ARENA_NO_PAGE; s++)
+        shown += arena_view_file_page(hv, s) == fp;
+    if (clean && !arena__fault_fired() && shown < 2)
+        fail("two disjoint pinned pages were not meshed");
+    for (size_t i = 0; i < MESH_OBJS; i++) {
+        if (i % 2 != (i / 64) % 2)
+            continue;
+        if (arena_forward(a, m[i]) != m[i])
+            fail("pinned mesh object %zu moved or was lost", i);
+        for (size_t b = 0; b < 64; b++)
+            if ((unsigned char)m[i][b] != (unsigned char)(i * 7 + 1)) {
+                fail("mesh object %zu byte %zu changed", i, b);
+                break;
+            }
+    }
+}
+
 /* File pages shown through a LINEAR view equal the heap pages showing them. */
 static void check_linear(arena_t *a, arena_view_t *linear)
 {
@@ -361,6 +404,8 @@ static int sequence(void)
     mark_collect(a, mirror, NOBJ, keep_odd);
     if (linear != NULL)
         check_linear(a, linear);
+    step = "mesh";
+    mesh_step(a, mirror);
 
     /* Once the fault has fired, the arena must work again. A fault still pending fires in
      * these last steps instead, and is checked like any other. */

@@ -89,6 +89,7 @@ int bench_track(const struct bench_opts *o);
 int bench_fork(const struct bench_opts *o);
 int bench_runtime(const struct bench_opts *o);
 int bench_peer(const struct bench_opts *o);
+int bench_mesh(const struct bench_opts *o);
 
 /* Returns have; when false, prints a note row for bench saying `what` is missing. */
 bool bench_need(const char *bench, const char *what, bool have);

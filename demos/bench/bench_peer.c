@@ -11,6 +11,8 @@
  * same metrics with the suffix _vs_malloc: against malloc/free; with the suffix
  * _mark_forward: the arena through arena_mark / arena_collect / arena_forward against
  * Boehm GC.
+ * Row peer.conservative: arena-conservative on the arena (its stack scanned
+ * conservatively) against the same program on Boehm GC.
  */
 #include "bench.h"
 
@@ -156,8 +158,85 @@ static void one_program(const struct bench_opts *o, const char *peer, const char
     free(v);
 }
 
+/* ------------------------------------------------------------ conservative -- */
+
+/* peer.conservative: arena-conservative (roots only in C locals, the stack scanned
+ * conservatively) on the arena against the same program on Boehm GC, one process each,
+ * the check sums compared. Rows peak_rss, total_time, heap_resident (arena / Boehm). */
+enum { C_RSS, C_TOTAL, C_RESIDENT, C_N };
+static const char *const c_keys[C_N] = {"peak_rss_kb", "total_ms", "heap_resident_bytes"};
+static const char *const c_metrics[C_N] = {"peak_rss", "total_time", "heap_resident"};
+static const char *const c_units[C_N] = {"KiB", "ms", "bytes"};
+
+static int conservative_one(const struct bench_opts *o, const char *prog, int v, double f[C_N], char *sum,
+                            size_t sumlen)
+{
+    char *argv[] = {(char *)prog, "--json", "--gc", (char *)variants[v], o->quick ? "--quick" : NULL, NULL};
+    char out[4096];
+    struct rusage ru;
+    int rc = spawn(argv, out, sizeof out, &ru);
+    if (rc == 77)
+        return 77;
+    for (int k = 0; k < C_N; k++)
+        f[k] = bench_json_number(out, c_keys[k]);
+    return rc == 0 && !isnan(f[C_RSS]) && bench_json_string(out, "checksum", sum, sumlen) ? 0 : -1;
+}
+
+static void conservative(const struct bench_opts *o)
+{
+    const char *bench = "peer.conservative";
+    char prog[4096], sums[2][32] = {"", ""};
+    snprintf(prog, sizeof prog, "%s/arena-conservative", o->self);
+    if (access(prog, X_OK)) {
+        bench_note(bench, "peak_rss", "arena-conservative is not built next to arena-bench");
+        return;
+    }
+    size_t reps = (size_t)o->repeat;
+    double *v = malloc(2 * C_N * reps * sizeof *v); /* v[(variant * C_N + figure) * reps + r] */
+    bool boehm = true;
+    for (size_t r = 0; r < reps; r++) {
+        for (int k = 0; k < 2; k++) {
+            int var = r % 2 ? 1 - k : k; /* V_ARENA or V_BOEHM, alternating which runs first */
+            if (var == V_BOEHM && !boehm)
+                continue;
+            bench_progress("%s %s %zu/%zu", bench, variants[var], r + 1, reps);
+            double f[C_N];
+            char sum[32];
+            int rc = conservative_one(o, prog, var, f, sum, sizeof sum);
+            if (rc == 77 && var == V_BOEHM) {
+                boehm = false;
+                continue;
+            }
+            if (rc != 0) {
+                bench_note(bench, "failed", var == V_ARENA ? "arena-conservative --gc arena failed its verification"
+                                                           : "arena-conservative --gc boehm failed its verification");
+                free(v);
+                return;
+            }
+            memcpy(sums[var], sum, sizeof sum);
+            for (int m = 0; m < C_N; m++)
+                v[((size_t)var * C_N + (size_t)m) * reps + r] = f[m];
+        }
+    }
+    if (boehm && strcmp(sums[V_ARENA], sums[V_BOEHM])) {
+        bench_note(bench, "failed", "check sums of the arena and Boehm GC runs differ");
+        free(v);
+        return;
+    }
+    for (int m = 0; m < C_N; m++) {
+        if (!boehm) {
+            bench_note(bench, c_metrics[m], "Boehm GC is not in this build (libgc-dev, pkg-config bdw-gc)");
+            continue;
+        }
+        bench_row(bench, c_metrics[m], bench_median(v + (size_t)m * reps, (int)reps), c_units[m],
+                  bench_median(v + ((size_t)V_BOEHM * C_N + (size_t)m) * reps, (int)reps));
+    }
+    free(v);
+}
+
 int bench_peer(const struct bench_opts *o)
 {
+    conservative(o);
     char peer[4096];
     snprintf(peer, sizeof peer, "%s/arena-peer", o->self);
     if (access(peer, X_OK)) {

@@ -5,7 +5,7 @@
  *   arena-bench [--only NAME] [--heap SIZE] [--quick] [--repeat N]
  *               [--summary] [--svg FILE] [--json FILE] [--from FILE]
  *
- * Rows: machine, compact, alloc, release, track, fork, runtime, peer. Each row says
+ * Rows: machine, compact, alloc, release, track, fork, runtime, peer, mesh. Each row says
  * whether it meets its target; nothing is asserted here: timing depends on the machine.
  */
 #include "bench.h"
@@ -27,7 +27,7 @@ static const struct {
 } rows[] = {
     {"compact", bench_compact}, {"alloc", bench_alloc}, {"release", bench_release},
     {"track", bench_track},     {"fork", bench_fork},   {"runtime", bench_runtime},
-    {"peer", bench_peer},
+    {"peer", bench_peer},       {"mesh", bench_mesh},
 };
 
 static int parse_size(const char *s, size_t *out)
@@ -55,7 +55,7 @@ static void usage(FILE *f)
 {
     fputs("usage: arena-bench [--only NAME] [--heap SIZE] [--quick] [--repeat N]\n"
           "                   [--summary] [--svg FILE] [--json FILE] [--from FILE]\n"
-          "  rows: compact alloc release track fork runtime peer (and machine: the minor-fault\n"
+          "  rows: compact alloc release track fork runtime peer mesh (and machine: the minor-fault\n"
           "  cost every row carries as fault_ns)\n"
           "  SIZE accepts K, M, G suffixes (default 256M; --quick uses 16M)\n"
           "  --quick      small sizes for a smoke test: not the README's conditions\n"

@@ -57,6 +57,8 @@ static const struct {
     {"runtime.*", "gc_pause", 2.0},
     {"runtime.*", "total_time", 1.2},
     {"runtime.*", "gc_pause_generational", 1.0},
+    {"peer.conservative", "peak_rss", 0.8},
+    {"mesh.pinned", "resident_per_live", 1.3},
     {"peer.*", "total_time", 1.0},
     {"peer.*", "max_pause", 1.0},
     {"peer.*", "peak_rss", 1.0},
