@@ -197,6 +197,45 @@ static int open_group(struct arena__track *t, size_t g)
     return f.lo == end;
 }
 
+/* Is slot s armed, showing file page `page` with these armed/open protections? */
+static bool same_mapping(const struct arena__track *t, size_t s, size_t page, int armed, int open)
+{
+    return arena__view_page(t->view, s) == page && !bit_get(t, s) && prot_armed_of(t, s) == armed &&
+           prot_open_of(t, s) == open;
+}
+
+/* Last resort at the kernel's mapping limit, when neither the page nor its group could be
+ * opened (both need a split, and the process has no mapping left): open the whole mapping
+ * the slot is part of, the maximal run of armed slots around it showing consecutive file
+ * pages with one protection, which the kernel holds as one VMA, so no split is needed. Every
+ * page of it counts as touched (conservative). The write must proceed: a fault left unopened
+ * would fall to the default action and kill the process. Other groups' bits are set without
+ * their locks: a bit is only ever set after its page was opened, and take clears a bit
+ * before it re-arms the page, so an open page never ends up with a clear bit. */
+static int open_mapping(struct arena__track *t, size_t slot)
+{
+    size_t page = arena__view_page(t->view, slot), lo = slot, hi = slot + 1;
+    int armed = prot_armed_of(t, slot), open = prot_open_of(t, slot);
+    while (lo > 0 && page >= slot - lo + 1 && same_mapping(t, lo - 1, page - (slot - lo + 1), armed, open))
+        lo--;
+    while (hi < t->nslots && same_mapping(t, hi, page + (hi - slot), armed, open))
+        hi++;
+    if (arena__os_mprotect(slot_addr(t, lo), (hi - lo) << t->shift, open) != 0)
+        return 0;
+    for (size_t s = lo; s < hi; s++)
+        bit_set(t, s);
+    return 1;
+}
+
+/* The group of slot, or failing that the slot's whole mapping. */
+static int open_coarse(struct arena__track *t, size_t slot)
+{
+    int r = open_group(t, slot >> group_shift(t));
+    if (!bit_get(t, slot) && arena__track_slot_mapped(t, slot))
+        r = open_mapping(t, slot);
+    return r;
+}
+
 /* Open one slot, or its group once the splits near the budget (R8.4). Group lock held.
  * Async-signal-safe: atomics and mprotect only. */
 static int open_locked(struct arena__track *t, size_t slot)
@@ -208,13 +247,13 @@ static int open_locked(struct arena__track *t, size_t slot)
     if (prot_armed_of(t, slot) == prot_open_of(t, slot))
         return 0;
     if (atomic_load(&t->coarse))
-        return open_group(t, slot >> group_shift(t));
+        return open_coarse(t, slot);
     if (bit_get(t, slot))
         return 0;
     if (arena__os_mprotect(slot_addr(t, slot), t->page, prot_open_of(t, slot)) != 0) {
         /* Out of mappings despite the estimate: the group costs at most the same. */
         atomic_store(&t->coarse, 1);
-        return open_group(t, slot >> group_shift(t));
+        return open_coarse(t, slot);
     }
     bit_set(t, slot);
     splits_add(t, 2);
