@@ -323,6 +323,7 @@ typedef struct arena_collect_stats {
     uint64_t pause_ns;        /* wall time of the whole call, lock wait included */
     size_t pages_retained;    /* dead or vacated pages kept resident and mapped for reuse */
     size_t pages_slid;        /* live pages moved by a copy into retained pages (no system call) */
+    size_t pages_parked;      /* retained pages a 2 MiB move swapped to the slots it vacated */
     size_t pages_meshed;      /* pinned pages whose objects moved into another page's file page,
                                  which both slots now show: their own file page was released */
     uint64_t mesh_ns;         /* time spent meshing, included in pause_ns */
@@ -395,7 +396,8 @@ ARENA_API int arena_trim(arena_t *a, size_t keep);
  * a forwarding address, so every later fix of the same object returns the copy.
  * Objects on other pages are marked in place and keep their address. When no free
  * page can be had (ENOSPC, the VMA budget, cfg.max_file), the rest are marked in
- * place. Afterwards dead objects are freed, and pages left with no live object
+ * place; at the cap the few file pages the allocator leaves free for collections are
+ * to-space, so each collection there frees some pages. Afterwards dead objects are freed, and pages left with no live object
  * (every evacuated candidate) become retained pages, reused by allocation and by the
  * next collection's to-space (cfg.retain_* say how many stay).
  * ------------------------------------------------------------------------------- */
