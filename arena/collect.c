@@ -1201,5 +1201,5 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
     c.st.pause_ns = arena__os_now_ns() - t0;
     if (st != NULL)
         *st = c.st;
-    return c.err;
+    return -c.err; /* completed: positive even when a kernel error was met (arena.h) */
 }
