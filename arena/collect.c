@@ -101,6 +101,10 @@ int arena_forward_check(const arena_t *a, const void *p)
     const struct arena__gc *gc = a->gc;
     if (slot == (size_t)-1 || gc == NULL || arena__heap_find(a, p, NULL) == NULL)
         return 0;
+    /* Every page the collection kept is OLD; a page taken for allocation since is not, and
+     * may be one the collection vacated (page_fwd says where its old contents went). */
+    if (!(__atomic_load_n(&a->heap->pages[slot].flags, __ATOMIC_RELAXED) & ARENA__PAGE_OLD))
+        return ARENA_EFORWARDED;
     /* A live object where none lived before the collection was moved there. With the debug
      * flag nothing is ever moved to where one did live, so this is every moved-to address. */
     if (slot >= gc->nslots || gc->page_fwd[slot] == FWD_DEAD)

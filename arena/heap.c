@@ -398,7 +398,7 @@ static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind,
         struct arena__page *pg = &h->pages[slot + i];
         pg->live = 0;
         pg->pinned = 0;
-        pg->flags = 0;
+        __atomic_store_n(&pg->flags, 0, __ATOMIC_RELAXED); /* read lock-free by arena_forward_check */
         __atomic_store_n(&pg->aux, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&pg->kind, (uint8_t)kind, __ATOMIC_RELEASE);
     }
@@ -513,7 +513,8 @@ int arena__heap_rebuild_free(arena_t *a)
         }
         bool kept = is_retained(&h->pages[s]);
         size_t e = s;
-        while (h->pages[e].kind == ARENA__PAGE_FREE && is_retained(&h->pages[e]) == kept)
+        /* Bounded by top: a retained run may end at the last slot of the reservation. */
+        while (e < top && h->pages[e].kind == ARENA__PAGE_FREE && is_retained(&h->pages[e]) == kept)
             e++;
         if (kept) {
             h->retained_pages += e - s;

@@ -61,7 +61,7 @@ struct arena__hole {
 };
 
 struct arena__heap {
-    bool collecting;             /* arena_collect runs: it may use the collector's reserve (R7.9) */
+    bool collecting;             /* arena_collect or arena_trace_collect runs: it may use the collector's reserve (R7.9) */
     char *base;                  /* the heap view's slot 0 (arena__view_base), never moves */
     size_t nslots;               /* slots in the heap view */
     size_t granules;             /* granules per page */

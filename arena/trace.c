@@ -501,6 +501,9 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
         pthread_mutex_unlock(&a->lock);
         return ARENA_ENOCOLLECT;
     }
+    /* At the file's cap the collector's reserve is the only to-space (R7.9): without it a
+     * heap whose every page keeps a survivor could never evacuate one, and stayed full. */
+    h->collecting = true;
     unsigned sparse = a->cfg.sparse_percent ? a->cfg.sparse_percent : 75;
     size_t sparse_bytes = a->page_size * (sparse > 100 ? 100 : sparse) / 100;
     condemn(&ss, mode);
@@ -511,6 +514,8 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     }
     sweep(&ss, sparse_bytes);
     finish(&ss, mode);
+    h->collecting = false;
+    (void)arena__heap_restore_reserve(a); /* best effort, as arena_collect */
     ss_free(&ss);
     ss.st.pause_ns = arena__os_now_ns() - t0;
     int err = ss.err;

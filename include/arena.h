@@ -388,7 +388,8 @@ ARENA_API int arena_trim(arena_t *a, size_t keep);
  * a forwarding address, so every later fix of the same object returns the copy.
  * Objects on other pages are marked in place and keep their address. When no free
  * page can be had (ENOSPC, the VMA budget, cfg.max_file), the rest are marked in
- * place. Afterwards dead objects are freed, and pages left with no live object
+ * place; at the cap the few file pages the allocator leaves free for collections are
+ * to-space, so each collection there frees some pages. Afterwards dead objects are freed, and pages left with no live object
  * (every evacuated candidate) become retained pages, reused by allocation and by the
  * next collection's to-space (cfg.retain_* say how many stay).
  * ------------------------------------------------------------------------------- */

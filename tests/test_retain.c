@@ -5,14 +5,18 @@
  * queries for runtimes: arena_is_marked, arena_allocated_bytes.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "arena.h"
+#include "core.h"
 #include "fixtures.h"
+#include "heap.h"
 #include "os.h"
 #include "track_util.h"
 
@@ -268,4 +272,47 @@ Test(retain, lab_alloc)
     cr_assert_leq(arena_allocated_bytes(a), before);
     cr_assert_not_null(arena_lab_alloc(&lab, 16), "a retired buffer refills");
     arena_destroy(a);
+}
+
+/* A heap whose whole reservation is used and then retained: the retained run reaches the
+ * last slot, and rebuilding the free lists must stop there, not read the page table past
+ * its end (a 1 GiB heap filled by threads crashed with SIGSEGV in arena_collect). The
+ * table is moved in front of an inaccessible page so a read past it faults here too. */
+Test(retain, whole_reservation_retained)
+{
+    arena_config_t cfg;
+    arena_config_init(&cfg);
+    cfg.reserve = (size_t)4 << 20;
+    cfg.page_size = 4096;
+    arena_t *a = NULL;
+    cr_assert_eq(arena_create(&a, &cfg), 0);
+    struct arena__heap *h = a->heap;
+    size_t len = h->table_bytes[0];
+    cr_assert_eq(len % 4096, 0);
+    char *area = mmap(NULL, len + 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(area, MAP_FAILED);
+    void *moved = mremap(h->pages, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, area);
+    cr_assert_eq(moved, (void *)area);
+    h->pages = moved;
+
+    size_t n = 0;
+    while (arena_alloc(a, 1000) != NULL)
+        n++;
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert_eq(n, (cfg.reserve / 4096) * 4, "every slot of the reservation holds objects");
+    cr_assert_eq(arena_collect(a, NULL), 0);
+    cr_assert_eq(stats(a).retained_bytes, cfg.reserve, "every page retained");
+    char *base = arena_view_base(arena_heap_view(a));
+    size_t again = 0;
+    char *p;
+    while ((p = arena_alloc(a, 1000)) != NULL) {
+        cr_assert(p >= base && p + 1000 <= base + cfg.reserve, "an object outside the reservation");
+        again++;
+    }
+    cr_assert_eq(again, n, "the retained reservation is reused whole");
+    cr_assert_eq(arena_collect(a, NULL), 0);
+    cr_assert_eq(arena_trim(a, 0), 0);
+    cr_assert_eq(stats(a).retained_bytes, 0);
+    arena_destroy(a);
+    munmap(area + len, 4096);
 }
