@@ -13,8 +13,8 @@
  * R4.7  cfg.max_file caps the file: past it allocation fails with ENOSPC. Its default is
  *       the memory the process may use at all (physical memory plus swap, or the memory
  *       cgroup's limit where lower: arena.c), so no request can ask for more than exists.
- * R4.12 A request larger than one fallocate step must fit in what memory is left now
- *       (os_memory.c), checked before each step, or it fails with ENOMEM; fallocate runs in
+ * R4.12 Every request must fit in what memory is left now (os_memory.c) less a headroom for
+ *       the rest of the process, checked before each step, or it fails with ENOMEM; fallocate runs in
  *       bounded steps, and a failed request punches back what it committed. Shmem pages are
  *       charged to no process: an unbounded fallocate would have the OOM killer kill others.
  *
@@ -56,6 +56,8 @@ struct arena__backing {
     size_t used_cap;       /* capacity of used[] in pages */
     size_t used_count;
     size_t hint;           /* first page worth searching from */
+    size_t headroom;       /* memory the file leaves to the rest of the process (R4.12) */
+    size_t left_estimate;  /* memory left at the last reading, less what was committed since */
 };
 
 /* File pages are stored in 32-bit slot tables (view.c), and UINT32_MAX means "none". */
@@ -63,6 +65,10 @@ struct arena__backing {
 
 /* R4.12: one fallocate call commits at most this much. */
 #define COMMIT_STEP ((size_t)64 << 20)
+/* R4.12: the system is asked how much memory is left only when the estimate from its last
+ * answer comes within this much of the headroom, so a growing heap does not read /proc and
+ * the cgroup files for every chunk. */
+#define RECHECK_BELOW ((size_t)256 << 20)
 
 static int punch(struct arena__backing *b, size_t first, size_t npages)
 {
@@ -70,6 +76,24 @@ static int punch(struct arena__backing *b, size_t first, size_t npages)
                             (off_t)(npages * b->page_size)) < 0)
         return arena__os_error(ARENA_EIO);
     return 0;
+}
+
+/* R4.12: bytes more can be committed and still leave b->headroom of the memory left. Every
+ * commit asks, not only large ones: inside a memory cgroup, chunk-sized commits that fill the
+ * limit would have the process OOM-killed at its next allocation of any kind. */
+static bool memory_fits(struct arena__backing *b, size_t bytes)
+{
+    if (b->left_estimate < bytes + b->headroom + RECHECK_BELOW)
+        b->left_estimate = arena__os_memory_left();
+    return b->left_estimate >= bytes + b->headroom;
+}
+
+/* The headroom: an eighth of the memory the process may use, between 16 MiB and 1 GiB. */
+static size_t memory_headroom(void)
+{
+    size_t h = arena__os_memory_limit() / 8;
+    const size_t lo = (size_t)16 << 20, hi = (size_t)1 << 30;
+    return h < lo ? lo : h > hi ? hi : h;
 }
 
 /* Allocate file pages [first, first+npages) to the file (R4.4), in steps of COMMIT_STEP, each
@@ -82,7 +106,7 @@ static int commit(struct arena__backing *b, size_t first, size_t npages)
     int err = 0;
     while (done < npages) {
         size_t n = npages - done < step ? npages - done : step;
-        if (npages > step && (npages - done) * b->page_size > arena__os_memory_left()) {
+        if (!memory_fits(b, (npages - done) * b->page_size)) {
             err = ARENA_ENOMEM;
             break;
         }
@@ -94,6 +118,7 @@ static int commit(struct arena__backing *b, size_t first, size_t npages)
             break;
         }
         done += n;
+        b->left_estimate -= b->left_estimate < n * b->page_size ? b->left_estimate : n * b->page_size;
     }
     if (err && done)
         (void)punch(b, first, done);
@@ -157,6 +182,7 @@ int arena__backing_open(struct arena__backing **out, const arena_config_t *cfg, 
     if (!b)
         return ARENA_ENOMEM;
     b->max_pages = max_pages;
+    b->headroom = memory_headroom();
 
     int fd = -1, err = 0;
     if (cfg->backing != ARENA_BACKING_TMPFILE) {

@@ -143,6 +143,20 @@ static int child(void)
         CHECK(arena_stats(a, &st) == 0 && st.file_bytes >= n * ps, "96 MiB committed: file_bytes %zu", st.file_bytes);
         CHECK(arena_file_free(a, first, n) == 0, "arena_file_free");
     }
+    /* A heap that grows chunk by chunk up to the cgroup's limit ends in an error, not in the
+     * cgroup's OOM killer: every commit leaves headroom for the rest of the process. */
+    size_t objects = 0;
+    while (objects < 1024 && arena_alloc(a, (size_t)1 << 20))
+        objects++;
+    int fill_err = -errno;
+    printf("filled with %zu objects of 1 MiB, then %s\n", objects, arena_strerror(fill_err));
+    CHECK(objects > 0 && objects < 1024, "%zu objects of 1 MiB in a 256 MiB cgroup", objects);
+    CHECK(fill_err == ARENA_ENOMEM || fill_err == ARENA_ENOSPC, "filling the heap ended with %d", fill_err);
+    void *small = malloc((size_t)4 << 20);
+    CHECK(small != NULL, "malloc of 4 MiB after the heap was refused");
+    if (small)
+        memset(small, 1, (size_t)4 << 20); /* the headroom is real: touching it does not kill us */
+    free(small);
     arena_destroy(a);
 
     /* A cap configured above the machine: what is left still bounds one request. */
