@@ -622,11 +622,56 @@ static int move_remap(struct cycle *c, size_t dst, size_t src, size_t n, int mov
     return 0;
 }
 
+/* A target of retained slots showing one run of file pages, clear of the source, with no
+ * tracker to tell: its pages can be parked at the source instead of being torn down. */
+static bool parkable(const struct cycle *c, size_t dst, size_t src, size_t n)
+{
+    const struct arena__heap *h = c->h;
+    if (dst + n > src || arena__view_track(c->a->heap_view) != NULL)
+        return false;
+    for (size_t i = dst; i < dst + n; i++)
+        if (h->pages[i].kind != ARENA__PAGE_FREE || !(h->pages[i].flags & ARENA__PAGE_RETAINED) ||
+            (i > dst && h->pages[i].file_page != h->pages[i - 1].file_page + 1))
+            return false;
+    return true;
+}
+
+/* The tables follow a swap: the unit is at dst, the retained pages dst showed are parked
+ * at the vacated source slots, still retained (R6.7). */
+static void tables_swap(struct cycle *c, size_t dst, size_t src, size_t n)
+{
+    struct arena__heap *h = c->h;
+    size_t wb = h->words * sizeof(uint64_t);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t fp = h->pages[dst + i].file_page;
+        h->pages[dst + i] = h->pages[src + i];
+        memset(&h->pages[src + i], 0, sizeof h->pages[src + i]);
+        h->pages[src + i].file_page = fp;
+        h->pages[src + i].flags = ARENA__PAGE_RETAINED;
+    }
+    memcpy(&h->starts[dst * h->words], &h->starts[src * h->words], n * wb);
+    memcpy(&h->ends[dst * h->words], &h->ends[src * h->words], n * wb);
+    memset(&h->starts[src * h->words], 0, n * wb);
+    memset(&h->ends[src * h->words], 0, n * wb);
+    c->st.pages_parked += n;
+}
+
 /* mremap carries page tables along; view.c takes overlapping slides through a scratch
- * reservation and is all-or-nothing. */
+ * reservation and is all-or-nothing. A retained target is first swapped with the source
+ * (R6.7): mremap onto resident page tables tears them down, which is most of a long
+ * run's move; moving them costs as little as moving the unit's. */
 static int move_mremap(struct cycle *c, size_t dst, size_t src, size_t n)
 {
-    int err = arena__view_move_run(c->a->heap_view, dst, src, n, ARENA_MOVE_MREMAP);
+    bool swapped = false;
+    int err = ARENA_EINVAL;
+    if (parkable(c, dst, src, n))
+        err = arena__view_swap_run(c->a->heap_view, dst, src, n, &swapped);
+    if (err != 0)
+        err = arena__view_move_run(c->a->heap_view, dst, src, n, ARENA_MOVE_MREMAP);
+    else if (swapped) {
+        tables_swap(c, dst, src, n);
+        return 0;
+    }
     if (err == 0)
         tables_move(c, dst, src, n);
     return err;

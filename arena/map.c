@@ -111,6 +111,32 @@ int arena__map_mremap(const struct arena__backing *b, char *dst, char *src, size
     return err;
 }
 
+/* a and b trade what they show by three page-table moves through a scratch reservation:
+ * no page table is torn down (mremap onto a range with resident page tables zaps them,
+ * which costs an order of magnitude more than moving them). A failure before b's pages
+ * reach a leaves both as they were (minus page tables: DONTUNMAP keeps the mappings);
+ * a failure of the last step leaves the move done and b showing nothing (*swapped false). */
+int arena__map_swap(const struct arena__backing *b, char *a_addr, char *b_addr, size_t npages, bool *swapped)
+{
+    *swapped = false;
+    if (!arena__map_have_dontunmap())
+        return ARENA_ENOTSUP;
+    size_t len = npages * arena__backing_page_size(b);
+    char *scratch = arena__os_reserve(len, arena__os_page());
+    if (!scratch)
+        return arena__os_error(ARENA_ENOMEM);
+    int err = mremap_dontunmap(scratch, a_addr, len);
+    if (!err)
+        err = mremap_dontunmap(a_addr, b_addr, len);
+    if (!err) {
+        *swapped = mremap_dontunmap(b_addr, scratch, len) == 0;
+        if (!*swapped) /* b keeps showing its old pages until the slots are mapped again (R9.6) */
+            (void)arena__map_unmap(b, b_addr, npages);
+    }
+    arena__os_munmap(scratch, len);
+    return err;
+}
+
 /* Probe once: MREMAP_DONTUNMAP on a shared file mapping (Linux 5.13 and later). */
 bool arena__map_have_dontunmap(void)
 {

@@ -29,6 +29,10 @@ int arena__map_unmap(const struct arena__backing *b, char *addr, size_t npages);
  * goes back to the reservation. Overlapping ranges go through a scratch reservation.
  * Page tables move along: no refault. The source range must be one mapping. */
 int arena__map_mremap(const struct arena__backing *b, char *dst, char *src, size_t npages);
+/* Non-overlapping ranges a and b, each one mapping, trade what they show (page tables move
+ * along). Returns an error with both as they were; or 0 with *swapped true, or 0 with
+ * *swapped false when a shows b's pages and b shows nothing. */
+int arena__map_swap(const struct arena__backing *b, char *a_addr, char *b_addr, size_t npages, bool *swapped);
 /* True when the kernel supports MREMAP_DONTUNMAP on shared mappings (probed once). */
 bool arena__map_have_dontunmap(void);
 /* Protection of a mapped range (ARENA_PROT_*). */

@@ -881,6 +881,51 @@ int arena__view_move_run(arena_view_t *v, size_t dst, size_t src, size_t n, int 
     return err;
 }
 
+/* dst and src (not overlapping, each one run of consecutive file pages at one protection)
+ * trade what they show by page-table moves (arena__map_swap). *swapped false with 0: dst
+ * shows what src showed and src shows nothing, as after arena__view_move_run. */
+int arena__view_swap_run(arena_view_t *v, size_t dst, size_t src, size_t n, bool *swapped)
+{
+    *swapped = false;
+    if (n == 0 || dst + n > src)
+        return ARENA_EINVAL;
+    int prot = arena__view_slot_prot(v, dst);
+    for (size_t i = 0; i < n; i++)
+        if (!v->slot_enc[dst + i] || !v->slot_enc[src + i] || arena__view_slot_prot(v, dst + i) != prot ||
+            arena__view_slot_prot(v, src + i) != prot)
+            return ARENA_EINVAL;
+    if (carried_run(v, v->slot_enc + dst, dst, 0, n) != n || carried_run(v, v->slot_enc + src, src, 0, n) != n)
+        return ARENA_EINVAL;
+    struct change ch[2];
+    int err = change_init(v, &ch[0], dst, n);
+    if (err)
+        return err;
+    if ((err = change_init(v, &ch[1], src, n)) != 0) {
+        free_changes(ch, 1);
+        return err;
+    }
+    memcpy(ch[0].newv, ch[1].oldv, n * sizeof *ch[0].newv);
+    memcpy(ch[1].newv, ch[0].oldv, n * sizeof *ch[1].newv);
+    size_t before = v->vmas;
+    err = budget_check(v, vmas_planned(v, ch, 2));
+    if (!err) {
+        hook_remapping(v, dst, n);
+        hook_remapping(v, src, n);
+        err = arena__map_swap(v->arena->backing, arena__view_slot_addr(v, dst), arena__view_slot_addr(v, src), n,
+                              swapped);
+    }
+    if (!err) {
+        for (size_t k = 0; k < n; k++) {
+            slot_write(v, dst + k, ch[0].newv[k]);
+            slot_write(v, src + k, *swapped ? ch[1].newv[k] : 0);
+        }
+        account(v, vmas_after(v, before, ch, 2));
+        hook_moved(v, dst, src, n);
+    }
+    free_changes(ch, 2);
+    return err;
+}
+
 /* ------------------------------------------------------------- protection -- */
 static int prot_valid(int prot)
 {

@@ -44,6 +44,9 @@ int arena__view_adopt_run(arena_view_t *v, size_t slot, size_t file_page, size_t
  * map the same file pages at dst. AUTO = the view's mover. Calls the `moved` hook on
  * success. */
 int arena__view_move_run(arena_view_t *v, size_t dst, size_t src, size_t n, int mover);
+/* dst and src (not overlapping, each one run at one protection) trade what they show by
+ * page-table moves; 0 with *swapped false: dst shows src's pages, src nothing. */
+int arena__view_swap_run(arena_view_t *v, size_t dst, size_t src, size_t n, bool *swapped);
 /* Slots [slot, slot+n) get protection prot (ARENA_PROT_*): budget first, all-or-nothing. */
 int arena__view_protect(arena_view_t *v, size_t slot, size_t n, int prot);
 /* The mapping count the view would have if slots [slot, slot+n) showed file pages

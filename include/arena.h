@@ -317,6 +317,7 @@ typedef struct arena_collect_stats {
     uint64_t pause_ns;        /* wall time of the whole call, lock wait included */
     size_t pages_retained;    /* dead or vacated pages kept resident and mapped for reuse */
     size_t pages_slid;        /* live pages moved by a copy into retained pages (no system call) */
+    size_t pages_parked;      /* retained pages a 2 MiB move swapped to the slots it vacated */
     size_t pages_meshed;      /* pinned pages whose objects moved into another page's file page,
                                  which both slots now show: their own file page was released */
     uint64_t mesh_ns;         /* time spent meshing, included in pause_ns */

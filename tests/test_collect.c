@@ -387,3 +387,81 @@ Test(collect, long_runs_mremap_2m)
     cr_assert_eq(arena_forward(a, objs[0]), NULL);
     arena_destroy(a);
 }
+
+/* Each page of a 2 MiB object carries its object's tag and its own index. */
+static void fill_2m(char *p, unsigned tag)
+{
+    for (size_t b = 0; b < ((size_t)2 << 20); b += 4096)
+        *(uint64_t *)(p + b) = ((uint64_t)tag << 32) | b;
+}
+
+static bool holds_2m(const char *p, unsigned tag)
+{
+    for (size_t b = 0; b < ((size_t)2 << 20); b += 4096)
+        if (*(const uint64_t *)(p + b) != (((uint64_t)tag << 32) | b))
+            return false;
+    return true;
+}
+
+/* A long run moved onto retained pages parks them at the slots it vacated (R6.7): they
+ * stay retained, allocation reuses them zeroed, the trim releases them, and no live page
+ * is lost on the way. */
+Test(collect, long_runs_park_retained_targets)
+{
+    arena_t *a = make(ARENA_MOVE_AUTO, 4096, 0);
+    enum { N = 8, M = 3 };
+    const size_t big = (size_t)2 << 20;
+    char *objs[N], *fresh[M];
+    for (int i = 0; i < N; i++) {
+        objs[i] = arena_alloc(a, big);
+        cr_assert_not_null(objs[i]);
+        fill_2m(objs[i], (unsigned)i + 1);
+    }
+    for (int i = 1; i < N; i += 2)
+        cr_assert_eq(arena_mark(a, objs[i]), 0);
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_collect(a, &st), 0);
+    if (arena__map_have_dontunmap())
+        cr_assert_geq(st.pages_parked, big / 4096, "parked %zu pages, mremap runs %zu", st.pages_parked,
+                      st.runs_mremap_2m);
+    for (int i = 1; i < N; i += 2) {
+        objs[i] = arena_forward(a, objs[i]);
+        cr_assert_not_null(objs[i]);
+        cr_assert(holds_2m(objs[i], (unsigned)i + 1), "live object %d lost its content", i);
+    }
+    arena_stats_t s;
+    cr_assert_eq(arena_stats(a, &s), 0);
+    cr_assert_geq(s.retained_bytes, st.pages_parked * 4096, "parked pages are counted as retained");
+
+    /* The parked pages are the allocation pool: reused zeroed, the survivors untouched. */
+    for (int k = 0; k < M; k++) {
+        fresh[k] = arena_alloc(a, big);
+        cr_assert_not_null(fresh[k]);
+        for (size_t b = 0; b < big; b += 512)
+            cr_assert_eq(*(uint64_t *)(fresh[k] + b), 0, "reused page not cleared at %zu", b);
+        fill_2m(fresh[k], 100u + (unsigned)k);
+    }
+    for (int i = 1; i < N; i += 2)
+        cr_assert(holds_2m(objs[i], (unsigned)i + 1), "live object %d overwritten by a reuse", i);
+
+    /* The trim releases what is still retained; a second collection keeps everyone. */
+    cr_assert_eq(arena_trim(a, 0), 0);
+    cr_assert_eq(arena_stats(a, &s), 0);
+    cr_assert_eq(s.retained_bytes, 0);
+    for (int i = 1; i < N; i += 2)
+        cr_assert_eq(arena_mark(a, objs[i]), 0);
+    for (int k = 0; k < M; k++)
+        cr_assert_eq(arena_mark(a, fresh[k]), 0);
+    cr_assert_eq(arena_collect(a, &st), 0);
+    for (int i = 1; i < N; i += 2) {
+        char *now = arena_forward(a, objs[i]);
+        cr_assert_not_null(now);
+        cr_assert(holds_2m(now, (unsigned)i + 1), "live object %d lost after the trim", i);
+    }
+    for (int k = 0; k < M; k++) {
+        char *now = arena_forward(a, fresh[k]);
+        cr_assert_not_null(now);
+        cr_assert(holds_2m(now, 100u + (unsigned)k), "reused object %d lost", k);
+    }
+    arena_destroy(a);
+}

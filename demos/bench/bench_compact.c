@@ -44,7 +44,7 @@ static const char *metric_names[M_NMETRICS] = {"pause_per_live_page", "touch_per
 struct counts {
     size_t page;
     double live_pages, runs_remapped, runs_mremap_2m, runs_copied, pages_remapped, pages_copied,
-        pages_in_place, vmas_after, pages_slid;
+        pages_in_place, vmas_after, pages_slid, pages_parked;
 };
 
 static bool slot_live(const struct pattern *p, size_t slot, size_t page)
@@ -145,7 +145,8 @@ static int run_arena(const struct bench_opts *o, const struct pattern *p, double
                          (double)st.pages_copied,
                          (double)st.pages_in_place,
                          (double)st.vmas_after,
-                         (double)st.pages_slid};
+                         (double)st.pages_slid,
+                         (double)st.pages_parked};
     rc = 0;
 out:
     free(ids);
@@ -241,6 +242,7 @@ static void one_pattern(const struct bench_opts *o, const struct pattern *p)
     bench_row(bench, "pages_remapped", c.pages_remapped, "pages", c.live_pages);
     bench_row(bench, "pages_in_place", c.pages_in_place, "pages", c.live_pages);
     bench_row(bench, "pages_slid", c.pages_slid, "pages", c.live_pages);
+    bench_row(bench, "pages_parked", c.pages_parked, "pages", c.live_pages);
     bench_row(bench, "runs_remapped", c.runs_remapped, "runs", NAN);
     bench_row(bench, "runs_mremap_2m", c.runs_mremap_2m, "runs", NAN);
     bench_row(bench, "runs_copied", c.runs_copied, "runs", NAN);
