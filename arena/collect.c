@@ -1094,10 +1094,17 @@ static void mesh(struct cycle *c)
     if (c->a->cfg.mesh == ARENA_MESH_OFF)
         return;
     uint64_t t0 = arena__os_now_ns();
-    size_t margin = VMA_MARGIN;
-    for (arena_view_t *v = c->a->views; v != NULL; v = arena__view_next(v))
-        margin += arena__view_is_mirror(v); /* each mirror follows a mesh */
-    int err = arena__mesh_pass(c->a, MESH_PERCENT, margin, defer_free_cb, c, &c->st.pages_meshed);
+    /* Mirrors follow the heap's layout at the end of the collection: what the slides
+     * already changed (the heap view's mappings beyond the mirror's) and, for each mesh,
+     * the split it may make in every mirror as in the heap view. */
+    size_t margin = VMA_MARGIN, mirrors = 0, heap_vmas = arena__view_vmas(c->a->heap_view);
+    for (arena_view_t *v = c->a->views; v != NULL; v = arena__view_next(v)) {
+        if (!arena__view_is_mirror(v))
+            continue;
+        mirrors++;
+        margin += 1 + (heap_vmas > arena__view_vmas(v) ? heap_vmas - arena__view_vmas(v) : 0);
+    }
+    int err = arena__mesh_pass(c->a, MESH_PERCENT, margin, 2 * mirrors, defer_free_cb, c, &c->st.pages_meshed);
     if (kernel_error(err))
         note_error(c, err);
     c->st.mesh_ns = arena__os_now_ns() - t0;
@@ -1194,5 +1201,5 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
     c.st.pause_ns = arena__os_now_ns() - t0;
     if (st != NULL)
         *st = c.st;
-    return c.err;
+    return -c.err; /* completed: positive even when a kernel error was met (arena.h) */
 }

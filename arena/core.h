@@ -54,13 +54,22 @@ struct arena {
      * the arena then fails with it. Only ever set in a child, before it runs user code. */
     int fork_error;
     arena_t *fork_next;          /* fork.c's registry of live arenas */
+    /* view.c: ARENA_EBROKEN once the kernel refused to undo a half-done change of the heap's
+     * view: the heap's layout is no longer what the heap believes. */
+    int undo_error;
 };
 
 /* The error a failed re-backing left in a forked child, or 0. Public entry points check it
  * first and fail with it (arena_alloc: NULL and errno set to it). */
 static inline int arena__broken(const arena_t *a)
 {
-    return a->fork_error;
+    return a->fork_error ? a->fork_error : a->undo_error;
+}
+
+static inline void arena__set_broken(arena_t *a, int err)
+{
+    if (!a->undo_error)
+        a->undo_error = err;
 }
 
 #endif /* ARENA_CORE_H */

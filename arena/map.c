@@ -67,6 +67,15 @@ int arena__map_unmap(const struct arena__backing *b, char *addr, size_t npages)
     return arena__os_unreserve_to_none(addr, len) < 0 ? arena__os_error(ARENA_ENOMEM) : 0;
 }
 
+/* Only for an undo, which must free before it maps: at the process's mapping limit the
+ * kernel refuses every mmap (even one that would lower the count) but not an munmap that
+ * splits nothing. The caller maps the range again at once (a short gap in .req.map.no-holes). */
+int arena__map_release(char *addr, size_t len)
+{
+    errno = 0;
+    return arena__os_munmap(addr, len) < 0 ? arena__os_error(ARENA_ENOMEM) : 0;
+}
+
 static int mremap_dontunmap(char *dst, char *src, size_t len)
 {
     errno = 0;
@@ -280,9 +289,9 @@ static size_t default_limit(size_t max, size_t used)
     return budget < 64 ? 64 : budget;
 }
 
-/* Mappings kept free below vm.max_map_count whatever the configured budget: a batch the
- * kernel refuses half-way is rolled back with mmap(MAP_FIXED), and a rollback needs
- * mappings of its own. A budget the kernel cannot honour is clamped to this (R4.9). */
+/* Mappings left free below vm.max_map_count whatever the configured budget, as a margin for
+ * the runtime's own mappings (R4.9). Undos do not rely on it: they free before they map
+ * (view.c, .req.view.undo-frees-first), since the process may use this margin up later. */
 #define ROLLBACK_HEADROOM 512
 
 /* R4.11: every arena of the process also draws from one process-wide budget. Its limit is

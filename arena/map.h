@@ -24,6 +24,8 @@
 int arena__map_run(const struct arena__backing *b, char *addr, size_t file_page, size_t npages, int prot,
                    int mover, bool priv);
 /* The range shows nothing again (PROT_NONE reservation). */
+/* munmap [addr, addr+len), leaving a gap the caller fills at once (undo paths only). */
+int arena__map_release(char *addr, size_t len);
 int arena__map_unmap(const struct arena__backing *b, char *addr, size_t npages);
 /* mremap(MREMAP_FIXED|MREMAP_DONTUNMAP) src -> dst, then src (where dst does not cover it)
  * goes back to the reservation. Overlapping ranges go through a scratch reservation.

@@ -181,8 +181,8 @@ static int mesh_one(arena_t *a, struct unit *u, struct unit *t, size_t words)
 /* Open targets: file pages that may still take another page, most recent last. */
 #define MESH_TARGETS 32
 
-int arena__mesh_pass(arena_t *a, unsigned max_percent, size_t vma_margin, void (*free_fp)(void *, size_t),
-                     void *ctx, size_t *meshed_out)
+int arena__mesh_pass(arena_t *a, unsigned max_percent, size_t vma_margin, size_t follow,
+                     void (*free_fp)(void *, size_t), void *ctx, size_t *meshed_out)
 {
     struct arena__heap *h = a->heap;
     size_t words = h->words, limit = h->granules * max_percent / 100, n_units = 0;
@@ -228,9 +228,10 @@ int arena__mesh_pass(arena_t *a, unsigned max_percent, size_t vma_margin, void (
                 struct unit *t = targets[j];
                 if (t->used + u->used > h->granules || !disjoint(t->occ, u->occ, words))
                     continue;
-                /* R7.12: each meshed slot may cost a mapping; keep the margin the rest of
-                 * the collection needs. */
-                if (arena__budget_check(&a->budget, vma_margin + 1) != 0)
+                /* R7.12: each meshed slot may split a mapping in two more, here and in
+                 * every mirror that follows it at the end of the collection; keep those
+                 * and the margin the rest of the collection needs. */
+                if (arena__budget_check(&a->budget, vma_margin + 2 + (*meshed_out + 1) * follow) != 0)
                     goto out;
                 int e = mesh_one(a, u, t, words);
                 if (e == ARENA_EVMA)

@@ -522,5 +522,5 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     pthread_mutex_unlock(&a->lock);
     if (st != NULL)
         *st = ss.st;
-    return err;
+    return -err; /* completed: positive even when a kernel error was met (arena.h) */
 }

@@ -8,8 +8,12 @@
  *       O(changed slots) and checked against the arena's budget BEFORE anything changes:
  *       a refused operation returns ARENA_EVMA and leaves the view as it was.
  * .req.view.all-or-nothing  Every operation is all-or-nothing: when the kernel refuses a step, the slots
- *       already changed are put back (with MAP_FIXED, which needs no new resources
- *       beyond the mappings that existed before).
+ *       already changed are put back.
+ * .req.view.undo-frees-first  An undo needs no resource it may not get: it unmaps whole mappings first
+ *       (at the mapping limit the kernel still allows an munmap that splits nothing, but no
+ *       mmap at all), then maps the old contents, so the process never holds more mappings
+ *       than before or after. No reserve of mappings is kept for it. An undo the kernel
+ *       still refuses marks the view broken (ARENA_EBROKEN; the arena for the heap's view).
  * .req.view.one-call-per-run  One system call per maximal run of changed slots showing consecutive file pages,
  *       never one per page.
  * .req.view.registry  Views can be found by address without a lock and from a signal handler: a
@@ -53,6 +57,7 @@ struct arena_view {
     size_t shown;          /* slots showing a file page */
     size_t high;           /* 1 + the highest slot that ever showed a file page */
     bool registered;       /* in the process-wide registry of views */
+    bool broken;           /* an undo was refused: the slots are half changed (ARENA_EBROKEN) */
     bool out_of_step;      /* MIRROR: the last collection could not update it (R9.6) */
     struct arena__track *track;   /* the tracker's, NULL when not tracking */
     struct arena_view *next;      /* in arena->views */
@@ -494,6 +499,13 @@ static void account(arena_view_t *v, size_t n)
     v->vmas = n;
 }
 
+static void mark_broken(arena_view_t *v)
+{
+    v->broken = true;
+    if (v->is_heap)
+        arena__set_broken(v->arena, ARENA_EBROKEN);
+}
+
 /* ------------------------------------------------------------ slot writes -- */
 static bool is_private(const arena_view_t *v)
 {
@@ -580,11 +592,117 @@ static int show_values(arena_view_t *v, size_t slot, const uint32_t *vals, size_
     return first_err;
 }
 
-/* .req.view.all-or-nothing: every changed slot back to its old value. */
+/* Does slot i show what slot i-1 shows, one page on, in one mapping (as it is now)? */
+static bool joins_now(const arena_view_t *v, size_t i)
+{
+    return i > 0 && i < v->nslots &&
+           joins(v->slot_enc[i - 1], arena__view_slot_prot(v, i - 1), v->slot_enc[i], arena__view_slot_prot(v, i));
+}
+
+/* The end of the run of want[] that starts at i (slots joined in one mapping). */
+static size_t want_run(const arena_view_t *v, size_t lo, const uint32_t *want, size_t i, size_t n)
+{
+    size_t j = i + 1;
+    while (j < n && joins(want[j - 1], arena__view_slot_prot(v, lo + j - 1), want[j], arena__view_slot_prot(v, lo + j)))
+        j++;
+    return j;
+}
+
+/* Map want[] (the old layout) into slots [lo, hi), which the undo has just unmapped: the
+ * runs inside first (each one new mapping), then the two end runs, which may merge with
+ * the neighbours outside. Every call then finds the process holding no more mappings than
+ * the layout before the undo or the one after it. A refused call leaves the rest of the
+ * range reserved again (best effort) and is returned. */
+static int fill_hole(arena_view_t *v, size_t lo, size_t hi, const uint32_t *want)
+{
+    size_t n = hi - lo, head = want_run(v, lo, want, 0, n), tail = 0;
+    for (size_t i = 0; i < n; i = want_run(v, lo, want, i, n))
+        tail = i;
+    int err = 0;
+    for (size_t i = head; i < tail && !err;) {
+        size_t j = want_run(v, lo, want, i, n);
+        err = show_run(v, lo + i, j - i, want[i], ARENA_MOVE_MMAP_FIXED);
+        i = j;
+    }
+    if (!err)
+        err = show_run(v, lo, head, want[0], ARENA_MOVE_MMAP_FIXED);
+    if (!err && tail >= head)
+        err = show_run(v, lo + tail, n - tail, want[tail], ARENA_MOVE_MMAP_FIXED);
+    for (size_t i = 0; err && i < n;) { /* no gap left where the table says "nothing" */
+        size_t j = i + 1;
+        while (j < n && !v->slot_enc[lo + i] == !v->slot_enc[lo + j])
+            j++;
+        if (!v->slot_enc[lo + i])
+            (void)arena__map_unmap(v->arena->backing, arena__view_slot_addr(v, lo + i), j - i);
+        i = j;
+    }
+    return err;
+}
+
+/* .req.view.all-or-nothing, .req.view.undo-frees-first: put slots [slot, slot+n) back to
+ * oldv[]. At the process's mapping limit the kernel refuses every mmap, even one that would
+ * lower the count, but not an munmap that splits nothing. So every stretch that differs is
+ * widened to whole mappings (the view's table says where they end) and unmapped first;
+ * only then are the old contents mapped into the gap. The gap lasts only for the undo.
+ * A private view is not widened: its unchanged slots may hold copy-on-write contents. */
+static int undo_change(arena_view_t *v, const struct change *c)
+{
+    int first_err = 0;
+    for (size_t i = 0; i < c->n;) {
+        if (v->slot_enc[c->slot + i] == c->oldv[i]) {
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < c->n && v->slot_enc[c->slot + j] != c->oldv[j])
+            j++;
+        size_t lo = c->slot + i, hi = c->slot + j;
+        if (!is_private(v)) {
+            while (joins_now(v, lo))
+                lo--;
+            while (joins_now(v, hi))
+                hi++;
+        }
+        uint32_t *want = malloc((hi - lo) * sizeof *want);
+        int err = want ? 0 : ARENA_ENOMEM;
+        if (want) {
+            for (size_t s = lo; s < hi; s++)
+                want[s - lo] = s - c->slot < c->n ? c->oldv[s - c->slot] : v->slot_enc[s];
+            hook_remapping(v, lo, hi - lo);
+            err = arena__map_release(arena__view_slot_addr(v, lo), (hi - lo) * v->arena->page_size);
+            if (!err) {
+                for (size_t s = lo; s < hi; s++)
+                    slot_write(v, s, 0);
+                err = fill_hole(v, lo, hi, want);
+            }
+            free(want);
+        }
+        if (err && !first_err)
+            first_err = err;
+        i = j;
+    }
+    return first_err;
+}
+
+/* Every changed slot back to its old value. When the kernel refuses even that, the view
+ * (the arena, for the heap's view) is marked broken: its table still says what each slot
+ * shows, and every later call on it returns ARENA_EBROKEN. */
 static void roll_back(arena_view_t *v, const struct change *ch, int nch)
 {
-    for (int k = nch - 1; k >= 0; k--)
-        (void)show_values(v, ch[k].slot, ch[k].oldv, ch[k].n, ARENA_MOVE_MMAP_FIXED, true);
+    int err = 0;
+    for (int k = nch - 1; k >= 0; k--) {
+        int e = undo_change(v, &ch[k]);
+        if (e && !err)
+            err = e;
+    }
+    if (err)
+        mark_broken(v);
+}
+
+/* err, or ARENA_EBROKEN when the undo after it failed. */
+static int undone(const arena_view_t *v, int err)
+{
+    return err && v->broken ? ARENA_EBROKEN : err;
 }
 
 /* ---------------------------------------------------------- the set engine -- */
@@ -625,7 +743,7 @@ static int commit(arena_view_t *v, struct change *ch, int nch, int mover)
     if (err)
         roll_back(v, ch, nch);
     account(v, vmas_after(v, before, ch, nch));
-    return err;
+    return undone(v, err);
 }
 
 static uint32_t encode(size_t file_page)
@@ -693,8 +811,10 @@ int arena__view_adopt_run(arena_view_t *v, size_t slot, size_t file_page, size_t
         if (p == MAP_FAILED) {
             arena__os_munmap(scratch, len); /* still ours: the kernel changed nothing */
             err = show_values(v, slot, c.newv, n, ARENA_MOVE_MMAP_FIXED, false);
-            if (err)
+            if (err) {
                 roll_back(v, &c, 1);
+                err = undone(v, err);
+            }
         } else {
             for (size_t i = 0; i < n; i++)
                 slot_write(v, slot + i, c.newv[i]);
@@ -869,6 +989,7 @@ int arena__view_move_run(arena_view_t *v, size_t dst, size_t src, size_t n, int 
             err = show_values(v, ch[1].slot, ch[1].newv, left, ARENA_MOVE_MMAP_FIXED, false);
         if (err) {
             roll_back(v, ch, nch);
+            err = undone(v, err);
             for (size_t f = 0; f < nfresh; f++)
                 (void)arena__backing_free(v->arena->backing, fresh[2 * f], fresh[2 * f + 1]);
         }
@@ -995,11 +1116,15 @@ int arena__view_protect(arena_view_t *v, size_t slot, size_t n, int prot)
     struct whatif now = { .v = v };
     size_t before_vmas = v->vmas, before_breaks = breaks(&now, slot, slot + n);
     err = protect_shown(v, slot, n, NULL, prot, false);
-    if (err)
-        (void)protect_shown(v, slot, n, old, 0, true);
-    else
+    if (err) {
+        if (protect_shown(v, slot, n, old, 0, true) != 0) {
+            mark_broken(v);
+            err = ARENA_EBROKEN;
+        }
+    } else {
         for (size_t i = 0; i < n; i++)
             v->slot_prot[slot + i] = (uint8_t)(prot ^ v->prot);
+    }
     account(v, before_vmas + breaks(&now, slot, slot + n) - before_breaks);
     free(old);
     return err;
@@ -1209,6 +1334,8 @@ static int check_view(const arena_view_t *v, bool may_be_heap)
         return ARENA_ECLOSED;
     if (arena__broken(v->arena))
         return arena__broken(v->arena);
+    if (v->broken)
+        return ARENA_EBROKEN;
     if (v->is_heap && !may_be_heap)
         return ARENA_EHEAP;
     return 0;

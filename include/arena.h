@@ -11,8 +11,12 @@
  *    convention): ARENA_E* below. When the kernel refused something the code is the
  *    negated errno value (ARENA_ENOMEM == -ENOMEM, ARENA_ENOSPC == -ENOSPC, ...; an errno
  *    without a name below is still returned as -errno); the library's own refusals have
- *    codes of their own, from -1001 down. arena_strerror() describes every code. On error
- *    nothing was changed.
+ *    codes of their own, from -1001 down. arena_strerror() describes every code. A negative
+ *    code always means nothing was changed. The two collections (arena_collect,
+ *    arena_trace_collect) return a POSITIVE value when they completed (objects may have
+ *    moved: arena_forward is valid, *st filled) but met a refusal on the way: the value
+ *    negated is its code (arena_strerror(-rc)). An undo the kernel refuses marks the view
+ *    (or, for the heap's view, the arena) ARENA_EBROKEN instead of leaving it half changed.
  *  - The library never prints, never aborts, never exits, and leaks no descriptor.
  *  - "page" means an arena page (arena_config_t.page_size, a multiple of the OS page);
  *    "slot" is a page-sized position in a view; "file page" is a page of the backing file.
@@ -86,7 +90,9 @@ typedef struct arena_view arena_view_t; /* opaque: a virtual range showing file 
     X(ARENA_EPROT, -1015, "an invalid protection (write and execute together)")                       \
     X(ARENA_ENOCOLLECT, -1016, "arena_collect could not start (no memory for its tables): nothing "   \
                                "was collected, nothing moved, the marks stay for a retry")            \
-    X(ARENA_EFORWARDED, -1017, "the address was forwarded already (arena_forward_check)")
+    X(ARENA_EFORWARDED, -1017, "the address was forwarded already (arena_forward_check)")         \
+    X(ARENA_EBROKEN, -1018, "the kernel refused to undo a half-done change: the view (or, for "    \
+                            "the heap's view, the arena) is unusable; close or destroy it")
 
 enum arena_error {
     ARENA_OK = 0,
@@ -329,8 +335,9 @@ typedef struct arena_collect_stats {
  * the marks. Dead pages are retained (cfg.retain_*; arena_trim releases them). Mirror
  * views follow. st may be NULL. After it returns, use arena_forward() to update every
  * pointer the runtime holds. Errors: ARENA_ENULL; ARENA_ENOCOLLECT when the forwarding
- * table cannot be allocated (nothing was collected, the marks stay); otherwise a kernel
- * error code (-errno) is the first one met by a collection that still completed: a move
+ * table cannot be allocated (nothing was collected, the marks stay). A positive return: the
+ * collection completed, and -rc is the first error it met (ARENA_ENOMEM, ARENA_EVMA, ...):
+ * objects may have moved, so the runtime must still forward its pointers; a move
  * that failed was finished by copying or left in place, no object is lost, *st is
  * filled and arena_forward is valid for whatever did move. A MIRROR view the collection
  * could not update is out of step (arena_view_addr returns NULL for it) until a later
@@ -444,8 +451,8 @@ ARENA_API int arena_fix(arena_ss_t *ss, void **ref);
  * nothing had moved.
  * Errors: ARENA_ENULL (a, fmt, fmt->scan or fmt->roots NULL), ARENA_ECONFIG (mode),
  * ARENA_ENOCOLLECT when the collection's tables cannot be allocated (nothing was
- * collected, no callback was called); otherwise a kernel code (-errno) is the first one met by a
- * collection that still completed (a page that could not be given back stays
+ * collected, no callback was called); a positive return: -rc is the first error met by a
+ * collection that still completed (references were fixed) (a page that could not be given back stays
  * allocated, no object is lost).
  * Thread rules: stop-the-world like arena_collect, and the callbacks run on the calling
  * thread with the arena's lock held: they may call arena_fix, arena_object,

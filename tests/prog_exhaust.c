@@ -97,9 +97,9 @@ static size_t keep_some(arena_t *a, size_t n, size_t keep, size_t block)
             CHECK(arena_mark(a, objs[i].p) == 0, "mark");
     arena_collect_stats_t st;
     int err = arena_collect(a, &st);
-    if (err == ARENA_EVMA && evma_allowed)
+    if (err == -ARENA_EVMA && evma_allowed)
         evma_collects++;
-    else if (err == ARENA_ENOSPC && enospc_allowed)
+    else if (err == -ARENA_ENOSPC && enospc_allowed)
         enospc_collects++; /* no room to copy into: what it could not move stayed in place */
     else
         CHECK(err == 0, "arena_collect: %s", arena_strerror(err));

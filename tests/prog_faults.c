@@ -83,7 +83,7 @@ static void check_code(const char *call, int err)
 {
     if (err == 0)
         return;
-    if (!(err < 0 && err > ARENA_ELIBRARY) && !(err <= ARENA_ENULL && err >= ARENA_ENOCOLLECT))
+    if (!(err < 0 && err > ARENA_ELIBRARY) && !(err <= ARENA_ENULL && err >= ARENA_EBROKEN))
         fail("%s returned %d, not an error code", call, err);
 }
 
@@ -179,7 +179,7 @@ static int mark_collect(arena_t *a, arena_view_t *mirror, size_t n, bool (*keep)
             fail("mark/pin of a live object: %d", err);
     }
     int err = arena_collect(a, NULL);
-    check_code("arena_collect", err);
+    check_code("arena_collect", err > 0 ? -err : err); /* > 0: completed, met that kernel error */
     mirror_lags = err != 0;
     for (size_t i = 0; i < n; i++) {
         struct obj *o = &objs[i];

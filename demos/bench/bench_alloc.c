@@ -110,7 +110,7 @@ static double steady_collect(arena_t *a, void **ring, size_t n, char *why, size_
         if (ring[i] != NULL)
             arena_mark(a, ring[i]);
     int err = arena_collect(a, NULL);
-    if (err != 0) {
+    if (err < 0) {
         snprintf(why, whylen, "arena_collect: %s", arena_have_strerror(err));
         return -1;
     }

@@ -110,7 +110,7 @@ static int run_arena(const struct bench_opts *o, const struct pattern *p, double
     uint64_t t0 = bench_now_ns();
     err = arena_collect(a, &st);
     uint64_t t1 = bench_now_ns();
-    if (err) {
+    if (err < 0) {
         snprintf(why, whylen, "arena_collect: %s", arena_have_strerror(err));
         goto out;
     }

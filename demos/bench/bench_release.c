@@ -54,7 +54,7 @@ static int one(const struct bench_opts *o, bool scattered, struct result *res, c
         objs[kept++] = objs[i]; /* kept <= i: survivors are compacted into the same array */
     }
     err = arena_collect(a, NULL);
-    if (err) {
+    if (err < 0) {
         snprintf(why, whylen, "arena_collect: %s", arena_have_strerror(err));
         goto out;
     }

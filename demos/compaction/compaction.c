@@ -322,7 +322,7 @@ static void run(const struct options *o, int mover, const char *label, struct hm
         if (objs[i].live && arena_mark(a, objs[i].p + objs[i].size / 2) != 0)
             r->bad++;
     int err = arena_collect(a, &r->st);
-    if (err != 0) {
+    if (err < 0) {
         fprintf(stderr, "arena-compaction: arena_collect: %s\n", arena_strerror(err));
         r->bad++;
     }

@@ -78,7 +78,7 @@ void ah_trace(const arena_format_t *fmt, int mode)
 {
     arena_collect_stats_t st;
     int rc = arena_trace_collect(AH.a, fmt, mode, &st);
-    if (rc)
+    if (rc < 0) /* > 0: completed, met a kernel error on the way */
         fatal("arena_trace_collect", rc);
     AH.live = mode == ARENA_TRACE_FULL ? st.bytes_live : AH.live + st.bytes_live;
     AH.pages_released += st.pages_released;

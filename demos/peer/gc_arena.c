@@ -128,7 +128,7 @@ static size_t collect_one_pass(void)
     static const arena_format_t format = {.scan = scan_node, .roots = scan_roots};
     arena_collect_stats_t st;
     int rc = arena_trace_collect(H.a, &format, ARENA_TRACE_FULL, &st);
-    if (rc)
+    if (rc < 0)
         peer_fail("arena_trace_collect: %s", arena_strerror(rc));
     return st.bytes_live;
 }
@@ -146,7 +146,7 @@ static size_t collect_mark_forward(void)
 
     arena_collect_stats_t st;
     int rc = arena_collect(H.a, &st);
-    if (rc)
+    if (rc < 0)
         peer_fail("arena_collect: %s", arena_strerror(rc));
 
     for (size_t i = 0; i < H.nmarked; i++) {

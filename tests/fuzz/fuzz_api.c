@@ -77,7 +77,7 @@ struct model {
 
 static bool is_code(int err)
 {
-    return err == 0 || (err < 0 && err > ARENA_ELIBRARY) || (err <= ARENA_ENULL && err >= ARENA_ENOCOLLECT);
+    return err == 0 || (err < 0 && err > ARENA_ELIBRARY) || (err <= ARENA_ENULL && err >= ARENA_EBROKEN);
 }
 
 static void fill(struct obj *o)
@@ -154,7 +154,7 @@ static void op_mark(struct model *m, struct input *in, bool pin)
 static void op_collect(struct model *m)
 {
     int err = arena_collect(m->a, NULL);
-    CHECK(is_code(err));
+    CHECK(is_code(err > 0 ? -err : err)); /* > 0: completed, met that kernel error */
     size_t kept = 0;
     for (size_t i = 0; i < m->nobjs; i++) {
         struct obj o = m->objs[i];
