@@ -51,9 +51,9 @@ int arena_pin_range(arena_t *a, const void *lo, const void *hi, arena_root_fn *f
 
 /* The high end of the calling thread's stack, found once per thread: pthread_getattr_np
  * reads /proc/self/maps for the main thread, far too dear for every collection. */
-static __thread char *stack_base;
+static __thread char *stack_base, *stack_low;
 
-static int thread_stack_base(char **out)
+static int thread_stack(char **low, char **base)
 {
     if (stack_base == NULL) {
         pthread_attr_t attr;
@@ -67,8 +67,10 @@ static int thread_stack_base(char **out)
         if (err != 0)
             return -err;
         stack_base = (char *)addr + size;
+        stack_low = addr;
     }
-    *out = stack_base;
+    *low = stack_low;
+    *base = stack_base;
     return 0;
 }
 
@@ -84,13 +86,15 @@ static char *below_caller(void)
 /* Not inlined, so its frame (holding the spilled registers) lies below every frame of the
  * caller that may hold a root; the scan starts below this frame too. */
 __attribute__((noinline))
-static int scan_own_stack(arena_t *a, char *base, arena_root_fn *fn, void *ctx)
+static int scan_own_stack(arena_t *a, char *low, char *base, arena_root_fn *fn, void *ctx)
 {
     jmp_buf regs;
     __builtin_unwind_init();     /* callee-saved registers into this frame */
     setjmp(regs);                /* and the rest into regs, which is on the stack */
     char *sp = below_caller();
-    int err = arena_pin_range(a, sp, base, fn, ctx);
+    /* Running on another stack (a sigaltstack handler, a coroutine): [sp, base) is not a
+     * stack and may cross unmapped memory. */
+    int err = sp < low || sp >= base ? ARENA_ERANGE : arena_pin_range(a, sp, base, fn, ctx);
     /* Keep regs alive up to the scan (and stop a tail call from popping this frame). */
     __asm__ volatile("" : : "r"(&regs) : "memory");
     return err;
@@ -100,9 +104,9 @@ int arena_pin_stack(arena_t *a, arena_root_fn *fn, void *ctx)
 {
     if (a == NULL)
         return ARENA_ENULL;
-    char *base;
-    int err = thread_stack_base(&base);
+    char *low, *base;
+    int err = thread_stack(&low, &base);
     if (err != 0)
         return err;
-    return scan_own_stack(a, base, fn, ctx);
+    return scan_own_stack(a, low, base, fn, ctx);
 }

@@ -298,7 +298,9 @@ ARENA_API int arena_pin_range(arena_t *a, const void *lo, const void *hi, arena_
  * before it parks (the runtime serialises these calls and the collection), or records
  * its own stack bounds and registers where the collector can pass them to
  * arena_pin_range (docs/runtime-guide.md, "Conservative roots"). Errors: ARENA_ENULL, the
- * negated errno of pthread_getattr_np (ARENA_ENOMEM, ...). Stop-the-world, like arena_pin. */
+ * negated errno of pthread_getattr_np (ARENA_ENOMEM, ...), ARENA_ERANGE when called on a
+ * stack other than the thread's own (a sigaltstack signal handler, a coroutine's stack:
+ * scan that with arena_pin_range). Stop-the-world, like arena_pin. */
 ARENA_API int arena_pin_stack(arena_t *a, arena_root_fn *fn, void *ctx);
 
 /* Statistics of one collection. */

@@ -62,6 +62,11 @@ arena_demo_test(demo_vmacount_over_budget arena-vmacount 2 "failed \\(over the V
 # arena-compaction --survive: a bare number above 1 is refused with a message, not read as 0 %.
 arena_demo_test(demo_compaction_survive_bare arena-compaction 64 "neither a fraction.*nor a percentage"
   --survive 30 --no-svg)
+# A page size the arena would refuse is a bad command line (64), not an arena_create failure (1);
+# a heap map that cannot be written is a failure (1), not a success with a message.
+arena_demo_test(demo_compaction_bad_page arena-compaction 64 "--page-size: a power of two" --page-size 3000)
+arena_demo_test(demo_compaction_svg_unwritable arena-compaction 1 "cannot write the heap map"
+  --heap 1M --svg /nonexistent-dir/compaction.svg)
 
 # arena-conservative: roots only in C locals, the stack scanned conservatively, every node verified.
 arena_demo_test(demo_conservative arena-conservative 0 "every reachable node verified" --quick)

@@ -6,6 +6,8 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -395,4 +397,57 @@ Test(roots, property_seed_sweep_16k)
 {
     for (uint64_t seed = 1; seed <= 6; seed++)
         property(seed * 104729, 16384);
+}
+
+/* A signal handler on an alternate stack (sigaltstack) is not on the thread's stack:
+ * [its sp, the thread's stack base) is no stack and crosses unmapped memory. The call
+ * says so instead of scanning it. */
+static arena_t *altstack_arena;
+static volatile int altstack_result = 1;
+
+static void altstack_handler(int sig)
+{
+    (void)sig;
+    altstack_result = arena_pin_stack(altstack_arena, NULL, NULL);
+}
+
+/* The alternate stack lies below the thread's stack with an unmapped hole between them,
+ * so a scan from the handler's frame up to the thread's stack base would fault. */
+enum { ALT = 1 << 16, HOLE = 1 << 20, STACK = 1 << 20 };
+static char *altstack_region;
+
+static void *altstack_thread(void *arg)
+{
+    (void)arg;
+    stack_t ss = {.ss_sp = altstack_region, .ss_size = ALT};
+    cr_assert_eq(sigaltstack(&ss, NULL), 0);
+    cr_assert_eq(arena_pin_stack(altstack_arena, NULL, NULL), 0); /* on its own stack: fine */
+    struct sigaction sa = {.sa_handler = altstack_handler, .sa_flags = SA_ONSTACK}, prev;
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGUSR1, &sa, &prev), 0);
+    cr_assert_eq(pthread_kill(pthread_self(), SIGUSR1), 0);
+    cr_assert_eq(sigaction(SIGUSR1, &prev, NULL), 0);
+    ss = (stack_t){.ss_flags = SS_DISABLE};
+    cr_assert_eq(sigaltstack(&ss, NULL), 0);
+    return NULL;
+}
+
+Test(roots, pin_stack_on_an_alternate_signal_stack)
+{
+    altstack_arena = make(4096);
+    cr_assert_not_null(arena_alloc(altstack_arena, 64));
+    altstack_region = mmap(NULL, ALT + HOLE + STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(altstack_region, MAP_FAILED);
+    cr_assert_eq(munmap(altstack_region + ALT, HOLE), 0);
+    pthread_attr_t attr;
+    cr_assert_eq(pthread_attr_init(&attr), 0);
+    cr_assert_eq(pthread_attr_setstack(&attr, altstack_region + ALT + HOLE, STACK), 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, &attr, altstack_thread, NULL), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    pthread_attr_destroy(&attr);
+    cr_assert_eq(altstack_result, ARENA_ERANGE, "got %d", altstack_result);
+    munmap(altstack_region, ALT);
+    munmap(altstack_region + ALT + HOLE, STACK);
+    arena_destroy(altstack_arena);
 }

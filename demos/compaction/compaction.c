@@ -132,6 +132,9 @@ static struct options parse(int argc, char **argv)
         demo_usage_error("unexpected argument '%s' (see --help)", argv[optind]);
     if (o.heap < (1u << 20) || o.heap > ((size_t)1 << 30))
         demo_usage_error("--heap: from 1M to 1G");
+    long os_page = sysconf(_SC_PAGESIZE);
+    if (o.page != 0 && (o.page < (size_t)os_page || (o.page & (o.page - 1)) != 0))
+        demo_usage_error("--page-size: a power of two, at least the OS page (%ld)", os_page);
     if (no_svg && o.svg)
         demo_usage_error("--svg and --no-svg together");
     if (!no_svg && !o.svg)
@@ -354,21 +357,24 @@ static void run(const struct options *o, int mover, const char *label, struct hm
     arena_destroy(a);
 }
 
-static void write_map(const struct options *o, const struct hm_run runs[2])
+/* Returns 0, or 1 when the figure could not be written (an error: the exit status says so). */
+static int write_map(const struct options *o, const struct hm_run runs[2])
 {
     FILE *f = fopen(o->svg, "we");
     if (f == NULL) {
         fprintf(stderr, "arena-compaction: cannot write the heap map %s: %s\n", o->svg, strerror(errno));
-        return;
+        return 1;
     }
     struct hm_heap h = {.heap_bytes = o->heap, .page_size = runs[0].before.page_size,
                         .objects = runs[0].st.objects_live + runs[0].st.objects_freed,
                         .survive = o->survive, .seed = (unsigned long long)o->seed};
     int err = hm_write_svg(f, &h, runs);
-    if (fclose(f) != 0 || err != 0)
+    if (fclose(f) != 0 || err != 0) {
         fprintf(stderr, "arena-compaction: writing the heap map %s failed: %s\n", o->svg, strerror(errno));
-    else
-        printf("\nheap map: %s\n", o->svg);
+        return 1;
+    }
+    printf("\nheap map: %s\n", o->svg);
+    return 0;
 }
 
 /* One line of the side-by-side table: what, unit, the AUTO figure, the COPY figure. */
@@ -424,12 +430,11 @@ int main(int argc, char **argv)
     run(&o, ARENA_MOVE_AUTO, "building the heap for auto (MiB)", &runs[0]);
     run(&o, ARENA_MOVE_COPY, "building the heap for copy (MiB)", &runs[1]);
     print_table(&o, &runs[0], &runs[1]);
-    if (o.svg != NULL)
-        write_map(&o, runs);
+    int map_failed = o.svg != NULL ? write_map(&o, runs) : 0;
     for (int i = 0; i < 2; i++) {
         free(runs[i].live_before);
         free(runs[i].fate);
         free(runs[i].origin);
     }
-    return runs[0].bad || runs[1].bad ? 1 : 0;
+    return runs[0].bad || runs[1].bad || map_failed ? 1 : 0;
 }
