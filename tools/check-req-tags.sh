@@ -43,8 +43,9 @@ fi
 # Former numbers: "R5.3", "R7.3a", "R7a.1", "R9" as a word (not inside an identifier).
 code_files | xargs grep -nE '(^|[^A-Za-z0-9_])R[0-9]+a?(\.[0-9]+a?)?([^A-Za-z0-9_]|$)' >"$tmp/numbers" || true
 if [ -s "$tmp/numbers" ]; then
-    # Not yet fatal while the code's comments are renamed (the next commit makes it one).
-    echo "warning: code cites a requirement by its former number ($(wc -l <"$tmp/numbers") lines)"
+    echo "FAIL: code cites a requirement by its former number (cite its .req tag, docs/design.md):"
+    sed "s|^$src/|  |" "$tmp/numbers"
+    status=1
 fi
 
 # Measurements in arena/ comments: the number with its unit after a comment opener.
