@@ -35,7 +35,7 @@ echo "requirement tags defined in docs/design.md: $(wc -l <"$tmp/defined"), cite
 if [ -s "$tmp/missing" ]; then
     echo "FAIL: cited but not defined in docs/design.md:"
     while read -r t; do
-        grep -F ":$t" "$tmp/cites" | awk -F: -v t="$t" '$3 == t { sub(/.*\//, "", $1); print "  " $1 ":" $2 ": " t }'
+        grep -F ":$t" "$tmp/cites" | awk -F: -v t="$t" '$3 == t { print "  " $1 ":" $2 ": " t }' | sed "s|^  $src/|  |"
     done <"$tmp/missing"
     status=1
 fi
