@@ -545,6 +545,19 @@ static bool chunk_changed(const struct arena__track *t, size_t chunk, size_t cen
     return arena__view_changed(t->view, chunk, cend, t->shown, t->shown_prot);
 }
 
+/* A slot marked by view_remapping may still have its armed mapping (the kernel refused
+ * view.c's call, or a refused stop armed it again), yet sync_changes is about to set its
+ * bit, which says "open": the fault handler ignores faults on such slots. So open it
+ * first. False when the kernel refuses: it stays marked with its bit clear, so a fault
+ * still opens it and the next take counts it. */
+static bool open_stale(struct arena__track *t, size_t s)
+{
+    if (t->shown[s] != ARENA__VIEW_REC_STALE || t->backend == ARENA_TRACKER_UFFD ||
+        !arena__track_slot_mapped(t, s))
+        return true;
+    return arena__os_mprotect(slot_addr(t, s), t->page, prot_open_of(t, s)) == 0;
+}
+
 static void sync_changes(struct arena__track *t)
 {
     size_t end = used_end(t);
@@ -557,6 +570,10 @@ static void sync_changes(struct arena__track *t)
                 continue;
             size_t run = s;
             while (s < cend && slot_changed(t, s)) {
+                if (!open_stale(t, s)) {
+                    s++;
+                    continue;
+                }
                 arena__view_snapshot(t->view, s, s + 1, t->shown, t->shown_prot);
                 if (arena__track_slot_mapped(t, s))
                     bit_set(t, s);

@@ -203,3 +203,33 @@ Test(remap_sigsegv, refused_remap_then_stop_opens_every_page) /* ACCESS: libsigs
         base[s * PAGE + 1] ^= 0x11; /* SIGSEGV here: a page stop left armed */
     arena_destroy(a);
 }
+
+/* The same refused re-creation, then a take that stops short (max 1): the take counts the
+ * marked slot as touched and must open it before saying so, or its armed mapping faults
+ * with the tracker believing it open (no handler answers), and a later stop skips it. */
+Test(remap_sigsegv, refused_remap_then_short_take_keeps_pages_answerable)
+{
+    arena_t *a = track_arena(ARENA_TRACKER_SIGSEGV, 0);
+    cr_assert_not_null(a);
+    arena_view_t *v = track_view(a, N);
+    cr_assert_not_null(v);
+    cr_assert_eq(arena_track_start(v, ARENA_TRACK_ACCESS), 0);
+    unsigned char seen[N] = {0};
+    cr_assert_geq(take_all(v, seen, N), 0);
+    size_t p0 = arena_view_file_page(v, 0);
+    size_t t[3] = {p0 + 9, ARENA_NO_PAGE, p0 + 11};
+    arena__fault_arm(ARENA_SYS_MMAP, 2, ENOMEM);
+    int err = arena_view_apply(v, 2, t, 3);
+    arena__fault_disarm_all();
+    cr_assert_neq(err, 0, "the injected failure must make the apply fail");
+    void *page = NULL;
+    size_t got = 0;
+    cr_assert_eq(arena_track_take(v, &page, 1, &got), 0);
+    volatile char *base = arena_view_base(v);
+    for (size_t s = 0; s < N; s++)
+        base[s * PAGE + 2] ^= 0x22; /* SIGSEGV here: a slot marked open yet still armed */
+    cr_assert_eq(arena_track_stop(v), 0);
+    for (size_t s = 0; s < N; s++)
+        base[s * PAGE + 3] ^= 0x33;
+    arena_destroy(a);
+}

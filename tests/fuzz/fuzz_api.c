@@ -73,6 +73,7 @@ struct model {
     arena_view_t *views[MAX_VIEWS];
     size_t own_first, own_pages; /* file pages from arena_file_alloc, 0 pages = none */
     bool faults;                 /* a system call failure was armed */
+    bool broken;                 /* ARENA_EBROKEN: the model no longer holds */
 };
 
 static bool is_code(int err)
@@ -154,6 +155,12 @@ static void op_mark(struct model *m, struct input *in, bool pin)
 static void op_collect(struct model *m)
 {
     int err = arena_collect(m->a, NULL);
+    if (err == ARENA_EBROKEN || err == -ARENA_EBROKEN) {
+        /* Only a refused undo breaks the arena: an injected failure must have hit one. */
+        CHECK(m->faults);
+        m->broken = true;
+        return;
+    }
     CHECK(is_code(err > 0 ? -err : err)); /* > 0: completed, met that kernel error */
     size_t kept = 0;
     for (size_t i = 0; i < m->nobjs; i++) {
@@ -316,6 +323,19 @@ static void op_track(struct model *m, struct input *in)
     CHECK(is_code(err));
 }
 
+/* An undo the kernel refuses (here: a second injected failure hitting the undo of the
+ * first) leaves the heap half changed and marks the arena ARENA_EBROKEN: every later call
+ * returns that code and the arena can only be destroyed (arena.h, docs/api.md). Objects
+ * are no longer what the model says, so the input ends there. arena_mark of an address
+ * outside the heap changes nothing and answers EBROKEN only on a broken arena. */
+static bool arena_broken(struct model *m)
+{
+    static const char outside;
+    if (!m->broken && m->faults && arena_mark(m->a, &outside) == ARENA_EBROKEN)
+        m->broken = true;
+    return m->broken;
+}
+
 static void op_fault(struct model *m, struct input *in)
 {
     m->faults = true;
@@ -344,7 +364,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (take8(&in) & 1)
         CHECK(arena_view_open(m.a, ARENA_VIEW_MIRROR, 0, ARENA_PROT_READ, 0, &m.mirror) == 0);
-    while (in.n > 0) {
+    while (in.n > 0 && !arena_broken(&m)) {
         switch (take8(&in) % 14) {
         case 0: case 1: case 2: op_alloc(&m, &in); break;
         case 3: case 4: op_mark(&m, &in, false); break;
@@ -362,7 +382,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #ifdef ARENA_FAULT_INJECTION
     arena__fault_disarm_all();
 #endif
-    verify_all(&m);
+    if (!arena_broken(&m))
+        verify_all(&m);
     arena_destroy(m.a);
     return 0;
 }
