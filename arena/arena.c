@@ -71,7 +71,7 @@ static void fill_defaults(arena_config_t *cfg, size_t os_page)
         cfg->reserve = cfg->page_size;
     if (!cfg->sparse_percent)
         cfg->sparse_percent = 75;
-    /* R4.7: never more file than the process could ever hold in memory. */
+    /* .req.backing.max-file: never more file than the process could ever hold in memory. */
     if (!cfg->max_file)
         cfg->max_file = arena__os_memory_limit();
     cfg->vma_budget = arena__budget_limit_for(cfg->vma_budget);
@@ -130,7 +130,7 @@ int arena_create(arena_t **out, const arena_config_t *cfg_in)
     err = arena__heap_init(a);
     if (err)
         goto fail_views;
-    err = arena__fork_register(a); /* R9.1 */
+    err = arena__fork_register(a); /* .req.fork.no-tear */
     if (err) {
         arena__heap_fini(a);
         goto fail_views;

@@ -1,19 +1,19 @@
 /*
  * backing.c -- the backing file and the allocator of its pages (docs/design.md §4).
  *
- * R4.3  The backing is a memfd (MFD_CLOEXEC, MFD_NOEXEC_SEAL where the kernel has it),
+ * .req.backing.memfd  The backing is a memfd (MFD_CLOEXEC, MFD_NOEXEC_SEAL where the kernel has it),
  *       or an unlinked O_TMPFILE file (0600, O_CLOEXEC): never visible by name, never
  *       left behind, never inherited across exec.
- * R4.4  A page is fallocate()d before it is handed out, so exhaustion of memory or of
+ * .req.backing.reserve-before-use  A page is fallocate()d before it is handed out, so exhaustion of memory or of
  *       the filesystem is an error code (ENOSPC/ENOMEM), never a SIGBUS on first write.
- * R4.5  A page given back is punched (FALLOC_FL_PUNCH_HOLE|KEEP_SIZE): its memory
+ * .req.backing.punch-on-free  A page given back is punched (FALLOC_FL_PUNCH_HOLE|KEEP_SIZE): its memory
  *       returns to the system at once, and it reads as zero when handed out again.
- * R4.6  The file only grows; a memfd is sealed against shrinking (F_SEAL_SHRINK) so no
+ * .req.backing.grow-only  The file only grows; a memfd is sealed against shrinking (F_SEAL_SHRINK) so no
  *       one holding the descriptor can turn a mapped page into a SIGBUS.
- * R4.7  cfg.max_file caps the file: past it allocation fails with ENOSPC. Its default is
+ * .req.backing.max-file  cfg.max_file caps the file: past it allocation fails with ENOSPC. Its default is
  *       the memory the process may use at all (physical memory plus swap, or the memory
  *       cgroup's limit where lower: arena.c), so no request can ask for more than exists.
- * R4.12 Every request must fit in what memory is left now (os_memory.c) less a headroom for
+ * .req.backing.memory-left Every request must fit in what memory is left now (os_memory.c) less a headroom for
  *       the rest of the process, checked before each step, or it fails with ENOMEM; fallocate runs in
  *       bounded steps, and a failed request punches back what it committed. Shmem pages are
  *       charged to no process: an unbounded fallocate would have the OOM killer kill others.
@@ -56,16 +56,16 @@ struct arena__backing {
     size_t used_cap;       /* capacity of used[] in pages */
     size_t used_count;
     size_t hint;           /* first page worth searching from */
-    size_t headroom;       /* memory the file leaves to the rest of the process (R4.12) */
+    size_t headroom;       /* memory the file leaves to the rest of the process (.req.backing.memory-left) */
     size_t left_estimate;  /* memory left at the last reading, less what was committed since */
 };
 
 /* File pages are stored in 32-bit slot tables (view.c), and UINT32_MAX means "none". */
 #define BACKING_PAGE_LIMIT ((size_t)UINT32_MAX - 1)
 
-/* R4.12: one fallocate call commits at most this much. */
+/* .req.backing.memory-left: one fallocate call commits at most this much. */
 #define COMMIT_STEP ((size_t)64 << 20)
-/* R4.12: the system is asked how much memory is left only when the estimate from its last
+/* .req.backing.memory-left: the system is asked how much memory is left only when the estimate from its last
  * answer comes within this much of the headroom, so a growing heap does not read /proc and
  * the cgroup files for every chunk. */
 #define RECHECK_BELOW ((size_t)256 << 20)
@@ -78,7 +78,7 @@ static int punch(struct arena__backing *b, size_t first, size_t npages)
     return 0;
 }
 
-/* R4.12: bytes more can be committed and still leave b->headroom of the memory left. Every
+/* .req.backing.memory-left: bytes more can be committed and still leave b->headroom of the memory left. Every
  * commit asks, not only large ones: inside a memory cgroup, chunk-sized commits that fill the
  * limit would have the process OOM-killed at its next allocation of any kind. */
 static bool memory_fits(struct arena__backing *b, size_t bytes)
@@ -96,8 +96,8 @@ static size_t memory_headroom(void)
     return h < lo ? lo : h > hi ? hi : h;
 }
 
-/* Allocate file pages [first, first+npages) to the file (R4.4), in steps of COMMIT_STEP, each
- * step only while what is still to come fits in the memory left (R4.12). All or nothing: on
+/* Allocate file pages [first, first+npages) to the file (.req.backing.reserve-before-use), in steps of COMMIT_STEP, each
+ * step only while what is still to come fits in the memory left (.req.backing.memory-left). All or nothing: on
  * failure what this call committed is punched again (the pages were holes before). */
 static int commit(struct arena__backing *b, size_t first, size_t npages)
 {
@@ -133,7 +133,7 @@ static int open_memfd(void)
         fd = arena__os_memfd_create("arena", base);
     if (fd < 0)
         return -1;
-    /* R4.6. Best effort: a kernel without sealing still gives a working backing. */
+    /* .req.backing.grow-only. Best effort: a kernel without sealing still gives a working backing. */
     (void)arena__os_fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK);
     return fd;
 }
@@ -332,7 +332,7 @@ int arena__backing_alloc(struct arena__backing *b, size_t npages, size_t *first)
     int err = grow_file(b, p + npages);
     if (err)
         return err;
-    /* R4.4: reserve before handing out. */
+    /* .req.backing.reserve-before-use: reserve before handing out. */
     err = commit(b, p, npages);
     if (err)
         return err;
@@ -371,7 +371,7 @@ int arena__backing_free(struct arena__backing *b, size_t first, size_t npages)
 {
     if (!range_used(b, first, npages))
         return ARENA_ERANGE;
-    /* R4.5. When the punch fails the pages stay handed out: a page that may still hold
+    /* .req.backing.punch-on-free. When the punch fails the pages stay handed out: a page that may still hold
      * data must never be handed out again as zeroed. */
     int err = punch(b, first, npages);
     if (err)
@@ -441,7 +441,7 @@ int arena__backing_fd(const struct arena__backing *b)
 }
 
 /* Size the twin like b and reserve (fallocate) every page in use, so no later write to
- * the copy can SIGBUS (R4.4). */
+ * the copy can SIGBUS (.req.backing.reserve-before-use). */
 static int twin_fill(struct arena__backing *t, const struct arena__backing *b)
 {
     if (b->file_pages == 0)

@@ -22,7 +22,7 @@ int arena__backing_alloc(struct arena__backing *b, size_t npages, size_t *first)
 int arena__backing_free(struct arena__backing *b, size_t first, size_t npages);
 /* Punch only: the memory goes back to the system, contents read as zero, the pages stay
  * handed out. A punched page is no longer reserved: call arena__backing_reserve before
- * writing to it again, or a write under memory pressure could SIGBUS (R4.4). */
+ * writing to it again, or a write under memory pressure could SIGBUS (.req.backing.reserve-before-use). */
 int arena__backing_punch(struct arena__backing *b, size_t first, size_t npages);
 /* fallocate handed-out pages again (after a punch): ENOSPC / ENOMEM instead of SIGBUS. */
 int arena__backing_reserve(struct arena__backing *b, size_t first, size_t npages);

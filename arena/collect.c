@@ -13,19 +13,19 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* An object evacuated out of a sparse page (R7.4): its old and new offsets in the heap
+/* An object evacuated out of a sparse page (.req.collect.evacuate-sparse): its old and new offsets in the heap
  * view. Appended in old-address order: a page's entries are consecutive. */
 struct evac_entry {
     size_t old_off, new_off, size;
 };
 
-/* Forwarding of the last collection (R7.6), valid until the next one. */
+/* Forwarding of the last collection (.req.collect.forwarding), valid until the next one. */
 struct arena__gc {
     uint32_t *page_fwd;      /* per old slot: new slot, FWD_DEAD or FWD_EVAC */
     size_t nslots;           /* slots covered by page_fwd */
     struct evac_entry *evac; /* objects moved one by one */
     size_t nevac, evac_cap;
-    /* O(1) forwarding of evacuated objects (R7.6): per evacuated page a block holding its
+    /* O(1) forwarding of evacuated objects (.req.collect.forwarding): per evacuated page a block holding its
      * first entry's index and the start bits of its live objects; the rank of an object's
      * start bit among them is its entry. */
     uint32_t *evac_blk;      /* per old slot (FWD_EVAC ones): its block */
@@ -72,7 +72,7 @@ static int mark(arena_t *a, const void *p, bool pin)
     if (!arena__bit_get(h->marks, bit)) {
         arena__bit_set(h->marks, bit);
         size_t size = arena__heap_size_at(a, slot, obj);
-        /* A large object's pages are full by definition: never sparse (R7.4). */
+        /* A large object's pages are full by definition: never sparse (.req.collect.evacuate-sparse). */
         pg->live += npages > 1 ? (uint32_t)a->page_size : (uint32_t)size;
         for (size_t i = 1; i < npages; i++)
             h->pages[slot + i].live = (uint32_t)a->page_size;
@@ -212,7 +212,7 @@ static int cmp_size(const void *x, const void *y)
 }
 
 /* File pages no longer needed are punched at the end of the collection, after their
- * slots were unmapped (R7.2): cheaper, and sorted into runs. */
+ * slots were unmapped (.req.collect.release-retains): cheaper, and sorted into runs. */
 static void defer_free(struct cycle *c, size_t fp)
 {
     if (c->ndead == c->dead_cap) {
@@ -229,7 +229,7 @@ static void defer_free(struct cycle *c, size_t fp)
 }
 
 /* File pages no slot shows any more stay allocated and resident, parked for reuse or the
- * trim (R6.7); only without memory for the list are they punched now. */
+ * trim (.req.heap.retain-pages); only without memory for the list are they punched now. */
 static void park_deferred(struct cycle *c)
 {
     if (c->ndead == 0 || arena__heap_park(c->a, c->dead_fp, c->ndead) == 0) {
@@ -250,7 +250,7 @@ static void park_deferred(struct cycle *c)
 }
 
 
-/* R6.7: a dead page stays mapped and resident, a retained page: the allocation pool and
+/* .req.heap.retain-pages: a dead page stays mapped and resident, a retained page: the allocation pool and
  * this collection's to-space (evacuation, slides) reuse it without a system call. */
 static void retain(struct cycle *c, size_t slot, size_t n)
 {
@@ -258,7 +258,7 @@ static void retain(struct cycle *c, size_t slot, size_t n)
     c->st.pages_retained += n;
 }
 
-/* Unmarked objects die: their bits are cleared (R7.1). */
+/* Unmarked objects die: their bits are cleared (.req.collect.sweep). */
 static void sweep_small(struct cycle *c, size_t slot)
 {
     struct arena__heap *h = c->h;
@@ -297,7 +297,7 @@ static bool evac_append(struct arena__gc *gc, size_t old_off, size_t new_off, si
 
 /* The lowest retained slot below the sweep, or (size_t)-1. Every slot below the sweep has
  * its forwarding settled, a retained one FWD_DEAD: no live pre-collection address names it,
- * so evacuated objects may land there (R7.4). */
+ * so evacuated objects may land there (.req.collect.evacuate-sparse). */
 /* ARENA_DEBUG_FORWARD: true when no live object was in slots [t, t+n) before the collection,
  * so nothing moved there can be mistaken for an old address (arena_forward_check). */
 static bool held_nothing(const struct cycle *c, size_t t, size_t n)
@@ -379,7 +379,7 @@ static char *evac_room(struct cycle *c, size_t size)
     return dst;
 }
 
-/* R7.4: a sparse page's objects are copied one by one into fresh pages. All or nothing:
+/* .req.collect.evacuate-sparse: a sparse page's objects are copied one by one into fresh pages. All or nothing:
  * when room runs out half-way, the copies are forgotten and the page stays. */
 static bool evacuate(struct cycle *c, size_t slot)
 {
@@ -439,7 +439,7 @@ static bool evacuate(struct cycle *c, size_t slot)
     return true;
 }
 
-/* Pass 1 over the old heap: sweep, release the dead, evacuate the sparse (R7.1-R7.4). */
+/* Pass 1 over the old heap: sweep, release the dead, evacuate the sparse (.req.collect.sweep to .req.collect.evacuate-sparse). */
 static void sweep_all(struct cycle *c)
 {
     struct arena__heap *h = c->h;
@@ -499,9 +499,9 @@ static void sweep_all(struct cycle *c)
 
 enum method { M_STAY, M_REMAP, M_MREMAP, M_COPY };
 
-/* Mappings kept free for copying once remapping stops (R7.5). */
+/* Mappings kept free for copying once remapping stops (.req.collect.slide). */
 #define VMA_MARGIN 8
-/* Pinned pages at most this % occupied are meshed into others (R7.9). */
+/* Pinned pages at most this % occupied are meshed into others (.req.mesh.what). */
 #define MESH_PERCENT 50
 
 static size_t *page_list(struct cycle *c, size_t slot, size_t n)
@@ -514,7 +514,7 @@ static size_t *page_list(struct cycle *c, size_t slot, size_t n)
     return fp;
 }
 
-/* R7.8: mirror views show what the heap shows, slot for slot. */
+/* .req.collect.mirrors-follow: mirror views show what the heap shows, slot for slot. */
 static void mirrors_follow(struct cycle *c, size_t slot, size_t n)
 {
     for (arena_view_t *v = c->a->views; v != NULL; v = arena__view_next(v)) {
@@ -525,7 +525,7 @@ static void mirrors_follow(struct cycle *c, size_t slot, size_t n)
         size_t *fp = page_list(c, slot, m);
         int err = fp == NULL ? ARENA_ENOMEM : arena__view_set(v, slot, fp, m, ARENA_MOVE_MMAP_FIXED);
         /* view_set rolled back: the mirror shows the old layout, which no pointer the
-         * runtime will hold after forwarding can use (R9.6). */
+         * runtime will hold after forwarding can use (.req.fault.no-data-loss). */
         arena__view_set_out_of_step(v, err != 0);
         note_error(c, err);
         free(fp);
@@ -540,7 +540,7 @@ static void tables_move(struct cycle *c, size_t dst, size_t src, size_t n)
 {
     struct arena__heap *h = c->h;
     size_t wb = h->words * sizeof(uint64_t);
-    /* Retained target slots no longer show their file pages: parked at the end (R6.7). */
+    /* Retained target slots no longer show their file pages: parked at the end (.req.heap.retain-pages). */
     for (size_t i = dst; i < dst + n; i++) {
         if (h->pages[i].kind == ARENA__PAGE_FREE && (h->pages[i].flags & ARENA__PAGE_RETAINED)) {
             defer_free(c, h->pages[i].file_page);
@@ -562,13 +562,13 @@ static void tables_move(struct cycle *c, size_t dst, size_t src, size_t n)
     }
 }
 
-/* R6.7 slide: the unit's bytes are copied down into the slots below it, which show
+/* .req.heap.retain-pages slide: the unit's bytes are copied down into the slots below it, which show
  * retained (or the unit's own) pages: no mapping changes, no fault. File pages stay with
  * their slots; the slots the unit vacates are retained in turn. */
 static bool slidable(const struct cycle *c, size_t dst, size_t src, size_t n)
 {
     if (arena__view_track(c->a->heap_view) != NULL)
-        return false; /* the tracker must see moves as remaps (R8.6): the old paths do that */
+        return false; /* the tracker must see moves as remaps (.req.track.moves): the old paths do that */
     size_t end = dst + n < src ? dst + n : src;
     for (size_t i = dst; i < end; i++) {
         const struct arena__page *pg = &c->h->pages[i];
@@ -637,7 +637,7 @@ static bool parkable(const struct cycle *c, size_t dst, size_t src, size_t n)
 }
 
 /* The tables follow a swap: the unit is at dst, the retained pages dst showed are parked
- * at the vacated source slots, still retained (R6.7). */
+ * at the vacated source slots, still retained (.req.heap.retain-pages). */
 static void tables_swap(struct cycle *c, size_t dst, size_t src, size_t n)
 {
     struct arena__heap *h = c->h;
@@ -658,7 +658,7 @@ static void tables_swap(struct cycle *c, size_t dst, size_t src, size_t n)
 
 /* mremap carries page tables along; view.c takes overlapping slides through a scratch
  * reservation and is all-or-nothing. A retained target is first swapped with the source
- * (R6.7): mremap onto resident page tables tears them down, which is most of a long
+ * (.req.heap.retain-pages): mremap onto resident page tables tears them down, which is most of a long
  * run's move; moving them costs as little as moving the unit's. */
 static int move_mremap(struct cycle *c, size_t dst, size_t src, size_t n)
 {
@@ -679,7 +679,7 @@ static int move_mremap(struct cycle *c, size_t dst, size_t src, size_t n)
 
 /* Fresh file pages for copies come from one consecutive batch, so that units copied to
  * consecutive slots show consecutive file pages: one mapping, however scattered the
- * sources were (this is what keeps a copying slide inside the VMA budget, R7.5). */
+ * sources were (this is what keeps a copying slide inside the VMA budget, .req.collect.slide). */
 static int fresh_pages(struct cycle *c, size_t n, size_t *fp)
 {
     struct arena__backing *b = c->a->backing;
@@ -711,7 +711,7 @@ static void fresh_pages_done(struct cycle *c)
     c->copy_fp_n = 0;
 }
 
-/* R7.5 copy: fresh file pages at the free part of the target, memmove, and the source
+/* .req.collect.slide copy: fresh file pages at the free part of the target, memmove, and the source
  * slots no longer covered give their file pages back. Nothing is lost before the
  * memmove, and nothing after it can fail in a way that loses data. */
 static int move_copy(struct cycle *c, size_t dst, size_t src, size_t n)
@@ -751,13 +751,13 @@ static bool kernel_error(int err)
 
 /* ------------------------------------------------------------ copy batches -- */
 
-/* R7.5 copy, batched: units copied to consecutive target slots share one run of fresh
+/* .req.collect.slide copy, batched: units copied to consecutive target slots share one run of fresh
  * consecutive file pages, filled through a private scratch mapping and then shown at
  * the target by ONE mapping call. Mapping over a still-mapped range costs a TLB
  * shootdown per call, far more than copying a page (docs/design.md §1 has the measured
  * figures), so one mapping call per unit would dominate the pause. Nothing
  * is mapped over a source before the flush, so a failed flush leaves every unit where
- * it was, intact (R7.7). */
+ * it was, intact (.req.collect.never-lose-data). */
 struct batch_unit {
     size_t dst, src, n;
 };
@@ -802,7 +802,7 @@ static bool batch_add(struct cycle *c, size_t dst, size_t src, size_t n)
 {
     struct batch *b = c->batch;
     /* A tracked heap copies unit by unit: the tracker learns each move while the
-     * sources still show what they showed (arena__track_moved, R8.6). */
+     * sources still show what they showed (arena__track_moved, .req.track.moves). */
     if (b == NULL || n > b->cap || arena__view_track(c->a->heap_view) != NULL)
         return false;
     if (b->scratch != NULL && (dst != b->t + b->k || b->k + n > b->win))
@@ -857,7 +857,7 @@ static bool batch_flush(struct cycle *c)
 }
 
 /* Move a unit with the chosen method, falling back to copying, then to staying where
- * it is (R7.7). Returns the slot the unit ends at. */
+ * it is (.req.collect.never-lose-data). Returns the slot the unit ends at. */
 static size_t move_unit(struct cycle *c, size_t dst, size_t src, size_t n, enum method m)
 {
     arena_t *a = c->a;
@@ -911,7 +911,7 @@ static bool single_segment(const struct arena__heap *h, size_t s, size_t n)
     return true;
 }
 
-/* R7.5: the method for a unit, and its target (which may move up to keep a long run
+/* .req.collect.slide: the method for a unit, and its target (which may move up to keep a long run
  * congruent to its source mod 2 MiB, so mremap moves whole page tables). */
 static enum method choose(struct cycle *c, size_t *dst, size_t src, size_t n)
 {
@@ -984,7 +984,7 @@ static void passed(struct cycle *c, size_t n)
 }
 
 /* Pass 2: live pages slide toward the low end in address order; pinned pages stay and
- * the slide goes around them (R7.5). */
+ * the slide goes around them (.req.collect.slide). */
 static void slide(struct cycle *c)
 {
     struct arena__heap *h = c->h;
@@ -1088,7 +1088,7 @@ static void defer_free_cb(void *ctx, size_t fp)
     defer_free(ctx, fp);
 }
 
-/* R7.9: pages that stayed where they are (pinned) and are sparse share file pages. */
+/* .req.mesh.what: pages that stayed where they are (pinned) and are sparse share file pages. */
 static void mesh(struct cycle *c)
 {
     if (c->a->cfg.mesh == ARENA_MESH_OFF)
@@ -1126,7 +1126,7 @@ static void finish(struct cycle *c)
     note_error(c, arena__heap_rebuild_free(a));
     h->live_bytes = c->st.bytes_live;
     __atomic_store_n(&h->allocated_bytes, c->st.bytes_live, __ATOMIC_RELAXED);
-    /* R6.7: past the hard limit the surplus goes now, in runs; below it, the allocator
+    /* .req.heap.retain-pages: past the hard limit the surplus goes now, in runs; below it, the allocator
      * releases what stays unused past the delay. */
     size_t released = 0;
     note_error(c, arena__heap_trim(a, arena__heap_retain_hard(a), &released));
@@ -1157,7 +1157,7 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
     c.st.pages_before = h->used_pages;
     unsigned sparse = a->cfg.sparse_percent ? a->cfg.sparse_percent : 75;
     c.sparse_bytes = a->page_size * (sparse > 100 ? 100 : sparse) / 100;
-    /* Every thread's current page is retired: the next allocation refills (R6.1). */
+    /* Every thread's current page is retired: the next allocation refills (.req.heap.lock-free-bump). */
     c.gc = calloc(1, sizeof *c.gc);
     if (c.gc != NULL) {
         c.gc->page_fwd = malloc((h->top ? h->top : 1) * sizeof(uint32_t));
@@ -1174,7 +1174,7 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
         return ARENA_ENOCOLLECT;
     }
     atomic_fetch_add(&h->epoch, 1);
-    h->collecting = true; /* the collector's reserve is open (R7.9) */
+    h->collecting = true; /* the collector's reserve is open (.req.collect.full-file-no-jam) */
     arena__heap_drop_pool(a);
     /* Evacuation fills retained slots below the sweep, else fresh slots above the old heap. */
     h->nholes = h->nkept = 0;

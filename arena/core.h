@@ -50,7 +50,7 @@ struct arena {
     size_t collections;
     uint64_t bytes_remapped, bytes_copied, pages_released;
     _Atomic uint64_t track_faults;
-    /* fork.c: 0, or the error a forked child's re-backing left (R9.3): every public call on
+    /* fork.c: 0, or the error a forked child's re-backing left (.req.fork.child-failure): every public call on
      * the arena then fails with it. Only ever set in a child, before it runs user code. */
     int fork_error;
     arena_t *fork_next;          /* fork.c's registry of live arenas */

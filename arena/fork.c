@@ -1,19 +1,19 @@
 /*
- * fork.c -- fork() of a process that holds arenas (docs/design.md §9, R9.1-R9.4).
+ * fork.c -- fork() of a process that holds arenas (docs/design.md §9, .req.fork.no-tear to .req.fork.thread-state).
  *
  * Every heap page is a page of a MAP_SHARED file, so after a plain fork() parent and
  * child would write into the same memory. The atfork handlers give the child its own
  * copy of every arena:
  *   prepare  (parent, before fork): take every arena's lock, so no thread is in the middle
- *            of a slow-path allocation, a view change or a collection (R9.1);
+ *            of a slow-path allocation, a view change or a collection (.req.fork.no-tear);
  *   child    (only the forking thread exists): per arena, copy every file page in use into a
  *            new file, tell the parent the copy is complete, then re-map every view run onto
- *            the new file at the same address (R9.2);
+ *            the new file at the same address (.req.fork.no-shared-memory);
  *   parent   wait until the child has copied, then unlock. Without the wait the forking thread
  *            could write into the heap before the child had read it, and the child would see a
- *            write made after fork() returned (R9.2).
+ *            write made after fork() returned (.req.fork.no-shared-memory).
  * A failure in the child cannot be returned from fork(): it is recorded in the arena and
- * every later call on that arena fails with it (R9.3). The child never crashes for it: the
+ * every later call on that arena fails with it (.req.fork.child-failure). The child never crashes for it: the
  * old file stays mapped wherever the new one could not be.
  *
  * Layer 4 (docs/design.md §2): calls view.c, map.c, backing.c and os.c; the heap and the

@@ -3,9 +3,9 @@
  *
  * The heap is the primary view of the backing file. Slots are handed out in chunks
  * of consecutive slots showing consecutive file pages (one fallocate and one mapping
- * per chunk, R6.2); each thread bumps through its own current page with no lock (R6.1).
+ * per chunk, .req.heap.chunks-no-hoarding); each thread bumps through its own current page with no lock (.req.heap.lock-free-bump).
  * There is no object header: a start bit and an end bit per 16-byte granule give every
- * object's extent, so interior pointers resolve (R6.4).
+ * object's extent, so interior pointers resolve (.req.heap.no-header).
  *
  * Layer 5 (docs/design.md §2): calls view.c, map.c, backing.c and os.c.
  */
@@ -19,12 +19,12 @@
 #define CHUNK_MIN 16u
 #define CHUNK_MAX 1024u
 #define TCACHE_WAYS 4u
-/* Retention defaults (R6.7). */
+/* Retention defaults (.req.heap.retain-pages). */
 #define RETAIN_SOFT_MIN ((size_t)16 << 20)
 #define RETAIN_HARD_MIN ((size_t)64 << 20)
 #define RETAIN_DELAY_MS 250u
 
-/* The calling thread's current page per arena (R6.1). Keyed by the arena's id, which is
+/* The calling thread's current page per arena (.req.heap.lock-free-bump). Keyed by the arena's id, which is
  * never reused, and the heap epoch, which every collection bumps: a cache whose arena
  * was destroyed or collected is simply stale, nothing has to find and clear it. */
 struct tcache {
@@ -226,7 +226,7 @@ size_t arena_object_size(const arena_t *a, const void *obj)
 
 /* ------------------------------------------------------------- slots, pages -- */
 
-/* Mirror views show the heap's layout (R7.8): a change to heap slots is made to them too. */
+/* Mirror views show the heap's layout (.req.collect.mirrors-follow): a change to heap slots is made to them too. */
 static int mirrors_set_run(arena_t *a, size_t slot, size_t file_page, size_t n)
 {
     for (arena_view_t *v = a->views; v != NULL; v = arena__view_next(v)) {
@@ -297,7 +297,7 @@ static bool have_mirror(const arena_t *a)
     return false;
 }
 
-/* Mirrors show nothing at a retained slot (a FREE slot, R7.8): reused, they show its page. */
+/* Mirrors show nothing at a retained slot (a FREE slot, .req.collect.mirrors-follow): reused, they show its page. */
 static int mirrors_show(arena_t *a, size_t slot, size_t n)
 {
     if (!have_mirror(a))
@@ -316,7 +316,7 @@ static int mirrors_show(arena_t *a, size_t slot, size_t n)
     return 0;
 }
 
-/* R7.9: evacuating a sparse page needs one page to copy into before the evacuated page becomes
+/* .req.collect.full-file-no-jam: evacuating a sparse page needs one page to copy into before the evacuated page becomes
  * a target itself. With the file at its cap and no page wholly dead there was none: every
  * collection freed nothing and allocation failed with ENOSPC for ever. So the mutator leaves
  * a few file pages free under the cap, only a collection takes them, and each collection ends
@@ -361,7 +361,7 @@ static int map_fresh(arena_t *a, size_t slot, size_t n)
     }
     for (size_t i = 0; i < n; i++)
         a->heap->pages[slot + i].file_page = (uint32_t)(fp + i);
-    /* R6.2: fallocate already made the file pages resident; one call fills the page
+    /* .req.heap.chunks-no-hoarding: fallocate already made the file pages resident; one call fills the page
      * tables, instead of one shmem fault per page on first touch (dearer than an
      * anonymous fault). Only advice: an older kernel (EINVAL) or a refusal leaves the
      * pages to fault in as usual. */
@@ -369,7 +369,7 @@ static int map_fresh(arena_t *a, size_t slot, size_t n)
     return 0;
 }
 
-/* Retained slots first (no system call, R6.7), else fresh ones. */
+/* Retained slots first (no system call, .req.heap.retain-pages), else fresh ones. */
 static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind, size_t *slot_out,
                       size_t *got_out, bool *dirty)
 {
@@ -608,7 +608,7 @@ static int unpark(arena_t *a, size_t n)
     return err;
 }
 
-/* Unmap retained slots [slot, slot+n) in every view, then punch their file pages (R6.6
+/* Unmap retained slots [slot, slot+n) in every view, then punch their file pages (.req.heap.release-order
  * order). A page whose punch failed is parked. */
 static int release_kept(arena_t *a, size_t slot, size_t n)
 {
@@ -715,7 +715,7 @@ static void set_object_bits(struct arena__heap *h, const arena_t *a, const char 
 }
 
 /* A chunk of fresh slots for the pool: its size follows the heap (an eighth of it,
- * within bounds), so growth costs few system calls without hoarding (R6.2). */
+ * within bounds), so growth costs few system calls without hoarding (.req.heap.chunks-no-hoarding). */
 static int pool_refill(arena_t *a)
 {
     struct arena__heap *h = a->heap;
@@ -767,7 +767,7 @@ static char *take_page(arena_t *a, bool valid, char **cur, char **end, uint64_t 
     bool dirty = h->pool_dirty;
     pthread_mutex_unlock(&a->lock);
     char *page = arena__view_slot_addr(a->heap_view, slot);
-    /* A retained page holds a dead page's bytes (R6.7); outside the lock, since a tracked
+    /* A retained page holds a dead page's bytes (.req.heap.retain-pages); outside the lock, since a tracked
      * page may fault here. */
     if (dirty)
         memset(page, 0, a->page_size);
@@ -832,7 +832,7 @@ void *arena_alloc(arena_t *a, size_t size)
         return alloc_large(a, size);
     struct arena__heap *h = a->heap;
     struct tcache *c = &tcache[a->id % TCACHE_WAYS];
-    /* R6.1: the fast path touches only this thread's cache and its own page's bitmap words. */
+    /* .req.heap.lock-free-bump: the fast path touches only this thread's cache and its own page's bitmap words. */
     if (c->id == a->id && c->epoch == atomic_load_explicit(&h->epoch, memory_order_relaxed) &&
         (size_t)(c->end - c->cur) >= size) {
         char *obj = c->cur;

@@ -21,10 +21,10 @@ enum arena__page_kind {
 
 /* A FREE slot that still shows a file page: during a collection dead and
  * vacated slots are unmapped only at the end, in runs, so holes do not split the heap
- * into more mappings than the budget allows while pages slide (R7.2). */
+ * into more mappings than the budget allows while pages slide (.req.collect.release-retains). */
 #define ARENA__PAGE_STALE 1u
 /* A FREE slot that still shows its file page, which stays allocated and resident: a
- * retained page (R6.7). The allocator and the collector reuse it without a system call
+ * retained page (.req.heap.retain-pages). The allocator and the collector reuse it without a system call
  * (clearing it with memset when it must read as zero); arena__heap_trim releases it. */
 #define ARENA__PAGE_RETAINED 2u
 /* Only during a collection: a slot above the sweep that evacuation filled (collect.c). */
@@ -39,12 +39,12 @@ enum arena__page_kind {
  * an EVAC page the ones reached are copied out. */
 #define ARENA__PAGE_CONDEMNED 32u
 #define ARENA__PAGE_EVAC 64u
-/* A SMALL slot whose file page another slot shows too (mesh.c, R7.9): it never moves,
+/* A SMALL slot whose file page another slot shows too (mesh.c, .req.mesh.what): it never moves,
  * and when its objects die it is unmapped, not retained. A one-pass collection (trace.c)
  * traces and sweeps it in place but never evacuates or releases it: arena_collect does. */
 #define ARENA__PAGE_MESHED 128u
 
-/* Per-slot page information (R6.3). Written under a->lock or stop-the-world; kind and
+/* Per-slot page information (.req.heap.page-info). Written under a->lock or stop-the-world; kind and
  * aux are read lock-free by arena_object, hence the atomic accessors in heap.c. */
 struct arena__page {
     uint8_t kind;
@@ -61,7 +61,7 @@ struct arena__hole {
 };
 
 struct arena__heap {
-    bool collecting;             /* arena_collect or arena_trace_collect runs: it may use the collector's reserve (R7.9) */
+    bool collecting;             /* arena_collect or arena_trace_collect runs: it may use the collector's reserve (.req.collect.full-file-no-jam) */
     char *base;                  /* the heap view's slot 0 (arena__view_base), never moves */
     size_t nslots;               /* slots in the heap view */
     size_t granules;             /* granules per page */
@@ -79,7 +79,7 @@ struct arena__heap {
     size_t chunk_pages;          /* size of the next chunk */
     struct arena__hole *holes;   /* unmapped free ranges below top, low to high */
     size_t nholes, holes_cap;
-    struct arena__hole *kept;    /* runs of RETAINED slots, low to high (R6.7) */
+    struct arena__hole *kept;    /* runs of RETAINED slots, low to high (.req.heap.retain-pages) */
     size_t nkept, kept_cap;
     size_t retained_pages;       /* RETAINED slots */
     uint32_t *parked;            /* file pages allocated and resident but shown by no slot
@@ -126,7 +126,7 @@ int arena__heap_park(arena_t *a, const size_t *fp, size_t n);
 /* Release retained pages (parked file pages first, then RETAINED slots from the top down)
  * until at most keep_pages stay retained; *released gets the count. a->lock held. */
 int arena__heap_trim(arena_t *a, size_t keep_pages, size_t *released);
-/* R7.9: file pages the mutator leaves free under the file's cap for the collector, and after
+/* .req.collect.full-file-no-jam: file pages the mutator leaves free under the file's cap for the collector, and after
  * a collection the retained pages released until that many are free again. */
 size_t arena__heap_collector_reserve(const arena_t *a);
 int arena__heap_restore_reserve(arena_t *a);
@@ -134,7 +134,7 @@ int arena__heap_restore_reserve(arena_t *a);
 size_t arena__heap_retain_soft(const arena_t *a);
 size_t arena__heap_retain_hard(const arena_t *a);
 /* Called when the pool refills (release) and after a collection (only starts the clock):
- * releases the surplus above the soft amount once it has lasted cfg.retain_delay_ms (R6.7). */
+ * releases the surplus above the soft amount once it has lasted cfg.retain_delay_ms (.req.heap.retain-pages). */
 int arena__heap_purge_due(arena_t *a, uint64_t now, bool release);
 /* Mark slots FREE and STALE: unmapped by arena__heap_unmap_stale at the end of the
  * collection, their file pages left to the caller (mesh.c: dead meshed slots). */
@@ -165,7 +165,7 @@ static inline void arena__bit_clear(uint64_t *map, size_t bit)
     __atomic_store_n(&map[bit >> 6], w & ~((uint64_t)1 << (bit & 63)), __ATOMIC_RELAXED);
 }
 
-/* mesh.c (R7.9-R7.12), called by arena_collect. Before the sweep: every meshed slot with a
+/* mesh.c (.req.mesh.what to .req.mesh.budget), called by arena_collect. Before the sweep: every meshed slot with a
  * live object is pinned, a meshed slot with none is discarded (STALE), and free_fp(ctx, fp)
  * is called for a file page no slot shows any more; *freed_objects counts the objects of the
  * discarded slots. */

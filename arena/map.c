@@ -111,7 +111,7 @@ int arena__map_mremap(const struct arena__backing *b, char *dst, char *src, size
         /* The part of src that dst does not cover goes back to the reservation. If that is
          * refused the move has still happened (part of src now shows dst's pages, it cannot
          * be "as it was"): report success; the leftover keeps showing old file pages until
-         * the slots are mapped again (R9.6). */
+         * the slots are mapped again (.req.fault.no-data-loss). */
         char *lo = src < dst ? src : dst + len;
         size_t left = src < dst ? (size_t)(dst - src) : (size_t)(src - dst);
         (void)arena__map_unmap(b, lo, left / ps);
@@ -139,7 +139,7 @@ int arena__map_swap(const struct arena__backing *b, char *a_addr, char *b_addr, 
         err = mremap_dontunmap(a_addr, b_addr, len);
     if (!err) {
         *swapped = mremap_dontunmap(b_addr, scratch, len) == 0;
-        if (!*swapped) /* b keeps showing its old pages until the slots are mapped again (R9.6) */
+        if (!*swapped) /* b keeps showing its old pages until the slots are mapped again (.req.fault.no-data-loss) */
             (void)arena__map_unmap(b, b_addr, npages);
     }
     arena__os_munmap(scratch, len);
@@ -281,7 +281,7 @@ int arena__map_table_free(void *p, size_t len)
 
 /* ---------------------------------------------------------------- VMA budget ---- */
 
-/* A safe share of vm.max_map_count (R4.9): half of what the process has not
+/* A safe share of vm.max_map_count (.req.map.vma-budget): half of what the process has not
  * used yet, so the runtime and its libraries keep the other half. */
 static size_t default_limit(size_t max, size_t used)
 {
@@ -290,11 +290,11 @@ static size_t default_limit(size_t max, size_t used)
 }
 
 /* Mappings left free below vm.max_map_count whatever the configured budget, as a margin for
- * the runtime's own mappings (R4.9). Undos do not rely on it: they free before they map
+ * the runtime's own mappings (.req.map.vma-budget). Undos do not rely on it: they free before they map
  * (view.c, .req.view.undo-frees-first), since the process may use this margin up later. */
 #define ROLLBACK_HEADROOM 512
 
-/* R4.11: every arena of the process also draws from one process-wide budget. Its limit is
+/* .req.map.process-budget: every arena of the process also draws from one process-wide budget. Its limit is
  * set by the first arena (half of what vm.max_map_count leaves then, as for one arena) and
  * raised only by an arena configured with a larger budget of its own (clamped as above).
  * Without it each default arena took half of what was left, and five of them all of it. */

@@ -61,20 +61,20 @@ void *arena__map_table(size_t len);
 int arena__map_table_free(void *p, size_t len);
 
 /* ---------------------------------------------------------------- VMA budget ---- */
-/* Mappings accounted to one arena against its limit (R4.9). Fields are map.c's. */
+/* Mappings accounted to one arena against its limit (.req.map.vma-budget). Fields are map.c's. */
 struct arena__budget {
     size_t limit;
     _Atomic size_t used;
 };
-/* The limit to use for a configured budget (0 = the process-wide one, R4.11), clamped so a
- * rollback always has mappings left (R4.9). The first call sets the process-wide limit to a
+/* The limit to use for a configured budget (0 = the process-wide one, .req.map.process-budget), clamped so a
+ * rollback always has mappings left (.req.map.vma-budget). The first call sets the process-wide limit to a
  * safe share of vm.max_map_count; a larger configured budget raises it. */
 size_t arena__budget_limit_for(size_t configured);
 void arena__budget_init(struct arena__budget *bu, size_t limit);
 size_t arena__budget_used(const struct arena__budget *bu);
 size_t arena__budget_limit(const struct arena__budget *bu);
 /* Mappings that may still be added: within the arena's limit and the process-wide one
- * (R4.11: every arena of the process draws from one budget). */
+ * (.req.map.process-budget: every arena of the process draws from one budget). */
 size_t arena__budget_room(const struct arena__budget *bu);
 /* 0 when adding `extra` mappings keeps within both limits, else ARENA_EVMA. */
 int arena__budget_check(const struct arena__budget *bu, size_t extra);

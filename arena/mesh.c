@@ -1,5 +1,5 @@
 /*
- * mesh.c -- meshing of pinned pages (docs/design.md §7, R7.9-R7.12).
+ * mesh.c -- meshing of pinned pages (docs/design.md §7, .req.mesh.what to .req.mesh.budget).
  *
  * Mesh (Powers, Tench, Berger and McGregor, "Mesh: compacting memory management for C/C++
  * applications", PLDI 2019): two sparse pages whose live objects occupy disjoint offsets
@@ -88,11 +88,11 @@ int arena__mesh_prepare(arena_t *a, void (*free_fp)(void *, size_t), void *ctx, 
         for (size_t k = i; k < j; k++) {
             struct arena__page *pg = &h->pages[v[k].slot];
             if (pg->live != 0) {
-                pg->pinned = 1;          /* R7.10: a meshed page stays where it is */
+                pg->pinned = 1;          /* .req.mesh.all-or-nothing: a meshed page stays where it is */
                 if (alive == 1)
                     pg->flags &= (uint16_t)~ARENA__PAGE_MESHED; /* alone again: movable */
             } else {
-                /* R7.11: unmapped at the end of the collection (STALE), never retained. */
+                /* .req.mesh.placement: unmapped at the end of the collection (STALE), never retained. */
                 for (size_t w = v[k].slot * h->words; w < (v[k].slot + 1) * h->words; w++)
                     *freed += (size_t)__builtin_popcountll(h->starts[w]);
                 arena__heap_discard(a, v[k].slot, 1);
@@ -157,7 +157,7 @@ static void copy_live(const arena_t *a, const struct unit *u, const struct unit 
     }
 }
 
-/* R7.9: mesh u (one slot) into t. All or nothing: the copy lands only in granules no
+/* .req.mesh.what: mesh u (one slot) into t. All or nothing: the copy lands only in granules no
  * object of t's file page occupies, and the one mapping call either shows t's file page
  * at u's slot or leaves u's slot as it was (view.c restores); only then do the tables
  * change. */
@@ -228,7 +228,7 @@ int arena__mesh_pass(arena_t *a, unsigned max_percent, size_t vma_margin, size_t
                 struct unit *t = targets[j];
                 if (t->used + u->used > h->granules || !disjoint(t->occ, u->occ, words))
                     continue;
-                /* R7.12: each meshed slot may split a mapping in two more, here and in
+                /* .req.mesh.budget: each meshed slot may split a mapping in two more, here and in
                  * every mirror that follows it at the end of the collection; keep those
                  * and the margin the rest of the collection needs. */
                 if (arena__budget_check(&a->budget, vma_margin + 2 + (*meshed_out + 1) * follow) != 0)

@@ -1,6 +1,6 @@
 /*
- * os.c -- the thin OS layer (docs/design.md §4, R4.1): every system call the library
- * makes, plus the fault-injection hooks of the test build (R4.2).
+ * os.c -- the thin OS layer (docs/design.md §4, .req.os.wrapped-calls): every system call the library
+ * makes, plus the fault-injection hooks of the test build (.req.os.fault-counters).
  * Layer 0 (docs/design.md §2): the only file that calls the kernel; calls no other module.
  */
 #ifndef _GNU_SOURCE

@@ -4,7 +4,7 @@
  *
  * Why: (1) one place to see what the library asks of the kernel; (2) a test build
  * (ARENA_FAULT_INJECTION) can make the Nth call of any of them fail with a chosen
- * errno, which is how the "never lose data" requirement is tested (docs/design.md, R6).
+ * errno, which is how the "never lose data" requirement is tested (docs/design.md, .req.fault.no-data-loss).
  * Every wrapper has the calling convention of the system call it wraps (-1 or
  * MAP_FAILED with errno set).
  */

@@ -1,7 +1,7 @@
 /*
  * os_memory.c -- how much memory the machine (or the memory cgroup the process lives in) has,
  * and how much of it is left: the backing file's default cap and the check that a large
- * request can be met before any of it is committed (docs/design.md §4, R4.8).
+ * request can be met before any of it is committed (docs/design.md §4, .req.backing.first-fit).
  *
  * Why this matters: the backing file's pages are shmem. Once fallocated they are charged to
  * no process, so a request larger than the machine does not make this process the OOM

@@ -327,7 +327,7 @@ struct release {
     size_t slot, n;
 };
 
-/* Dead pages stay mapped and resident (retained, R6.7): the next allocations and the
+/* Dead pages stay mapped and resident (retained, .req.heap.retain-pages): the next allocations and the
  * next collection's to-space reuse them; finish() trims the surplus. */
 static void release_flush(arena_ss_t *ss, struct release *r)
 {
@@ -409,7 +409,7 @@ static void sweep(arena_ss_t *ss, size_t sparse_bytes)
             clear_marks(h, s, n);   /* marks of pins on old pages */
         } else if (pg->kind == ARENA__PAGE_SMALL) {
             bool evac = f & ARENA__PAGE_EVAC;
-            /* A meshed page shares its file page: never retained here (R7.11). */
+            /* A meshed page shares its file page: never retained here (.req.mesh.placement). */
             kept = keeps_any(ss, s, evac) || (f & ARENA__PAGE_MESHED);
             if (kept) {
                 sweep_small(ss, s, evac);
@@ -450,7 +450,7 @@ static void finish(arena_ss_t *ss, int mode)
     arena_t *a = ss->a;
     struct arena__heap *h = ss->h;
     note_error(ss, arena__heap_rebuild_free(a));
-    /* R6.7, as arena_collect: past the hard limit the surplus goes now; below it, the
+    /* .req.heap.retain-pages, as arena_collect: past the hard limit the surplus goes now; below it, the
      * allocator releases what stays unused past the delay. */
     size_t released = 0;
     note_error(ss, arena__heap_trim(a, arena__heap_retain_hard(a), &released));
@@ -491,7 +491,7 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
                      .heap_bytes = h->nslots * a->page_size};
     ss.st.vmas_before = arena__budget_used(&a->budget);
     ss.st.pages_before = h->used_pages;
-    /* Every thread's current page is retired: the next allocation refills (R6.1). */
+    /* Every thread's current page is retired: the next allocation refills (.req.heap.lock-free-bump). */
     atomic_fetch_add(&h->epoch, 1);
     arena__heap_drop_pool(a);
     ss.old_top = h->top;
@@ -501,7 +501,7 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
         pthread_mutex_unlock(&a->lock);
         return ARENA_ENOCOLLECT;
     }
-    /* At the file's cap the collector's reserve is the only to-space (R7.9): without it a
+    /* At the file's cap the collector's reserve is the only to-space (.req.collect.full-file-no-jam): without it a
      * heap whose every page keeps a survivor could never evacuate one, and stayed full. */
     h->collecting = true;
     unsigned sparse = a->cfg.sparse_percent ? a->cfg.sparse_percent : 75;

@@ -104,7 +104,7 @@ static void group_unlock(struct arena__track *t, size_t g)
 
 /* ------------------------------------------------------ opening pages ---- */
 
-/* R8.11: a touched page gets the slot's own protection (arena_view_protect), an armed one
+/* .req.track.slot-protection: a touched page gets the slot's own protection (arena_view_protect), an armed one
  * that minus what tracking must see. Both are plain reads: usable from the handler. */
 static int prot_open_of(const struct arena__track *t, size_t slot)
 {
@@ -174,7 +174,7 @@ static int set_runs(struct arena__track *t, size_t first, size_t end, const uint
     return err;
 }
 
-/* Open every mapped slot of group g (R8.4: the coarse block). Group lock held. If the
+/* Open every mapped slot of group g (.req.track.coarsening: the coarse block). Group lock held. If the
  * kernel refuses, what was opened counts as touched and the refused run is armed again,
  * so a bit is set exactly on open pages. */
 static int open_group(struct arena__track *t, size_t g)
@@ -236,7 +236,7 @@ static int open_coarse(struct arena__track *t, size_t slot)
     return r;
 }
 
-/* Open one slot, or its group once the splits near the budget (R8.4). Group lock held.
+/* Open one slot, or its group once the splits near the budget (.req.track.coarsening). Group lock held.
  * Async-signal-safe: atomics and mprotect only. */
 static int open_locked(struct arena__track *t, size_t slot)
 {
@@ -300,7 +300,7 @@ static void track_free(struct arena__track *t)
 }
 
 /* The smallest coarse block for which every block of the slots in use open at once stays
- * within the coarse half of the allowance (R8.4). Sized from the part in use, not the
+ * within the coarse half of the allowance (.req.track.coarsening). Sized from the part in use, not the
  * whole view: a 1 GiB heap in a 64 GiB view coarsens to blocks of 128 pages, not 4096. */
 static unsigned shift_for(const struct arena__track *t, size_t used)
 {
@@ -311,7 +311,7 @@ static unsigned shift_for(const struct arena__track *t, size_t used)
 }
 
 /* Half of what the budget leaves is for single pages before coarsening, half bounds the
- * coarse mode (R8.4). */
+ * coarse mode (.req.track.coarsening). */
 static int plan_budget(struct arena__track *t, arena_t *a)
 {
     size_t allowance = arena__budget_room(&a->budget); /* the arena's and the process's */
@@ -399,7 +399,7 @@ static int choose_backend(const arena_view_t *v, int what, int *backend)
     }
 }
 
-/* Register first, protect second (R8.2): no fault can reach the handler for an area the
+/* Register first, protect second (.req.track.sigsegv-handler): no fault can reach the handler for an area the
  * dispatcher does not know yet. */
 static int sigsegv_arm_all(struct arena__track *t)
 {
@@ -475,7 +475,7 @@ static void rearm_groups(struct arena__track *t, size_t g_end)
     }
 }
 
-/* Open every armed page, group by group under its lock. All or nothing (R8.10a): if the kernel
+/* Open every armed page, group by group under its lock. All or nothing (.req.track.all-or-nothing): if the kernel
  * refuses, what this call opened is armed again and the tracker is as before. */
 static int open_all(struct arena__track *t)
 {
@@ -526,10 +526,10 @@ static int stop_locked(arena_view_t *v, bool force)
 
 /* --------------------------------------------------------------- taking -- */
 
-/* R8.7: slots that show other file pages than when they were armed (arena_view_map, heap
+/* .req.track.new-contents: slots that show other file pages than when they were armed (arena_view_map, heap
  * growth, release) hold new contents: they count as touched. Found by comparing the view's
  * slot table with the copy taken when they were armed, so view.c needs no hook for it.
- * R8.11: a slot given another protection (arena_view_protect) was opened to it by view.c;
+ * .req.track.slot-protection: a slot given another protection (arena_view_protect) was opened to it by view.c;
  * it is found the same way and counts as touched, then armed relative to its new one. */
 static bool slot_changed(const struct arena__track *t, size_t s)
 {
@@ -668,7 +668,7 @@ static void recount_splits(struct arena__track *t)
  * userfaultfd: one the kernel re-created while its slot kept the same file page (a move
  * out and back within one collection, a rolled-back batch), which sync_changes cannot see.
  * Its writes since were not recorded, so every mapped page counts as touched (conservative,
- * R8.2: never a missed page), everything is armed (re-registering what lost it), and the
+ * .req.track.sigsegv-handler: never a missed page), everything is armed (re-registering what lost it), and the
  * scan runs again. */
 static int reregister_lost(struct arena__track *t, void **pages, size_t max, size_t *n)
 {
@@ -724,7 +724,7 @@ static int check_view(const arena_view_t *v)
     return arena__broken(arena__view_arena(v));
 }
 
-int arena_track_start(arena_view_t *v, int what) /* R8.1 */
+int arena_track_start(arena_view_t *v, int what) /* .req.track.api */
 {
     int err = check_view(v);
     if (err != 0)
@@ -766,7 +766,7 @@ int arena_track_stop(arena_view_t *v)
     return err;
 }
 
-/* R8.5: the kernel does not raise SIGSEGV for a write into a protected page made by a
+/* .req.track.prepare-io: the kernel does not raise SIGSEGV for a write into a protected page made by a
  * system call; it fails it with EFAULT. Opening the pages first (and counting them as
  * touched, since the call is about to write them) makes the call succeed. */
 static void prepare_view(struct arena__track *t, char *lo, char *hi)
@@ -831,7 +831,7 @@ void arena__track_arena_destroy(arena_t *a)
         stop_locked(v, true);
 }
 
-/* R8.6: a collection moved slots [src, src+n) to [dst, dst+n) (called after the move). The
+/* .req.track.moves: a collection moved slots [src, src+n) to [dst, dst+n) (called after the move). The
  * destination keeps the source's state; what the mover left in the kernel (mremap carries
  * the protection, a remap or copy shows the view's) is set right. The userfaultfd state of
  * the source is gone with its page tables, so there every moved page counts as touched. */
@@ -930,7 +930,7 @@ void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n)
 
 /* BEFORE view.c re-creates or re-protects the mappings of slots [slot, slot+n): the new
  * mapping is open to the mutator even when it shows the same file page with the same
- * protection as when it was armed, so the next take counts those slots as touched (R8.7)
+ * protection as when it was armed, so the next take counts those slots as touched (.req.track.new-contents)
  * instead of trusting the slot records. */
 static void view_remapping(arena_view_t *v, size_t slot, size_t n)
 {
@@ -944,7 +944,7 @@ static void view_remapping(arena_view_t *v, size_t slot, size_t n)
 }
 
 /* In a forked child the views were re-mapped with their own protection: every page is
- * open. Count them all touched (R9.3: conservative) and re-attach the kernel side. */
+ * open. Count them all touched (.req.fork.child-failure: conservative) and re-attach the kernel side. */
 void arena__track_forked(arena_t *a)
 {
     for (arena_view_t *v = a->views; v != NULL; v = arena__view_next(v)) {

@@ -17,9 +17,9 @@ extern const struct arena__view_hooks arena__track_view_hooks;
 /* Every call below is a no-op for a view that is not tracked, so callers need not test. */
 void arena__track_arena_destroy(arena_t *a);      /* stop tracking every view of the arena */
 /* AFTER slots [src, src+n) of view v moved to [dst, dst+n) (any mover, copying included):
- * the moved pages keep their touched state (R8.6). Calling it twice for one move is harmless.
+ * the moved pages keep their touched state (.req.track.moves). Calling it twice for one move is harmless.
  * Other changes of what slots show need no call: tracking finds them by comparing slot
- * records (arena__view_changed) and counts their pages as touched (R8.7). */
+ * records (arena__view_changed) and counts their pages as touched (.req.track.new-contents). */
 void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n);
 /* fork.c's hook (struct arena__fork_hooks.track), see fork.h. */
 void arena__track_forked(arena_t *a);

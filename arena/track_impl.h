@@ -34,9 +34,9 @@ struct arena__track {
     unsigned shift;           /* log2(page) */
     _Atomic uint64_t *open;   /* bit per slot */
     uint32_t *shown;          /* the view's slot records (arena__view_snapshot) as last armed */
-    uint8_t *shown_prot;      /* and its per-slot protection records, R8.11 */
+    uint8_t *shown_prot;      /* and its per-slot protection records, .req.track.slot-protection */
     size_t nwords;
-    uint64_t *carried;        /* touched, but armed: a move the kernel would not open (R8.6) */
+    uint64_t *carried;        /* touched, but armed: a move the kernel would not open (.req.track.moves) */
     _Atomic unsigned char *lock; /* per group */
     _Atomic unsigned group_shift; /* grows with the slots in use (regroup) */
     size_t nlocks;            /* one per group of the smallest size */

@@ -1,5 +1,5 @@
 /*
- * track_sigsegv.c -- the libsigsegv tracking backend (docs/design.md §8, R8.2, R8.3).
+ * track_sigsegv.c -- the libsigsegv tracking backend (docs/design.md §8, .req.track.sigsegv-handler, .req.track.foreign-faults).
  *
  * One process-wide handler, installed once through sigsegv_install_handler. Tracked views
  * are areas of one sigsegv_dispatcher. The dispatcher is not thread-safe and
@@ -61,7 +61,7 @@ static void trampoline(int sig, siginfo_t *info, void *context)
     fault_context = outer_context;
 }
 
-/* R8.3: a fault that is not ours goes where it would have gone without the arena. */
+/* .req.track.foreign-faults: a fault that is not ours goes where it would have gone without the arena. */
 static int chain(void *addr)
 {
     struct sigaction p = prior;

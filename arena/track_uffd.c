@@ -1,5 +1,5 @@
 /*
- * track_uffd.c -- the userfaultfd tracking backend (docs/design.md §8, R8.8).
+ * track_uffd.c -- the userfaultfd tracking backend (docs/design.md §8, .req.track.uffd).
  *
  * The view's range is registered with a userfaultfd in write-protect mode with
  * UFFD_FEATURE_WP_ASYNC: a write to a protected page is let through by the kernel itself,

@@ -58,7 +58,7 @@ struct arena_view {
     size_t high;           /* 1 + the highest slot that ever showed a file page */
     bool registered;       /* in the process-wide registry of views */
     bool broken;           /* an undo was refused: the slots are half changed (ARENA_EBROKEN) */
-    bool out_of_step;      /* MIRROR: the last collection could not update it (R9.6) */
+    bool out_of_step;      /* MIRROR: the last collection could not update it (.req.fault.no-data-loss) */
     struct arena__track *track;   /* the tracker's, NULL when not tracking */
     struct arena_view *next;      /* in arena->views */
 };
@@ -1141,7 +1141,7 @@ static void release_tables(arena_view_t *v)
 }
 
 /* Give the range back and mark closed; the struct stays for ECLOSED (.req.view.close-keeps-handle). If the kernel
- * refuses the munmap, the view stays open and whole and the error is returned (R9.6). */
+ * refuses the munmap, the view stays open and whole and the error is returned (.req.fault.no-data-loss). */
 static int view_close(arena_view_t *v)
 {
     if (v->closed)

@@ -82,7 +82,7 @@ size_t arena__view_vmas(const arena_view_t *v);        /* mappings accounted */
 size_t arena__view_used_end(const arena_view_t *v);
 arena_view_t *arena__view_next(const arena_view_t *v); /* in arena->views */
 /* MIRROR: the last collection could not update it; until one does, arena_view_addr
- * returns NULL for it (R9.6). */
+ * returns NULL for it (.req.fault.no-data-loss). */
 void arena__view_set_out_of_step(arena_view_t *v, bool out);
 /* The tracker's per-view state (track.c owns it; NULL when not tracking). */
 struct arena__track *arena__view_track(const arena_view_t *v);

@@ -1,7 +1,7 @@
 /*
  * wx.c -- arena-wx: W^X code generation through two views of the same file pages.
  *
- * R10.5. A JIT wants to write machine code and then run it, without ever having a page
+ * .req.runtime.wx. A JIT wants to write machine code and then run it, without ever having a page
  * that is writable and executable at once. With the arena, the code lives in file
  * pages reserved with arena_file_alloc and is shown twice: a READ|WRITE view where
  * the generator writes, and a READ|EXEC view where the CPU runs it. A write through

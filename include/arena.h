@@ -155,7 +155,7 @@ typedef struct arena_config {
                                 where lower (arena_stats reports the cap in force). Independently, a
                                 request larger than 64 MiB must fit in the memory left at that moment,
                                 or it fails with ARENA_ENOMEM before anything is committed */
-    /* Retained pages (docs/design.md §6, R6.7): a collection keeps dead pages resident and
+    /* Retained pages (docs/design.md §6, .req.heap.retain-pages): a collection keeps dead pages resident and
      * mapped as the allocation pool and the next collection's to-space, instead of handing
      * them back to the kernel page by page. Only the surplus is released, in large batches. */
     size_t retain_bytes;     /* retained bytes kept however long they stay unused; 0 = the larger of
@@ -168,7 +168,7 @@ typedef struct arena_config {
                                 keep nothing (every dead page released by each collection) */
     unsigned debug;          /* ARENA_DEBUG_* flags; 0 = none */
     int mesh;                /* enum arena_mesh: meshing of pinned pages in collections (docs/design.md
-                                §7, R7.9); default ARENA_MESH_AUTO */
+                                §7, .req.mesh.what); default ARENA_MESH_AUTO */
 } arena_config_t;
 
 enum arena_mesh {

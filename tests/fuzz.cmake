@@ -1,4 +1,4 @@
-# tests/fuzz.cmake -- the API fuzz target (docs/design.md §9, R9.7).
+# tests/fuzz.cmake -- the API fuzz target (docs/design.md §9, .req.fault.fuzz).
 # With a clang whose libFuzzer links, tests/fuzz/fuzz_api.c and the library sources (with fault
 # injection) are built by that clang with -fsanitize=fuzzer,address,undefined, whatever the
 # project's C compiler is, and ctest runs a bounded, corpus-free, fixed-seed session. Without one,

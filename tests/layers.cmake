@@ -5,6 +5,7 @@
 add_test(NAME layers COMMAND sh ${PROJECT_SOURCE_DIR}/tools/check-layers.sh $<TARGET_FILE:arena_static>)
 set_tests_properties(layers PROPERTIES ENVIRONMENT "NM=${CMAKE_NM}")
 
-# Every requirement a comment in arena/ cites (.req.* tags, or the older R<n>.<m> numbers) is
-# defined in docs/design.md (tools/check-req-tags.sh).
+# Every requirement tag cited in arena/, include/, tests/, demos/ and docs/ is defined in
+# docs/design.md, no code cites a former R<n>.<m> number, no arena/ comment states a measurement
+# (tools/check-req-tags.sh).
 add_test(NAME req_tags COMMAND sh ${PROJECT_SOURCE_DIR}/tools/check-req-tags.sh ${PROJECT_SOURCE_DIR})

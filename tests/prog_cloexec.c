@@ -1,5 +1,5 @@
 /* prog_cloexec.c -- an exec'd child inherits no arena descriptor, and no file is left
- * behind (docs/design.md R4.3). A plain program: fork() inside Criterion hangs it. */
+ * behind (docs/design.md .req.backing.memfd). A plain program: fork() inside Criterion hangs it. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /*
- * prog_exhaust.c -- running out (docs/design.md §9, R9.8).
+ * prog_exhaust.c -- running out (docs/design.md §9, .req.fault.exhaustion-is-error).
  *
  *  1. a backing file capped by cfg.max_file: arena_alloc returns NULL with ENOSPC or ENOMEM,
  *     never SIGBUS; after a collection frees memory, allocation works again;

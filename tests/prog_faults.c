@@ -1,5 +1,5 @@
 /*
- * prog_faults.c -- every system call the library makes, failed once (docs/design.md §9, R9.6).
+ * prog_faults.c -- every system call the library makes, failed once (docs/design.md §9, .req.fault.no-data-loss).
  *
  * A fixed sequence (create, allocate, views, tracking, mark, collect, allocate and collect
  * again, destroy) is run once to count the calls it makes of each system call. Then, for
@@ -202,7 +202,7 @@ static int mark_collect(arena_t *a, arena_view_t *mirror, size_t n, bool (*keep)
 static bool keep_odd(size_t i) { return i % 2 == 1 || i % 23 == 3; }
 static bool keep_all(size_t i) { (void)i; return true; }
 
-/* Meshing (R7.9): two pages of 64-byte objects, alternate ones pinned so that the pages'
+/* Meshing (.req.mesh.what): two pages of 64-byte objects, alternate ones pinned so that the pages'
  * live granules are disjoint; the collection meshes them (or, under a fault, does not),
  * and either way every pinned object keeps its address and bytes. The next collection
  * (step "after") lets them die, which unmaps the meshed slots. */

@@ -1,5 +1,5 @@
 /*
- * prog_fork.c -- fork() of a process holding arenas (docs/design.md §9, R9.1-R9.4).
+ * prog_fork.c -- fork() of a process holding arenas (docs/design.md §9, .req.fork.no-tear to .req.fork.thread-state).
  * A plain ctest program: fork() inside a Criterion test hangs its runner.
  *
  *  1. isolation: after fork() a write in the parent is not seen by the child and vice versa,
@@ -295,7 +295,7 @@ static void test_broken_child(void)
            failures ? "FAIL" : "ok");
 }
 
-/* Retained pages (R6.7) across fork: the child's allocations reuse pages the parent's
+/* Retained pages (.req.heap.retain-pages) across fork: the child's allocations reuse pages the parent's
  * collection retained, which must read as zero in the child and must not show up in the
  * parent; a parked or retained page of the child is the child's own. */
 static void test_retained(void)

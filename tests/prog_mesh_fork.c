@@ -1,5 +1,5 @@
 /*
- * prog_mesh_fork.c -- fork across meshed pages (docs/design.md §7 R7.9, §9): a plain ctest
+ * prog_mesh_fork.c -- fork across meshed pages (docs/design.md §7 .req.mesh.what, §9): a plain ctest
  * program, since fork inside Criterion hangs. The parent meshes two pinned pages; the
  * child (re-backed onto its own file by the atfork handlers) must see every object at its
  * address, both slots still showing one file page, writes through one slot visible at the

@@ -1,5 +1,5 @@
 /*
- * prog_track_gib.c -- 1 GiB tracked with every other page written (docs/design.md R8.4):
+ * prog_track_gib.c -- 1 GiB tracked with every other page written (docs/design.md .req.track.coarsening):
  * one protection split per written page would need ~262000 mappings, four times
  * vm.max_map_count. Tracking must coarsen instead: no ENOMEM, no crash, no page missed.
  * Run on every backend the kernel has. Memory: the file pages are reserved up front
@@ -80,7 +80,7 @@ static int run(int backend, const char *name, size_t view_slots)
 int main(void)
 {
     int bad = run(ARENA_TRACKER_SIGSEGV, "sigsegv", SLOTS);
-    /* Only 1 GiB of 64 in use: coarse blocks are sized from what is in use (R8.4). */
+    /* Only 1 GiB of 64 in use: coarse blocks are sized from what is in use (.req.track.coarsening). */
     bad |= run(ARENA_TRACKER_SIGSEGV, "sigsegv", SLOTS << 6);
     if (kernel_has_uffd_wp_async())
         bad |= run(ARENA_TRACKER_UFFD, "uffd", SLOTS);

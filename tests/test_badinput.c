@@ -2,7 +2,7 @@
  * test_badinput.c -- every public function, given what a buggy caller passes: NULL, foreign
  * pointers (stack, malloc, another arena), stale and dead pointers, sizes of 0 and beyond the
  * reservation, out-of-range slots, closed views, write+execute. Each gets the error code
- * arena.h documents for it, never a crash (docs/design.md §9, R9.5).
+ * arena.h documents for it, never a crash (docs/design.md §9, .req.api.bad-input).
  */
 #include <criterion/criterion.h>
 #include <errno.h>

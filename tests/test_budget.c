@@ -1,4 +1,4 @@
-/* The VMA budget against the kernel's own limit (docs/design.md R4.9). */
+/* The VMA budget against the kernel's own limit (docs/design.md .req.map.vma-budget). */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -156,7 +156,7 @@ Test(collect, mremap_16k) { property(ARENA_MOVE_MREMAP, 16384, 150, 8); }
 Test(collect, remap_file_pages_4k) { property(ARENA_MOVE_REMAP_FILE_PAGES, 4096, 200, 9); }
 Test(collect, remap_file_pages_16k) { property(ARENA_MOVE_REMAP_FILE_PAGES, 16384, 150, 10); }
 /* Without retained pages every slide target is unmapped or freshly released: the
- * remapping and fresh-copy paths (R7.5) instead of slides into retained pages. */
+ * remapping and fresh-copy paths (.req.collect.slide) instead of slides into retained pages. */
 Test(collect, auto_4k_no_retain) { retain_max = 1; property(ARENA_MOVE_AUTO, 4096, 150, 11); }
 Test(collect, copy_4k_no_retain) { retain_max = 1; property(ARENA_MOVE_COPY, 4096, 150, 12); }
 /* ARENA_DEBUG_FORWARD: every moved-to address is told apart from every old one. */
@@ -403,7 +403,7 @@ static bool holds_2m(const char *p, unsigned tag)
     return true;
 }
 
-/* A long run moved onto retained pages parks them at the slots it vacated (R6.7): they
+/* A long run moved onto retained pages parks them at the slots it vacated (.req.heap.retain-pages): they
  * stay retained, allocation reuses them zeroed, the trim releases them, and no live page
  * is lost on the way. */
 Test(collect, long_runs_park_retained_targets)

@@ -1,5 +1,5 @@
 /*
- * test_mesh.c -- meshing of pinned pages (docs/design.md §7, R7.9-R7.12): aliasing after
+ * test_mesh.c -- meshing of pinned pages (docs/design.md §7, .req.mesh.what to .req.mesh.budget): aliasing after
  * a mesh, allocation and death around meshed pages, a tight VMA budget, tracking, mirrors,
  * meshing off, and a seeded property test of many collections with random pins.
  */

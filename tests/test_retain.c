@@ -1,5 +1,5 @@
 /*
- * test_retain.c -- retained pages (docs/design.md R6.7): a collection keeps dead pages
+ * test_retain.c -- retained pages (docs/design.md .req.heap.retain-pages): a collection keeps dead pages
  * mapped and resident, allocation and the next collection reuse them without a system
  * call, and only the trim, the delay or the hard limit release them. Also the cheap
  * queries for runtimes: arena_is_marked, arena_allocated_bytes.

@@ -482,7 +482,7 @@ Test(track_sigsegv, write_to_an_unmapped_slot_of_a_tracked_view_kills, .signal =
 
 /* ------------------------------------------------------- collections --- */
 
-/* R8.6: pages a collection slides keep their state: written survivors are reported at
+/* .req.track.moves: pages a collection slides keep their state: written survivors are reported at
  * their new place, and (libsigsegv, which keeps the state exactly) clean ones are not;
  * the moved pages stay tracked. */
 BOTH(moved_pages_keep_their_state)
@@ -537,7 +537,7 @@ BOTH(moved_pages_keep_their_state)
     arena_destroy(a);
 }
 
-/* ---------------------------------------------- refused system calls (R8.1, R9) -- */
+/* ---------------------------------------------- refused system calls (.req.track.api, .req.fault.no-data-loss) -- */
 #include "os.h"
 
 enum { NOBJ = 64 };
@@ -709,7 +709,7 @@ BOTH(take_loses_nothing_when_rearming_is_refused)
     }
 }
 
-/* ------------------------------------------------- coarse groups (R8.4) -- */
+/* ------------------------------------------------- coarse groups (.req.track.coarsening) -- */
 
 /* A big view with a small part in use (like the 64 GiB heap view): the coarse groups are
  * sized from the part in use, so sparse writes do not report every page in use. */
@@ -736,7 +736,7 @@ Test(track_sigsegv, coarse_groups_follow_the_part_in_use)
     arena_destroy(a);
 }
 
-/* ------------------------------------- per-slot protection (R8.11) -- */
+/* ------------------------------------- per-slot protection (.req.track.slot-protection) -- */
 
 /* A slot made read-only on a tracked view stays read-only: tracking neither opens it for
  * writing nor reports it for the faults the program itself meets there. */

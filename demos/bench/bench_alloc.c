@@ -12,7 +12,7 @@
  * replaces (malloc + free timed); the arena collects every STEADY_EVERY allocations (the
  * ring marked, the collection, the ring forwarded: timed apart, as
  * collect_ns_per_object_steady, not in the row) after at least 3 collections of warm-up,
- * so the arena allocates from the pages its collections retained (docs/design.md R6.7).
+ * so the arena allocates from the pages its collections retained (docs/design.md .req.heap.retain-pages).
  * The row allocates with arena_lab_alloc, the header's inline fast path;
  * ns_per_object_steady_call does the same through the arena_alloc call.
  */

@@ -1,5 +1,5 @@
 /*
- * bench_mesh.c -- meshing of pinned pages (docs/design.md §7, R7.9): small objects, 25 %
+ * bench_mesh.c -- meshing of pinned pages (docs/design.md §7, .req.mesh.what): small objects, 25 %
  * of them survive scattered uniformly at random, every survivor pinned (as a conservative
  * stack scan would), one collection. Memory is the backing file's allocated blocks after
  * arena_trim(a, 0): every heap byte is a file page, and a meshed file page shown at two

@@ -67,7 +67,7 @@ static int one(const struct bench_opts *o, bool scattered, struct result *res, c
         }
         id = now[0];
     }
-    /* Dead pages are retained for reuse until a trim (R6.7): the exact release is measured
+    /* Dead pages are retained for reuse until a trim (.req.heap.retain-pages): the exact release is measured
      * after one, as a runtime that wants its memory back would ask for it. */
     if (ARENA_HAVE(arena_trim) && (err = arena_trim(a, 0)) != 0) {
         snprintf(why, whylen, "arena_trim: %s", arena_have_strerror(err));

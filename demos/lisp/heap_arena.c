@@ -1,6 +1,6 @@
 /*
  * heap_arena.c -- the interpreter's heap on the arena: arena_alloc for every object,
- * and a precise collection in one pass (R10.2).
+ * and a precise collection in one pass (.req.runtime.one-trace).
  *
  * The interpreter describes its objects once, as an arena object format (include/arena.h,
  * after the Memory Pool System's scan/fix protocol): scan_obj visits the value fields an

@@ -1,6 +1,6 @@
 /*
  * heap_gen.c -- generational collection on the arena, with page tracking as the
- * write barrier (R10.3), in one pass per collection.
+ * write barrier (.req.runtime.tracking-barrier), in one pass per collection.
  *
  * Two generations, "sticky" (Demers et al., POPL 1990): every object that survives a
  * collection becomes old (AH_OLD in its header, and its pages in old_pages) and stays

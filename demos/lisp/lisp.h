@@ -167,7 +167,7 @@ struct lisp {
 };
 extern struct lisp L;
 
-/* Rooting (R10.1). GC_BEGIN records the root stack; ROOT(x) registers local x; every exit
+/* Rooting (.req.runtime.precise-roots). GC_BEGIN records the root stack; ROOT(x) registers local x; every exit
  * path restores the stack with GC_END (or GC_RETURN). */
 #define GC_BEGIN size_t gc_saved_roots_ = L.nroots
 #define ROOT(x) root_push(&(x))

@@ -255,7 +255,7 @@ static long peak_rss_kb(void)
     return kb;
 }
 
-static void print_stats(const struct options *o, uint64_t total_ns) /* R10.4 */
+static void print_stats(const struct options *o, uint64_t total_ns) /* .req.runtime.stats-json */
 {
     if (L.mid_line)
         putchar('\n'); /* the stats line must be a line of its own */

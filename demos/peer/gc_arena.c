@@ -6,7 +6,7 @@
  *   (arena_format_t: a scan callback fixes a node's two fields, a roots callback the
  *   shadow stack) and arena_trace_collect() marks, moves and updates in one trace.
  *
- * --gc arena-mark, the way a runtime that cannot describe its objects does it (R10.2):
+ * --gc arena-mark, the way a runtime that cannot describe its objects does it (.req.runtime.one-trace):
  *   1. mark:    trace from the roots with an explicit stack; a side bitmap (one bit per
  *               16 bytes of the heap reservation) says what was reached, arena_mark()
  *               tells the arena, and a mark list records each object once;

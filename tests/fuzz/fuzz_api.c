@@ -1,6 +1,6 @@
 /*
  * fuzz_api.c -- libFuzzer target: the input bytes are decoded into a sequence of public
- * API calls (docs/design.md §9, R9.7), valid and invalid mixed, against a model of the live
+ * API calls (docs/design.md §9, .req.fault.fuzz), valid and invalid mixed, against a model of the live
  * objects with their contents. Any crash, sanitizer report or model mismatch (trapped) is a
  * bug. With fault injection compiled in (ARENA_FAULT_INJECTION) the input also makes system
  * calls fail, and the model must still hold.
