@@ -122,7 +122,11 @@ static int prot_of(const struct arena__track *t, size_t slot, bool armed)
 }
 
 /* Select by the tracker's own open bits instead of a bitmap relative to `first`; ARMED:
- * the slots armed now (bit clear, and showing what they showed when armed). */
+ * the slots that may be armed now: bit clear, and either showing what they showed when
+ * armed or marked by view_remapping. That mark is set BEFORE view.c's system call, so a
+ * call the kernel refused leaves the slot marked yet still armed: opening it anyway costs
+ * nothing when the call did re-create it open, and skipping it would leave it armed after
+ * arena_track_stop with no handler to open it. */
 static const uint64_t BITS[1], ARMED[1];
 
 static bool slot_changed(const struct arena__track *t, size_t s);
@@ -135,7 +139,7 @@ static bool picked(const struct arena__track *t, size_t s, size_t first, const u
     if (sel == NULL)
         return true;
     if (sel == ARMED)
-        return !bit_get(t, s) && !slot_changed(t, s);
+        return !bit_get(t, s) && (t->shown[s] == ARENA__VIEW_REC_STALE || !slot_changed(t, s));
     return (sel == BITS ? bit_get(t, s) : plain_get(sel, s - first)) == want;
 }
 

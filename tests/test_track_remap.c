@@ -177,3 +177,29 @@ Test(remap_sigsegv, start_refused_when_sigsegv_is_blocked)
     cr_assert_eq(arena_track_start(v, ARENA_TRACK_WRITES), 0);
     arena_destroy(a);
 }
+
+/* The hook marks slots re-created BEFORE view.c's system call; when that call is refused
+ * the slot keeps its armed mapping. Stopping must still open it: with ACCESS tracking an
+ * armed page left PROT_NONE after arena_track_stop faults with no tracker to answer
+ * (the fuzz_api crash: a collection's refused mmap, then stop, then an allocation). */
+Test(remap_sigsegv, refused_remap_then_stop_opens_every_page) /* ACCESS: libsigsegv only */
+{
+    arena_t *a = track_arena(ARENA_TRACKER_SIGSEGV, 0);
+    cr_assert_not_null(a);
+    arena_view_t *v = track_view(a, N);
+    cr_assert_not_null(v);
+    cr_assert_eq(arena_track_start(v, ARENA_TRACK_ACCESS), 0);
+    unsigned char seen[N] = {0};
+    cr_assert_geq(take_all(v, seen, N), 0); /* every page armed: PROT_NONE on libsigsegv */
+    size_t p0 = arena_view_file_page(v, 0);
+    size_t t[3] = {p0 + 9, ARENA_NO_PAGE, p0 + 11};
+    arena__fault_arm(ARENA_SYS_MMAP, 2, ENOMEM);
+    int err = arena_view_apply(v, 2, t, 3);
+    arena__fault_disarm_all();
+    cr_assert_neq(err, 0, "the injected failure must make the apply fail");
+    cr_assert_eq(arena_track_stop(v), 0);
+    volatile char *base = arena_view_base(v);
+    for (size_t s = 0; s < N; s++)
+        base[s * PAGE + 1] ^= 0x11; /* SIGSEGV here: a page stop left armed */
+    arena_destroy(a);
+}
