@@ -5,7 +5,8 @@
 #
 # Run as a script (cmake -DPROG=.. -DARGS=a|b -DSVG=<file> -P compaction.cmake) this file runs
 # the demo, requires exit 0 and "verified" for both compactors, and requires the SVG heap map
-# to be a whole document with every panel, the legends and the numbers of both compactors.
+# to be a whole document with every panel, the legends and the numbers of both compactors,
+# whose page counts add up to the table's and quote the collector's own.
 
 if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
   string(REPLACE "|" ";" args "${ARGS}")
@@ -26,9 +27,37 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
           "After, copying: where each page's contents came from"
           "How full of survivors a page is" "What happened to a page" "no page at this address"
           "[0-9]+ pages with no survivor, now free" "[0-9]+ live pages copied" "objects evacuated"
-          "pause [0-9.]+ ms; +every survivor verified" "class='axis' text-anchor='end'>\\+0<")
+          "pause [0-9.]+ ms; +every survivor verified" "class='axis' text-anchor='end'>\\+0<"
+          "[0-9]+ live pages copied whole" "[0-9]+ filled by evacuation" "The collector's own count")
     if(NOT svg MATCHES "${piece}")
       message(FATAL_ERROR "the heap map ${SVG} lacks '${piece}'")
+    endif()
+  endforeach()
+  if(svg MATCHES "copy_below")
+    message(FATAL_ERROR "the heap map ${SVG} uses the field name copy_below instead of words")
+  endif()
+  # The figure and the table count the same pages: the figure's classes add up to the
+  # collector's pages in use after, for both compactors, and it quotes the collector's counts.
+  if(NOT out MATCHES "\n  heap pages in use after +([0-9]+) +([0-9]+)")
+    message(FATAL_ERROR "no 'heap pages in use after' in the table")
+  endif()
+  set(after_a ${CMAKE_MATCH_1})
+  set(after_c ${CMAKE_MATCH_2})
+  if(NOT out MATCHES "together: heap pages in use after +${after_a} +${after_c}\n")
+    message(FATAL_ERROR "the heap map's page classes do not add up to the collector's ${after_a} / ${after_c}")
+  endif()
+  if(NOT out MATCHES "live pages left where they were +([0-9]+) +([0-9]+)")
+    message(FATAL_ERROR "no 'live pages left where they were' in the table")
+  endif()
+  set(in_place ${CMAKE_MATCH_1} ${CMAKE_MATCH_2})
+  foreach(n ${after_a} ${after_c})
+    if(NOT svg MATCHES "The ${n} pages in use after the collection")
+      message(FATAL_ERROR "the heap map does not count the ${n} pages in use after")
+    endif()
+  endforeach()
+  foreach(n ${in_place})
+    if(NOT svg MATCHES "then treated it: ${n} left in place")
+      message(FATAL_ERROR "the heap map does not quote the collector's ${n} pages left in place")
     endif()
   endforeach()
   return()

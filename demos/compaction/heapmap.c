@@ -31,13 +31,15 @@ enum {
 static const struct {
     const char *css, *colour, *label;
 } class_style[HM_CLASSES] = {
-    [HM_NO_PAGE] = {"n", "#cdcdcd", "no page at this address (in every panel)"},
+    [HM_NO_PAGE] = {"n", "#cdcdcd", "no page at this address (never used, or punched: memory returned)"},
+    [HM_VACATED] = {"x", "#8c8c8c", "address left without a page after its contents moved (remapped)"},
     [HM_DEAD] = {"k", "#f3c4c4", "no survivor: the page is free (kept for reuse, or punched)"},
     [HM_EMPTY] = {"e", "#fbe98e", "free page kept resident and mapped for reuse (retained)"},
     [HM_IN_PLACE] = {"i", "#4c72b0", "live page left where it was"},
     [HM_REMAPPED] = {"r", "#2ca25f", "moved by remapping: same file page, new address, nothing copied"},
     [HM_COPIED] = {"c", "#f28e2b", "copied to a new address (into another file page)"},
-    [HM_EVACUATED] = {"v", "#8e44ad", "objects copied out one by one (sparse page), page then free"},
+    [HM_EVACUATED] = {"v", "#8e44ad", "evacuated: objects copied one by one out of a sparse page,"
+                                      " or into a free one"},
 };
 
 /* ColorBrewer "Blues", light to dark: the live fraction of a page. */
@@ -179,9 +181,9 @@ static void panel(FILE *f, double x, double y, const char *title, const float *l
     fprintf(f, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' class='frame'/>\n", x - 0.5, y - 0.5, w + 1,
             h + 1);
     /* Say what a large block of free pages or of "no page" at the top of the heap is. */
-    if (cls && slots > 0 && (cls[slots - 1] == HM_NO_PAGE || cls[slots - 1] == HM_EMPTY)) {
+    if (cls && slots > 0 && cls[slots - 1] <= HM_EMPTY && cls[slots - 1] != HM_DEAD) {
         size_t top = slots, empty = 0;
-        while (top > 0 && (cls[top - 1] == HM_NO_PAGE || cls[top - 1] == HM_EMPTY))
+        while (top > 0 && cls[top - 1] <= HM_EMPTY && cls[top - 1] != HM_DEAD)
             empty += cls[--top] == HM_EMPTY;
         unsigned char last = empty * 2 > slots - top ? HM_EMPTY : HM_NO_PAGE;
         size_t free_rows = g.rows - (top / g.per + g.cols - 1) / g.cols;
@@ -240,7 +242,7 @@ static double legends(FILE *f, double x, double y, const bool present[HM_CLASSES
     y += 76;
     text(f, x, y, "h2", "What happened to a page (middle and bottom panels)");
     y += 20;
-    static const int order[] = {HM_IN_PLACE, HM_REMAPPED, HM_COPIED, HM_EVACUATED, HM_DEAD, HM_EMPTY, HM_NO_PAGE};
+    static const int order[] = {HM_IN_PLACE, HM_REMAPPED, HM_COPIED, HM_EVACUATED, HM_DEAD, HM_EMPTY, HM_VACATED, HM_NO_PAGE};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++, y += 17)
         if (present[order[i]])
             swatch(f, x, y, class_style[order[i]].css, class_style[order[i]].label);
@@ -257,8 +259,14 @@ static double legends(FILE *f, double x, double y, const bool present[HM_CLASSES
         "for the next allocations (retained) until arena_trim() returns them,",
         "and addresses with no page hold no memory at all.",
     };
+    static const char *const vacated[] = {
+        "Dark grey stripes among the free pages are addresses whose file page",
+        "was remapped down to the survivors; no page was put back there.",
+    };
     for (size_t i = 0; i < sizeof how / sizeof how[0]; i++, y += 16)
         text(f, x, y, "t", how[i]);
+    for (size_t i = 0; present[HM_VACATED] && i < sizeof vacated / sizeof vacated[0]; i++, y += 16)
+        text(f, x, y, "t", vacated[i]);
     return y;
 }
 
@@ -271,35 +279,57 @@ static double summary(FILE *f, double x, double y, const struct hm_run *r)
     line[0] = (char)(line[0] - 'a' + 'A');
     text(f, x, y, "h2", line);
     y += 20;
-    size_t count[HM_CLASSES] = {0};
-    for (size_t s = 0; s < r->slots; s++)
-        count[r->fate[s] < HM_CLASSES ? r->fate[s] : HM_NO_PAGE]++;
+    size_t fate[HM_CLASSES] = {0}, after[HM_CLASSES] = {0};
+    for (size_t s = 0; s < r->slots; s++) {
+        fate[r->fate[s] < HM_CLASSES ? r->fate[s] : HM_NO_PAGE]++;
+        after[r->origin[s] < HM_CLASSES ? r->origin[s] : HM_NO_PAGE]++;
+    }
+    /* The colours count pages by what happened to their survivors, as the panels show them;
+     * the collector counts the pages after evacuation filled some (the terminal table). Both
+     * are shown with the sum that relates them. */
+    size_t sum = after[HM_IN_PLACE] + after[HM_REMAPPED] + after[HM_COPIED] + after[HM_EVACUATED];
+    snprintf(line, sizeof line, "The %zu pages in use after the collection, by the colours of the bottom panel:", sum);
+    text(f, x, y, "t", line);
+    y += 18;
     char evac[96];
-    snprintf(evac, sizeof evac, "sparse pages emptied: %zu objects evacuated", st->objects_evacuated);
+    snprintf(evac, sizeof evac, "filled by evacuation: %zu objects evacuated out of %zu sparse pages", st->objects_evacuated,
+             fate[HM_EVACUATED]);
     struct {
         int cls;
         const char *what;
     } pages[] = {
-        {HM_DEAD, "pages with no survivor, now free"},
         {HM_IN_PLACE, "live pages left in place"},
         {HM_REMAPPED, "live pages remapped (no byte copied)"},
-        {HM_COPIED, "live pages copied"},
+        {HM_COPIED, "live pages copied whole"},
         {HM_EVACUATED, evac},
     };
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++, y += 16) {
         rect(f, x, y - 9, 10, 10, class_style[pages[i].cls].css);
-        snprintf(line, sizeof line, "%zu %s", count[pages[i].cls], pages[i].what);
+        snprintf(line, sizeof line, "%zu %s", after[pages[i].cls], pages[i].what);
         text(f, x + 16, y, "t", line);
     }
-    y += 4;
-    text(f, x, y, "t", "The collector's own count (arena_collect_stats_t) also has the pages filled by");
-    y += 16;
-    snprintf(line, sizeof line, "evacuation, which slide down too: %zu remapped, %zu copied into fresh file",
-             st->pages_remapped, st->pages_copied);
+    rect(f, x, y - 9, 10, 10, class_style[HM_DEAD].css);
+    snprintf(line, sizeof line, "%zu pages with no survivor, now free", fate[HM_DEAD]);
+    text(f, x + 16, y, "t", line);
+    y += 20;
+    snprintf(line, sizeof line, "The collector's own count (the terminal table) has %zu pages in use after,",
+             st->pages_after);
     text(f, x, y, "t", line);
     y += 16;
-    snprintf(line, sizeof line, "pages, %zu copied into retained ones; %zu free pages retained, %zu punched.",
-             st->pages_slid, st->pages_retained, st->pages_released);
+    text(f, x, y, "t", "but counts a page filled by evacuation as left in place or copied, as the slide");
+    y += 16;
+    if (after[HM_IN_PLACE] + after[HM_EVACUATED] == st->pages_in_place)
+        snprintf(line, sizeof line, "then treated it: %zu left in place (%zu + %zu filled by evacuation),",
+                 st->pages_in_place, after[HM_IN_PLACE], after[HM_EVACUATED]);
+    else
+        snprintf(line, sizeof line, "then treated it: %zu left in place,", st->pages_in_place);
+    text(f, x, y, "t", line);
+    y += 16;
+    snprintf(line, sizeof line, "%zu remapped, %zu copied (%zu into fresh file pages, %zu into retained ones);",
+             st->pages_remapped, st->pages_copied + st->pages_slid, st->pages_copied, st->pages_slid);
+    text(f, x, y, "t", line);
+    y += 16;
+    snprintf(line, sizeof line, "%zu free pages retained, %zu punched.", st->pages_retained, st->pages_released);
     text(f, x, y, "t", line);
     y += 20;
     char t[24];
@@ -318,11 +348,11 @@ static double summary(FILE *f, double x, double y, const struct hm_run *r)
     text(f, x, y, "t", line);
     y += 16;
     if (r->after.mover == ARENA_MOVE_AUTO) {
-        snprintf(line, sizeof line, "runs of fewer than %zu pages are copied, longer ones remapped (break-even",
+        snprintf(line, sizeof line, "runs of fewer than %zu pages are copied, longer ones remapped: below that",
                  r->after.copy_below);
         text(f, x, y, "t", line);
         y += 16;
-        text(f, x, y, "t", "measured when the arena starts: copy_below)");
+        text(f, x, y, "t", "length copying is faster (measured when the arena starts).");
         y += 16;
     }
     snprintf(line, sizeof line, "pause %.2f ms;  %s", st->pause_ns / 1e6,

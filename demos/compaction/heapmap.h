@@ -13,6 +13,7 @@
  * several kinds shows the highest (an evacuated object outranks a page move). */
 enum hm_class {
     HM_NO_PAGE,   /* the address shows no file page */
+    HM_VACATED,   /* after: the address showed a page, whose file page was remapped away */
     HM_DEAD,      /* before: a page with no survivor */
     HM_EMPTY,     /* after: a page that holds no live data, kept resident for reuse */
     HM_IN_PLACE,  /* a live page that stayed where it was */
