@@ -882,6 +882,12 @@ static size_t move_unit(struct cycle *c, size_t dst, size_t src, size_t n, enum 
         c->st.runs_remapped++;
         c->st.pages_remapped += n;
     } else {
+        if (arena__broken(a)) {
+            /* The undo of the refused move was refused too (ARENA_EBROKEN): the source
+             * slots may be left unmapped, so copying from them could fault. Stay. */
+            note_error(c, arena__broken(a));
+            return src;
+        }
         if (m != M_COPY && kernel_error(err))
             note_error(c, err);
         err = move_copy(c, dst, src, n);
