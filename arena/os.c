@@ -226,10 +226,9 @@ unsigned long long arena__os_now_ns(void)
     return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
 }
 
-/* Read a small text file whole into buf (NUL terminated); bytes read or -1.
- * Plain open/read: these are queries of /proc, not state the library changes, so
+/* Plain open/read: these are queries of /proc and /sys, not state the library changes, so
  * fault injection does not apply to them. */
-static ssize_t read_small(const char *path, char *buf, size_t cap)
+ssize_t arena__os_read_small(const char *path, char *buf, size_t cap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -251,7 +250,7 @@ static ssize_t read_small(const char *path, char *buf, size_t cap)
 size_t arena__os_max_map_count(void)
 {
     char buf[64];
-    if (read_small("/proc/sys/vm/max_map_count", buf, sizeof buf) <= 0)
+    if (arena__os_read_small("/proc/sys/vm/max_map_count", buf, sizeof buf) <= 0)
         return 65530;
     unsigned long v = strtoul(buf, NULL, 10);
     return v ? (size_t)v : 65530;

@@ -59,6 +59,9 @@ void arena__os_close(int fd);
  * Not injectable (they run inside atfork handlers, which cannot report errors). */
 int arena__os_pipe(int fds[2]);
 ssize_t arena__os_read(int fd, void *buf, size_t len);
+/* Read a small text file whole into buf (NUL terminated, at most cap - 1 bytes): the bytes
+ * read, or -1 with errno set. Never injected (queries of /proc and /sys). */
+ssize_t arena__os_read_small(const char *path, char *buf, size_t cap);
 
 /* Reserve len bytes of address space aligned to align (a power of two >= the OS
  * page), PROT_NONE, no memory committed. NULL with errno on failure. */

@@ -27,30 +27,11 @@
 
 #define NO_LIMIT SIZE_MAX
 
-static ssize_t read_text(const char *path, char *buf, size_t cap)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t got = 0;
-    while (got + 1 < cap) {
-        ssize_t r = read(fd, buf + got, cap - 1 - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    buf[got] = '\0';
-    return (ssize_t)got;
-}
-
 /* A byte count from a cgroup file; "max" (v2) and absurd v1 values mean no limit. */
 static size_t read_bytes(const char *path)
 {
     char buf[64];
-    if (read_text(path, buf, sizeof buf) <= 0 || strncmp(buf, "max", 3) == 0)
+    if (arena__os_read_small(path, buf, sizeof buf) <= 0 || strncmp(buf, "max", 3) == 0)
         return NO_LIMIT;
     char *end;
     errno = 0;
@@ -77,7 +58,7 @@ static struct machine machine_memory(void)
 {
     struct machine m = {NO_LIMIT, NO_LIMIT};
     char text[4096];
-    if (read_text("/proc/meminfo", text, sizeof text) <= 0)
+    if (arena__os_read_small("/proc/meminfo", text, sizeof text) <= 0)
         return m;
     size_t mem = meminfo_kb(text, "MemTotal:"), avail = meminfo_kb(text, "MemAvailable:");
     if (mem == 0)
@@ -92,7 +73,7 @@ static void cgroup_dir(char *dir, size_t cap)
 {
     char text[4096];
     dir[0] = '\0';
-    if (read_text("/proc/self/cgroup", text, sizeof text) <= 0)
+    if (arena__os_read_small("/proc/self/cgroup", text, sizeof text) <= 0)
         return;
     const char *v1 = NULL, *v2 = NULL;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
