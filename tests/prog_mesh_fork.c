@@ -23,15 +23,7 @@
 #define OBJ 64
 #define PER_PAGE (PAGE / OBJ)
 
-static int failures;
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "prog_mesh_fork: " __VA_ARGS__);                                                 \
-            fputc('\n', stderr);                                                                             \
-            failures++;                                                                                      \
-        }                                                                                                    \
-    } while (0)
+#include "prog_check.h"
 
 static void fill(char *p, uint32_t tag)
 {
