@@ -5,7 +5,7 @@
  * --gc arena (one pass): the runtime describes its objects with an object format
  *   (arena_format_t: a scan callback fixes a node's two fields, a roots callback the
  *   shadow stack) and arena_trace_collect() marks, moves and updates in one trace.
- *   Generational by default (.req.runtime.generational, "sticky" generations: Demers
+ *   Generational by default (docs/runtime-guide.md §4; "sticky" generations: Demers
  *   et al., POPL 1990): an ARENA_TRACE_YOUNG collection every --nursery bytes traces
  *   only what was allocated since the previous collection; every object it finds
  *   reachable is old from then on (a bit per heap page in old_pages), and the
