@@ -218,7 +218,8 @@ static bool page_is_old(const char *page)
 }
 
 /* The remembered set: the fields of every node on a written page of old objects (every
- * object on such a page is old: allocation takes whole fresh pages). A node a young
+ * object on such a page is old: allocation takes whole fresh pages; only pinned pages
+ * of an arena that never ran arena_trace_collect get their gaps refilled). A node a young
  * object could be reached from was written after the young one was allocated, so after
  * the last collection, so its page is among the touched ones. */
 static void scan_old_page(arena_ss_t *ss, char *page)
