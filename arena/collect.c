@@ -1120,7 +1120,10 @@ static void finish(struct cycle *c)
 {
     arena_t *a = c->a;
     struct arena__heap *h = c->h;
+    arena__heap_recycle_begin(a);
     for (size_t s = 0; s < h->top; s++) {
+        if (h->pages[s].pinned)
+            arena__heap_recycle_add(a, s); /* .req.heap.recycle-pinned: its gaps take new objects */
         h->pages[s].live = 0;
         h->pages[s].pinned = 0;
         if (h->pages[s].kind != ARENA__PAGE_FREE)
