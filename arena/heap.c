@@ -98,6 +98,17 @@ void arena__heap_forked(arena_t *a)
         atomic_fetch_add(&a->heap->epoch, 1);
 }
 
+bool arena__heap_slot_old(const arena_t *a, size_t slot)
+{
+    const struct arena__heap *h = a->heap;
+    if (h == NULL || slot >= h->nslots)
+        return false;
+    const struct arena__page *pg = &h->pages[slot];
+    return (pg->kind == ARENA__PAGE_SMALL || pg->kind == ARENA__PAGE_LARGE_HEAD ||
+            pg->kind == ARENA__PAGE_LARGE_TAIL) &&
+           (pg->flags & ARENA__PAGE_OLD);
+}
+
 void arena__heap_stats(const arena_t *a, arena_stats_t *s)
 {
     const struct arena__heap *h = a->heap;
@@ -372,7 +383,63 @@ static int map_fresh(arena_t *a, size_t slot, size_t n)
     return 0;
 }
 
-/* Retained slots first (no system call, .req.heap.retain-pages), else fresh ones. */
+static int cmp_u32(const void *x, const void *y);
+
+/* The last run of consecutive parked file pages (.req.heap.retain-pages), the parked list sorted
+ * first: its length (0: none parked) and in *first its first file page. */
+static size_t parked_run(struct arena__heap *h, size_t *first)
+{
+    if (h->nparked == 0)
+        return 0;
+    qsort(h->parked, h->nparked, sizeof *h->parked, cmp_u32);
+    size_t i = h->nparked - 1;
+    while (i > 0 && h->parked[i - 1] + 1 == h->parked[i])
+        i--;
+    *first = h->parked[i];
+    return h->nparked - i;
+}
+
+/* Show parked file pages [fp, fp+n) at the unmapped slots [slot, slot+n) (they are resident and
+ * allocated: no fallocate), then drop them from the parked list (its last n entries). On an
+ * error the slots show nothing and the pages stay parked. */
+static int map_parked(arena_t *a, size_t slot, size_t fp, size_t n)
+{
+    int err = arena__view_set_run(a->heap_view, slot, fp, n, ARENA_MOVE_MMAP_FIXED);
+    if (err == 0)
+        err = mirrors_set_run(a, slot, fp, n);
+    if (err != 0) {
+        arena__view_set_run(a->heap_view, slot, ARENA_NO_PAGE, n, ARENA_MOVE_MMAP_FIXED);
+        mirrors_set_run(a, slot, ARENA_NO_PAGE, n);
+        return err;
+    }
+    for (size_t i = 0; i < n; i++)
+        a->heap->pages[slot + i].file_page = (uint32_t)(fp + i);
+    a->heap->nparked -= n;
+    arena__view_populate(a->heap_view, slot, n); /* advice, as for fresh pages */
+    return 0;
+}
+
+/* Unmapped slots showing parked pages when a long enough run is parked (*dirty: they hold
+ * old bytes), else fresh ones. */
+static int take_unmapped(arena_t *a, size_t n, bool exact, size_t *slot, size_t *got, bool *dirty)
+{
+    struct arena__heap *h = a->heap;
+    size_t fp = 0, run = parked_run(h, &fp);
+    bool parked = run != 0 && (run >= n || !exact);
+    if (parked && run < n)
+        n = run;
+    int err = find_slots(h, n, exact, slot, got);
+    if (err != 0)
+        return err;
+    err = parked ? map_parked(a, *slot, fp + run - *got, *got) : map_fresh(a, *slot, *got);
+    if (err != 0)
+        give_back_slots(h, *slot, *got);
+    *dirty = parked;
+    return err;
+}
+
+/* Retained slots first (no system call, .req.heap.retain-pages), then parked pages (mapped, no
+ * fallocate), else fresh ones. */
 static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind, size_t *slot_out,
                       size_t *got_out, bool *dirty)
 {
@@ -380,6 +447,7 @@ static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind,
     size_t slot, got;
     bool kept = use_kept && runs_take(h->kept, &h->nkept, n, exact, &slot, &got);
     int err;
+    bool old_bytes = kept;
     if (kept) {
         err = mirrors_show(a, slot, got);
         if (err != 0) {
@@ -388,14 +456,9 @@ static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind,
         }
         h->retained_pages -= got;
     } else {
-        err = find_slots(h, n, exact, &slot, &got);
+        err = take_unmapped(a, n, exact, &slot, &got, &old_bytes);
         if (err != 0)
             return err;
-        err = map_fresh(a, slot, got);
-        if (err != 0) {
-            give_back_slots(h, slot, got);
-            return err;
-        }
     }
     for (size_t i = 0; i < got; i++) {
         struct arena__page *pg = &h->pages[slot + i];
@@ -409,7 +472,7 @@ static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind,
     *slot_out = slot;
     *got_out = got;
     if (dirty != NULL)
-        *dirty = kept;
+        *dirty = old_bytes;
     return 0;
 }
 

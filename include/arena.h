@@ -570,6 +570,12 @@ ARENA_API size_t arena_view_vmas(const arena_view_t *v);
  * ------------------------------------------------------------------------------- */
 #define ARENA_TRACK_WRITES 1  /* report pages written */
 #define ARENA_TRACK_ACCESS 2  /* report pages read or written (libsigsegv only) */
+/* With ARENA_TRACK_WRITES, on the heap view only: watch only the pages that hold objects
+ * that survived a collection (the old generation of ARENA_TRACE_YOUNG). Other pages
+ * (allocated since the last collection, free, retained) are left open: writes to them cost
+ * no fault and are not reported. A page that becomes old is reported by the next take
+ * (the collection that made it old wrote it) and watched from then on. */
+#define ARENA_TRACK_OLD 4
 
 /* Start tracking the view (use arena_heap_view(a) for the heap). Every page starts
  * clean. With the libsigsegv backend every thread that writes (or, ACCESS, reads) tracked
@@ -579,7 +585,8 @@ ARENA_API size_t arena_view_vmas(const arena_view_t *v);
  * unless arena_track_prepare_io was called on the range first. Errors: ARENA_ENULL,
  * ARENA_ECLOSED, ARENA_ECONFIG (what), ARENA_EPROT (the view cannot be written / read),
  * ARENA_EBUSY (already tracking), ARENA_ENOTSUP, ARENA_ESTATE (libsigsegv backend and the
- * calling thread blocks SIGSEGV), ARENA_EVMA, -errno. */
+ * calling thread blocks SIGSEGV), ARENA_EVMA, -errno. ARENA_TRACK_OLD is accepted only as
+ * ARENA_TRACK_WRITES | ARENA_TRACK_OLD on arena_heap_view(a) (else ARENA_ECONFIG). */
 ARENA_API int arena_track_start(arena_view_t *v, int what);
 
 /* Store up to max addresses of pages touched since start or the last take, re-arm

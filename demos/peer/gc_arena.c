@@ -12,7 +12,8 @@
  *   remembered set is the old pages written since (by card marking in SET_FIELD, or
  *   with --barrier pages by the arena's page tracking, as demos/lisp/heap_gen.c). A
  *   full collection (ARENA_TRACE_FULL) when the old objects have grown by --grow
- *   percent of the live bytes the last full one found (at least --min-heap): it frees
+ *   percent of the live bytes the last full one found (at least --min-heap; later
+ *   while the heap is growing, see heap_growing): it frees
  *   the old objects that died since, which young collections keep. So the long-lived
  *   tree and array are traced only by full collections, and the array, a large
  *   pointer-free object, never moves. --nursery 0: every collection is full, one
@@ -42,6 +43,7 @@
 
 static struct {
     arena_t *a;
+    arena_lab_t lab;       /* this thread's allocation buffer: arena_lab_alloc, inline */
     uintptr_t base;
     unsigned char *bits;
     void *roots[MAX_ROOTS];
@@ -62,9 +64,12 @@ static struct {
     arena_view_t *hv;
     char *heap_base;
     size_t page_size, nslots;
+    unsigned page_shift;   /* log2(page_size): slot numbers by shifts on the barrier's path */
     uint64_t *old_pages;   /* bit per heap slot: holds (part of) an object that survived */
     size_t old_bytes;      /* live after the last full collection plus promoted since */
     size_t full_trigger;   /* a full collection when old_bytes passes this */
+    bool last_full_freed;  /* the last full collection freed a quarter of the old bytes */
+    bool last_young_kept;  /* the last young collection kept half of the bytes allocated */
     unsigned char *card;   /* card marking: a byte per heap slot, a node on it was written
                               (SET_FIELD); NULL with --barrier pages (the arena's tracking) */
     void **dirty;          /* pages written since the last collection */
@@ -143,7 +148,7 @@ static void scan_node(arena_ss_t *ss, void *obj, size_t size, void *closure)
 /* Every object the arena scans survived this collection: from now on it is old. */
 static void promote(const char *obj, size_t size)
 {
-    size_t s = (size_t)(obj - G.heap_base) / G.page_size, e = (size_t)(obj + size - 1 - G.heap_base) / G.page_size;
+    size_t s = (size_t)(obj - G.heap_base) >> G.page_shift, e = (size_t)(obj + size - 1 - G.heap_base) >> G.page_shift;
     for (; s <= e; s++)
         G.old_pages[s / 64] |= (uint64_t)1 << (s % 64);
     G.old_bytes += size;
@@ -178,13 +183,13 @@ static void write_barrier(void *obj)
 {
     if (!G.card)
         return; /* not generational, or --barrier pages: the arena tracks the writes */
-    size_t s = (size_t)((char *)obj - G.heap_base) / G.page_size;
+    size_t s = (size_t)((char *)obj - G.heap_base) >> G.page_shift;
     if (G.card[s])
         return;
     G.card[s] = 1;
     if (G.ndirty == G.dirtycap)
         grow_dirty();
-    G.dirty[G.ndirty++] = G.heap_base + s * G.page_size;
+    G.dirty[G.ndirty++] = G.heap_base + (s << G.page_shift);
 }
 
 /* The pages written since the last take: every heap page is clean again. */
@@ -208,12 +213,13 @@ static void take_dirty(void)
 
 static bool page_is_old(const char *page)
 {
-    size_t s = (size_t)(page - G.heap_base) / G.page_size;
+    size_t s = (size_t)(page - G.heap_base) >> G.page_shift;
     return s < G.nslots && (G.old_pages[s / 64] >> (s % 64) & 1);
 }
 
 /* The remembered set: the fields of every node on a written page of old objects (every
- * object on such a page is old: allocation takes whole fresh pages). A node a young
+ * object on such a page is old: allocation takes whole fresh pages; only pinned pages
+ * of an arena that never ran arena_trace_collect get their gaps refilled). A node a young
  * object could be reached from was written after the young one was allocated, so after
  * the last collection, so its page is among the touched ones. */
 static void scan_old_page(arena_ss_t *ss, char *page)
@@ -256,30 +262,43 @@ static size_t collect_one_pass(void)
     return trace_collect(&format, ARENA_TRACE_FULL);
 }
 
+/* Whether the full collection that is due would find mostly live objects: the heap is
+ * growing (the last full collection freed less than a quarter of the old objects, and
+ * the last young one kept more than half of what was allocated), so it waits, until the
+ * old objects reach twice the trigger. GCBench's stretch tree is the case: traced
+ * whole by each full collection while it grows, and dead right after. */
+static bool heap_growing(void)
+{
+    return !G.last_full_freed && G.last_young_kept && G.old_bytes < 2 * G.full_trigger;
+}
+
 /* Sticky generations (Demers et al., POPL 1990): a young collection traces only what
  * was allocated since the previous collection; a full one when the old objects have
- * grown by --grow percent since the last full one. Returns the bytes allocated since
- * the collection to allow before the next one. */
-static size_t collect_generational(void)
+ * grown by --grow percent since the last full one (unless heap_growing). Returns the
+ * bytes allocated since the collection to allow before the next one. */
+static size_t collect_generational(size_t since)
 {
     static const arena_format_t young = {.scan = scan_promote, .roots = young_roots};
     static const arena_format_t full = {.scan = scan_promote, .roots = scan_roots};
-    if (G.old_bytes >= G.full_trigger) {
+    size_t old = G.old_bytes;
+    if (old >= G.full_trigger && !heap_growing()) {
         memset(G.old_pages, 0, (G.nslots + 63) / 64 * sizeof *G.old_pages);
         G.old_bytes = 0;
         trace_collect(&full, ARENA_TRACE_FULL);
         size_t t = G.old_bytes / 100 * (100 + H.grow);
         G.full_trigger = t > H.min_heap ? t : H.min_heap;
+        G.last_full_freed = old - (G.old_bytes < old ? G.old_bytes : old) >= old / 4;
     } else {
         take_dirty();
         trace_collect(&young, ARENA_TRACE_YOUNG);
+        G.last_young_kept = G.old_bytes - old > since / 2;
         H.res->young++;
     }
     /* What the collection wrote itself (copies, fixed fields) is no old-to-young store. */
     take_dirty();
     if (G.card) {
         for (size_t i = 0; i < G.ndirty; i++)
-            G.card[(size_t)((char *)G.dirty[i] - G.heap_base) / G.page_size] = 0;
+            G.card[(size_t)((char *)G.dirty[i] - G.heap_base) >> G.page_shift] = 0;
         G.ndirty = 0;
     }
     return G.nursery;
@@ -323,7 +342,7 @@ static void collect(void)
 {
     uint64_t t0 = peer_now_ns();
     if (G.nursery) {
-        H.threshold = collect_generational();
+        H.threshold = collect_generational(H.since);
     } else {
         size_t live = H.one_pass ? collect_one_pass() : collect_mark_forward();
         size_t t = live / 100 * H.grow;
@@ -342,7 +361,7 @@ static void *alloc(size_t size)
     size_t rounded = (size + GRANULE - 1) & ~(size_t)(GRANULE - 1);
     if (H.since + rounded > H.threshold)
         collect();
-    void *p = arena_alloc(H.a, size);
+    void *p = arena_lab_alloc(&H.lab, size);
     if (!p)
         peer_fail("arena_alloc(%zu) failed", size);
     H.since += rounded;
@@ -382,6 +401,8 @@ static int run(const char *program, const struct peer_params *p, struct peer_res
     int rc = arena_create(&H.a, &cfg);
     if (rc)
         peer_fail("arena_create: %s", arena_strerror(rc));
+    if ((rc = arena_lab_init(H.a, &H.lab)))
+        peer_fail("arena_lab_init: %s", arena_strerror(rc));
     arena_view_t *v = arena_heap_view(H.a);
     H.base = (uintptr_t)arena_view_base(v);
     size_t granules = arena_view_slots(v) * arena_page_size(H.a) / GRANULE;
@@ -396,11 +417,13 @@ static int run(const char *program, const struct peer_params *p, struct peer_res
         G.hv = v;
         G.heap_base = arena_view_base(v);
         G.page_size = arena_page_size(H.a);
+        G.page_shift = (unsigned)__builtin_ctzl(G.page_size);
         G.nslots = arena_view_slots(v);
         G.old_pages = calloc((G.nslots + 63) / 64, sizeof *G.old_pages);
         if (!G.old_pages)
             peer_fail("arena: no memory for the old-page bitmap");
         G.full_trigger = p->min_heap;
+        G.last_full_freed = true; /* no sign of growth yet: the first one comes at --min-heap */
         H.threshold = G.nursery;
         if (!p->track_pages) {
             G.card = calloc(G.nslots, 1);
@@ -417,6 +440,7 @@ static int run(const char *program, const struct peer_params *p, struct peer_res
     free(G.old_pages);
     free(G.dirty);
     memset(&G, 0, sizeof G);
+    arena_lab_retire(&H.lab);
     arena_destroy(H.a);
     free(H.bits);
     free(H.marked);

@@ -66,7 +66,7 @@ static void usage(FILE *f)
           "  generational: a young collection (ARENA_TRACE_YOUNG) after every --nursery bytes\n"
           "  (default --min-heap / 4), a full one when the old objects grew by --grow % of\n"
           "  what the last full one kept, at least --min-heap (defaults 4M, 100; --quick:\n"
-          "  256K). The remembered set: --barrier cards (default: a card per page, marked by\n"
+          "  256K), deferred while the heap grows. The remembered set: --barrier cards (default: a card per page, marked by\n"
           "  the program's writes) or pages (the arena's page tracking of the heap view).\n"
           "  --nursery 0: every collection full, after allocating max(--min-heap, live *\n"
           "  --grow %) bytes.\n"
