@@ -204,8 +204,8 @@ bool arena__view_changed(const arena_view_t *v, size_t lo, size_t hi, const uint
 /* ----------------------------------------------------------------- registry -- */
 /* Every open view of the process, by address: a table of ranges sorted by base, published
  * through one atomic pointer. Lookups (a signal handler may make them) take no lock and
- * call nothing but a visitor's callback: they bracket their reading with a reader count and binary-search the
- * table they loaded. Changes (view create / close, under registry_lock) build a new table,
+ * call nothing but a visitor's callback: they bracket their reading with a reader count
+ * and binary-search the table they loaded. Changes (view create / close, under registry_lock) build a new table,
  * publish it, and free the old one only once no reader can still hold it: readers count
  * themselves in one of two counters, chosen by a phase bit; the writer flips the phase and
  * waits for the old phase's counter to drain, twice, so a reader that loaded the old table
