@@ -778,11 +778,26 @@ static size_t batch_window(const arena_t *a)
     return w < 16 ? 16 : w;
 }
 
-static bool batch_open(struct cycle *c, size_t n)
+/* The pages a batch whose first unit comes from src can take: the live unpinned pages
+ * before the next pinned one, which the slide goes around (units past it land past it,
+ * so they open the next batch). At most cap: counting stops there. */
+static size_t batch_reach(const struct cycle *c, size_t src, size_t cap)
+{
+    const struct arena__heap *h = c->h;
+    size_t n = 0;
+    for (size_t s = src; s < h->top && n < cap && !h->pages[s].pinned; s++)
+        n += h->pages[s].kind != ARENA__PAGE_FREE;
+    return n;
+}
+
+static bool batch_open(struct cycle *c, size_t src, size_t n)
 {
     arena_t *a = c->a;
     struct batch *b = c->batch;
+    /* Fresh pages past what the batch can take would be reserved, populated and punched
+     * for nothing: between pinned pages (meshed ones stay pinned) that is most of them. */
     b->win = c->slide_left < b->cap ? c->slide_left : b->cap;
+    b->win = batch_reach(c, src, b->win);
     b->win = b->win < n ? n : b->win;
     if (arena__backing_alloc(a->backing, b->win, &b->fp) != 0)
         return false;
@@ -808,7 +823,7 @@ static bool batch_add(struct cycle *c, size_t dst, size_t src, size_t n)
     if (b->scratch != NULL && (dst != b->t + b->k || b->k + n > b->win))
         return false;
     if (b->scratch == NULL) {
-        if (!batch_open(c, n))
+        if (!batch_open(c, src, n))
             return false;
         b->t = dst;
     }
@@ -1120,7 +1135,10 @@ static void finish(struct cycle *c)
 {
     arena_t *a = c->a;
     struct arena__heap *h = c->h;
+    arena__heap_recycle_begin(a);
     for (size_t s = 0; s < h->top; s++) {
+        if (h->pages[s].pinned)
+            arena__heap_recycle_add(a, s); /* .req.heap.recycle-pinned: its gaps take new objects */
         h->pages[s].live = 0;
         h->pages[s].pinned = 0;
         if (h->pages[s].kind != ARENA__PAGE_FREE)

@@ -30,6 +30,8 @@
 struct tcache {
     uint64_t id, epoch;
     char *cur, *end;
+    size_t rslot, rgran; /* the recycled page this thread claimed (slot + 1, 0 = none) and the
+                            granule of it to look for the next gap from (.req.heap.recycle-pinned) */
 };
 static size_t retained_total(const struct arena__heap *h);
 
@@ -85,6 +87,7 @@ void arena__heap_fini(arena_t *a)
     free(h->holes);
     free(h->kept);
     free(h->parked);
+    free(h->recycle);
     free(h);
     a->heap = NULL;
 }
@@ -369,7 +372,63 @@ static int map_fresh(arena_t *a, size_t slot, size_t n)
     return 0;
 }
 
-/* Retained slots first (no system call, .req.heap.retain-pages), else fresh ones. */
+static int cmp_u32(const void *x, const void *y);
+
+/* The last run of consecutive parked file pages (.req.heap.retain-pages), the parked list sorted
+ * first: its length (0: none parked) and in *first its first file page. */
+static size_t parked_run(struct arena__heap *h, size_t *first)
+{
+    if (h->nparked == 0)
+        return 0;
+    qsort(h->parked, h->nparked, sizeof *h->parked, cmp_u32);
+    size_t i = h->nparked - 1;
+    while (i > 0 && h->parked[i - 1] + 1 == h->parked[i])
+        i--;
+    *first = h->parked[i];
+    return h->nparked - i;
+}
+
+/* Show parked file pages [fp, fp+n) at the unmapped slots [slot, slot+n) (they are resident and
+ * allocated: no fallocate), then drop them from the parked list (its last n entries). On an
+ * error the slots show nothing and the pages stay parked. */
+static int map_parked(arena_t *a, size_t slot, size_t fp, size_t n)
+{
+    int err = arena__view_set_run(a->heap_view, slot, fp, n, ARENA_MOVE_MMAP_FIXED);
+    if (err == 0)
+        err = mirrors_set_run(a, slot, fp, n);
+    if (err != 0) {
+        arena__view_set_run(a->heap_view, slot, ARENA_NO_PAGE, n, ARENA_MOVE_MMAP_FIXED);
+        mirrors_set_run(a, slot, ARENA_NO_PAGE, n);
+        return err;
+    }
+    for (size_t i = 0; i < n; i++)
+        a->heap->pages[slot + i].file_page = (uint32_t)(fp + i);
+    a->heap->nparked -= n;
+    arena__view_populate(a->heap_view, slot, n); /* advice, as for fresh pages */
+    return 0;
+}
+
+/* Unmapped slots showing parked pages when a long enough run is parked (*dirty: they hold
+ * old bytes), else fresh ones. */
+static int take_unmapped(arena_t *a, size_t n, bool exact, size_t *slot, size_t *got, bool *dirty)
+{
+    struct arena__heap *h = a->heap;
+    size_t fp = 0, run = parked_run(h, &fp);
+    bool parked = run != 0 && (run >= n || !exact);
+    if (parked && run < n)
+        n = run;
+    int err = find_slots(h, n, exact, slot, got);
+    if (err != 0)
+        return err;
+    err = parked ? map_parked(a, *slot, fp + run - *got, *got) : map_fresh(a, *slot, *got);
+    if (err != 0)
+        give_back_slots(h, *slot, *got);
+    *dirty = parked;
+    return err;
+}
+
+/* Retained slots first (no system call, .req.heap.retain-pages), then parked pages (mapped, no
+ * fallocate), else fresh ones. */
 static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind, size_t *slot_out,
                       size_t *got_out, bool *dirty)
 {
@@ -377,6 +436,7 @@ static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind,
     size_t slot, got;
     bool kept = use_kept && runs_take(h->kept, &h->nkept, n, exact, &slot, &got);
     int err;
+    bool old_bytes = kept;
     if (kept) {
         err = mirrors_show(a, slot, got);
         if (err != 0) {
@@ -385,14 +445,9 @@ static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind,
         }
         h->retained_pages -= got;
     } else {
-        err = find_slots(h, n, exact, &slot, &got);
+        err = take_unmapped(a, n, exact, &slot, &got, &old_bytes);
         if (err != 0)
             return err;
-        err = map_fresh(a, slot, got);
-        if (err != 0) {
-            give_back_slots(h, slot, got);
-            return err;
-        }
     }
     for (size_t i = 0; i < got; i++) {
         struct arena__page *pg = &h->pages[slot + i];
@@ -406,7 +461,7 @@ static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind,
     *slot_out = slot;
     *got_out = got;
     if (dirty != NULL)
-        *dirty = kept;
+        *dirty = old_bytes;
     return 0;
 }
 
@@ -735,6 +790,89 @@ static int pool_refill(arena_t *a)
     return 0;
 }
 
+/* ---------------------------------------------------- recycled pinned pages -- */
+
+/* .req.heap.recycle-pinned: a pinned page stays where it is with the gaps its dead objects
+ * left, which nothing else would fill until the pins go (Boehm GC reuses such space through
+ * its free lists; Immix, Blackburn and McKinley PLDI 2008, bumps through the free lines of
+ * "recyclable" blocks). A page fuller than this has few gaps an object fits in. */
+#define RECYCLE_MAX_PERCENT 75u
+
+void arena__heap_recycle_begin(arena_t *a)
+{
+    struct arena__heap *h = a->heap;
+    h->nrecycle = h->recycle_next = 0;
+    h->recycle_epoch = atomic_load_explicit(&h->epoch, memory_order_relaxed);
+}
+
+void arena__heap_recycle_add(arena_t *a, size_t slot)
+{
+    struct arena__heap *h = a->heap;
+    const struct arena__page *pg = &h->pages[slot];
+    /* Not after a one-pass collection (its young mode would take new objects in an old page
+     * for old ones), not with ARENA_DEBUG_FORWARD (arena_forward_check tells new objects by
+     * their pages), never a meshed page (its free granules hold another slot's objects). */
+    if (h->one_pass || (a->cfg.debug & ARENA_DEBUG_FORWARD) || pg->kind != ARENA__PAGE_SMALL ||
+        (pg->flags & ARENA__PAGE_MESHED) || pg->live > a->page_size / 100 * RECYCLE_MAX_PERCENT)
+        return;
+    if (h->nrecycle == h->recycle_cap) {
+        size_t cap = h->recycle_cap ? h->recycle_cap * 2 : 256;
+        uint32_t *r = realloc(h->recycle, cap * sizeof *r);
+        if (r == NULL)
+            return;
+        h->recycle = r;
+        h->recycle_cap = cap;
+    }
+    h->recycle[h->nrecycle++] = (uint32_t)slot;
+}
+
+/* The first gap of at least n granules in slot's page from page granule g on (g is free or
+ * an object's start): [*from, *to) in heap granules. */
+static bool next_gap(const struct arena__heap *h, size_t slot, size_t g, size_t n, size_t *from, size_t *to)
+{
+    size_t limit = (slot + 1) * h->granules;
+    for (size_t b = slot * h->granules + g; b < limit;) {
+        size_t s = arena__bit_next(h->starts, b, limit);
+        size_t e = s == (size_t)-1 || s > limit ? limit : s;
+        if (e - b >= n) {
+            *from = b;
+            *to = e;
+            return true;
+        }
+        size_t last = arena__bit_next(h->ends, e, limit);
+        if (last == (size_t)-1 || last >= limit)
+            return false;
+        b = last + 1;
+    }
+    return false;
+}
+
+/* The next gap of at least size bytes in the recycled page the thread claimed, else in the
+ * next page of the list, which the thread claims: only it writes that page's bitmap words
+ * (.req.heap.lock-free-bump) until the next collection voids every claim. NULL when the
+ * list is spent. a->lock held. */
+static char *take_gap(arena_t *a, struct tcache *c, uint64_t now, size_t size, char **end)
+{
+    struct arena__heap *h = a->heap;
+    if (h->recycle_epoch != now)
+        return NULL;
+    for (;;) {
+        if (c->rslot != 0) {
+            size_t slot = c->rslot - 1, from, to;
+            if (next_gap(h, slot, c->rgran, size / ARENA__GRANULE, &from, &to)) {
+                c->rgran = to - slot * h->granules;
+                *end = h->base + to * ARENA__GRANULE;
+                return h->base + from * ARENA__GRANULE;
+            }
+            c->rslot = 0;
+        }
+        if (h->recycle_next == h->nrecycle)
+            return NULL;
+        c->rslot = (size_t)h->recycle[h->recycle_next++] + 1;
+        c->rgran = 0;
+    }
+}
+
 /* The errno value arena_alloc leaves for err: the kernel's own (err is -errno), else
  * fallback (a budget or other refusal of the library: no memory for the heap). */
 static int errno_of(int err, int fallback)
@@ -746,7 +884,8 @@ static int errno_of(int err, int fallback)
  * says whether that page is still this heap's): the unused rest is uncounted, the page is
  * taken from the pool under the lock and cleared outside it when it was retained. Returns
  * the page with [*cur, *end) and *epoch set to it, or NULL with errno set. */
-static char *take_page(arena_t *a, bool valid, char **cur, char **end, uint64_t *epoch)
+static char *take_page(arena_t *a, struct tcache *c, size_t size, bool valid, char **cur, char **end,
+                       uint64_t *epoch)
 {
     struct arena__heap *h = a->heap;
     pthread_mutex_lock(&a->lock);
@@ -754,6 +893,20 @@ static char *take_page(arena_t *a, bool valid, char **cur, char **end, uint64_t 
     if (valid && *epoch == now)
         allocated_add(h, 0, (size_t)(*end - *cur));
     *cur = *end = NULL;
+    if (c != NULL) {
+        if (!valid || *epoch != now)
+            c->rslot = 0; /* a claim of an earlier epoch, or of a destroyed arena */
+        char *gap_end, *gap = take_gap(a, c, now, size, &gap_end);
+        if (gap != NULL) {
+            allocated_add(h, (size_t)(gap_end - gap), 0);
+            pthread_mutex_unlock(&a->lock);
+            memset(gap, 0, (size_t)(gap_end - gap)); /* dead objects' bytes; a tracked page may fault */
+            *cur = gap;
+            *end = gap_end;
+            *epoch = now;
+            return gap;
+        }
+    }
     int err = h->pool_n == 0 ? pool_refill(a) : 0;
     if (err != 0) {
         pthread_mutex_unlock(&a->lock);
@@ -781,7 +934,7 @@ static void *alloc_slow(arena_t *a, struct tcache *c, size_t size)
 {
     bool valid = c->id == a->id;
     c->id = 0;
-    char *page = take_page(a, valid, &c->cur, &c->end, &c->epoch);
+    char *page = take_page(a, c, size, valid, &c->cur, &c->end, &c->epoch);
     if (page == NULL)
         return NULL;
     c->id = a->id;
@@ -868,7 +1021,7 @@ void *arena_lab_refill(arena_lab_t *lab, size_t size)
         return NULL;
     }
     size_t rounded = (size + ARENA__GRANULE - 1) & ~(size_t)(ARENA__GRANULE - 1);
-    char *page = take_page(a, lab->cur != NULL, &lab->cur, &lab->end, &lab->epoch);
+    char *page = take_page(a, NULL, rounded, lab->cur != NULL, &lab->cur, &lab->end, &lab->epoch);
     if (page == NULL)
         return NULL;
     lab->cur += rounded;

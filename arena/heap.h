@@ -86,6 +86,12 @@ struct arena__heap {
                                     (displaced by a move in a collection): retained too */
     size_t nparked, parked_cap;
     uint64_t surplus_since;      /* when the retained pages last rose above the kept amount, 0 = not above */
+    uint32_t *recycle;           /* pinned pages with free granules, low to high: the allocator
+                                    bumps through their gaps (.req.heap.recycle-pinned) */
+    size_t nrecycle, recycle_cap, recycle_next; /* next = the first page no thread claimed yet */
+    uint64_t recycle_epoch;      /* the epoch the list belongs to: any later collection voids it */
+    bool one_pass;               /* arena_trace_collect ran on this heap: no recycling (its young
+                                    mode would take objects put into old pages for old ones) */
     size_t live_bytes;           /* after the last collection */
     size_t allocated_bytes;      /* handed out since the last collection, plus live; written under
                                     the lock, read lock-free (arena_allocated_bytes): atomic access */
@@ -143,6 +149,12 @@ void arena__heap_discard(arena_t *a, size_t slot, size_t n);
 int arena__heap_unmap_stale(arena_t *a, size_t limit);
 /* The unused part of the allocation pool becomes retained (collect.c, before it moves pages). */
 void arena__heap_drop_pool(arena_t *a);
+/* .req.heap.recycle-pinned: arena_collect lists the pinned pages whose gaps the allocator may
+ * fill until the next collection: begin (the list is emptied and stamped with the heap's
+ * epoch), then add each pinned small page (the sparse ones are kept). No memory for the list
+ * only means fewer pages are recycled. */
+void arena__heap_recycle_begin(arena_t *a);
+void arena__heap_recycle_add(arena_t *a, size_t slot);
 /* Recompute top, the holes and the retained runs after a collection. */
 int arena__heap_rebuild_free(arena_t *a);
 /* The first set bit in [bit, limit), or (size_t)-1. */

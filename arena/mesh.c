@@ -26,6 +26,8 @@ struct unit {
     size_t fp, slot, nslots;   /* slot: the lowest slot showing fp */
     uint64_t *occ;             /* granules occupied by live objects of every slot */
     size_t used;               /* popcount of occ */
+    struct unit *prev, *next;  /* in the open targets of class cls */
+    unsigned cls;
 };
 
 struct by_fp {
@@ -178,8 +180,72 @@ static int mesh_one(arena_t *a, struct unit *u, struct unit *t, size_t words)
     return 0;
 }
 
-/* Open targets: file pages that may still take another page, most recent last. */
-#define MESH_TARGETS 32
+/* Disjointness tests per page before it gives up and becomes a target itself: bounds the
+ * pass at pages x MESH_PROBES bitmap tests however many targets are open. */
+#define MESH_PROBES 512
+
+/* Open targets by occupancy: class c holds the file pages with c/16 to (c+1)/16 of their
+ * granules occupied, each list oldest first. */
+#define MESH_CLASSES 17
+
+struct targets {
+    struct unit *head[MESH_CLASSES], *tail[MESH_CLASSES];
+};
+
+static bool full(const struct arena__heap *h, const struct unit *u)
+{
+    return u->used > h->granules - h->granules / 16;
+}
+
+static unsigned occ_class(const struct arena__heap *h, size_t used)
+{
+    return (unsigned)(used * (MESH_CLASSES - 1) / h->granules);
+}
+
+static void target_add(const struct arena__heap *h, struct targets *ts, struct unit *t)
+{
+    unsigned c = occ_class(h, t->used);
+    t->cls = c;
+    t->next = NULL;
+    t->prev = ts->tail[c];
+    if (ts->tail[c] != NULL)
+        ts->tail[c]->next = t;
+    else
+        ts->head[c] = t;
+    ts->tail[c] = t;
+}
+
+static void target_remove(struct targets *ts, struct unit *t)
+{
+    unsigned c = t->cls;
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        ts->head[c] = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    else
+        ts->tail[c] = t->prev;
+}
+
+/* Best fit by class: the oldest open target of the fullest class that still has room for
+ * u and no granule in common with it; NULL when none is found within MESH_PROBES tests.
+ * Filling the fullest targets first leaves the emptier ones for the denser pages
+ * (docs/design.md §7 compares it with first fit and with Mesh's pairing). */
+static struct unit *best_fit(const struct arena__heap *h, const struct targets *ts, const struct unit *u)
+{
+    size_t probes = 0;
+    for (unsigned c = occ_class(h, h->granules - u->used) + 1; c-- > 0;)
+        for (struct unit *t = ts->head[c]; t != NULL; t = t->next) {
+            if (t->used + u->used > h->granules)
+                continue;   /* only in the fullest class: a test that needs no bitmap */
+            if (disjoint(t->occ, u->occ, h->words))
+                return t;
+            if (++probes == MESH_PROBES)
+                return NULL;
+        }
+    return NULL;
+}
 
 int arena__mesh_pass(arena_t *a, unsigned max_percent, size_t vma_margin, size_t follow,
                      void (*free_fp)(void *, size_t), void *ctx, size_t *meshed_out)
@@ -215,45 +281,35 @@ int arena__mesh_pass(arena_t *a, unsigned max_percent, size_t vma_margin, size_t
         n_units++;
     }
     free(v);
-    struct unit *targets[MESH_TARGETS];
-    size_t nt = 0;
+    struct targets ts = {0};
     int err = 0;
     for (size_t i = 0; i < n_units && err == 0; i++) {
         struct unit *u = &units[i];
-        if (u->used > h->granules - h->granules / 16)
-            continue;   /* full: neither meshed nor a target */
-        bool done = false;
-        if (u->nslots == 1 && u->used <= limit) {
-            for (size_t j = nt; j-- > 0 && !done;) {
-                struct unit *t = targets[j];
-                if (t->used + u->used > h->granules || !disjoint(t->occ, u->occ, words))
-                    continue;
-                /* .req.mesh.budget: each meshed slot may split a mapping in two more, here and in
-                 * every mirror that follows it at the end of the collection; keep those
-                 * and the margin the rest of the collection needs. */
-                if (arena__budget_check(&a->budget, vma_margin + 2 + (*meshed_out + 1) * follow) != 0)
-                    goto out;
-                int e = mesh_one(a, u, t, words);
-                if (e == ARENA_EVMA)
-                    goto out;
-                if (e != 0) {
-                    err = e;   /* u stays as it was; the kernel refused: stop meshing */
-                    break;
-                }
-                free_fp(ctx, u->fp);
-                (*meshed_out)++;
-                done = true;
-                if (t->used > h->granules - h->granules / 16) /* full: no longer a target */
-                    targets[j] = targets[--nt];
-            }
+        if (full(h, u))
+            continue;   /* neither meshed nor a target */
+        struct unit *t = u->nslots == 1 && u->used <= limit ? best_fit(h, &ts, u) : NULL;
+        if (t == NULL) {
+            target_add(h, &ts, u);
+            continue;
         }
-        if (!done) {
-            if (nt == MESH_TARGETS)
-                memmove(targets, targets + 1, --nt * sizeof *targets);
-            targets[nt++] = u;
+        /* .req.mesh.budget: each meshed slot may split a mapping in two more, here and in
+         * every mirror that follows it at the end of the collection; keep those and the
+         * margin the rest of the collection needs. */
+        if (arena__budget_check(&a->budget, vma_margin + 2 + (*meshed_out + 1) * follow) != 0)
+            break;
+        int e = mesh_one(a, u, t, words);
+        if (e == ARENA_EVMA)
+            break;
+        if (e != 0) {
+            err = e;   /* u stays as it was; the kernel refused: stop meshing */
+            break;
         }
+        free_fp(ctx, u->fp);
+        (*meshed_out)++;
+        target_remove(&ts, t);
+        if (!full(h, t))
+            target_add(h, &ts, t);   /* in its new class; a full one is no longer a target */
     }
-out:
     free(units);
     free(occ);
     return err;

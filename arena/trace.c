@@ -487,6 +487,7 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     pthread_mutex_lock(&a->lock);
     uint64_t t0 = arena__os_now_ns();
     struct arena__heap *h = a->heap;
+    h->one_pass = true; /* no recycled pinned pages from now on (.req.heap.recycle-pinned) */
     arena_ss_t ss = {.a = a, .h = h, .base = h->base, .fmt = fmt, .chunk = 16,
                      .heap_bytes = h->nslots * a->page_size};
     ss.st.vmas_before = arena__budget_used(&a->budget);

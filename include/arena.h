@@ -357,7 +357,9 @@ ARENA_API void *arena_forward(const arena_t *a, const void *old);
  * it is right), ARENA_EFORWARDED when p lies in an object the last collection moved there, or
  * one allocated since (p was forwarded already, or is new: forwarding it again would answer NULL or, without the flag below,
  * a pointer into another object). Exact with cfg.debug & ARENA_DEBUG_FORWARD; without it,
- * it reports only the addresses where no object lived before the collection. Lock-free,
+ * it reports only the addresses where no object lived before the collection, and not the
+ * objects allocated since into the gaps of pinned pages (docs/design.md
+ * .req.heap.recycle-pinned). Lock-free,
  * not during a collection. ARENA_ENULL for a NULL arena. */
 ARENA_API int arena_forward_check(const arena_t *a, const void *p);
 

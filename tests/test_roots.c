@@ -187,6 +187,147 @@ Test(roots, unaligned_range_and_errors)
     arena_destroy(a);
 }
 
+/* ------------------------------------------------- recycled pinned pages -- */
+
+/* One page of 64-byte objects with every fourth pinned: after the collection the page
+ * stays with gaps (.req.heap.recycle-pinned). Returns the page; pinned[] gets the pins. */
+static char *pinned_page(arena_t *a, char **pinned, size_t *npinned)
+{
+    char *first = arena_alloc(a, 64);
+    char *page = (char *)((uintptr_t)first & ~(uintptr_t)4095);
+    cr_assert_eq(first, page, "a fresh arena starts a page");
+    *npinned = 0;
+    for (char *p = first; p != NULL && (uintptr_t)p - (uintptr_t)page < 4096; p = arena_alloc(a, 64)) {
+        fill(p, 64, (unsigned)(p - page));
+        if ((p - page) / 64 % 4 == 1) {
+            cr_assert_eq(arena_pin(a, p + 10), 0);
+            pinned[(*npinned)++] = p;
+        }
+        if ((uintptr_t)(p + 64) % 4096 == 0)
+            break;
+    }
+    return page;
+}
+
+Test(roots, new_objects_fill_the_gaps_of_pinned_pages)
+{
+    arena_t *a = make(4096);
+    char *pinned[64];
+    size_t np;
+    char *page = pinned_page(a, pinned, &np);
+    cr_assert_eq(np, 16);
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_collect(a, &st), 0);
+    cr_assert_eq(st.pages_pinned, 1);
+    /* The gaps are 3 objects of 64 bytes (192 bytes) between the pins: a 48-byte object
+     * fits, so does a 192-byte one; a 208-byte one does not. */
+    size_t in_page = 0;
+    for (int i = 0; i < 64; i++) {
+        size_t size = i % 3 == 0 ? 192 : 48;
+        char *p = arena_alloc(a, size);
+        cr_assert_not_null(p);
+        for (size_t k = 0; k < size; k++)
+            cr_assert_eq(p[k], 0, "a recycled gap was not cleared");
+        memset(p, 0x5a, size);
+        if ((uintptr_t)p - (uintptr_t)page < 4096) {
+            in_page++;
+            cr_assert_eq((p - page) / 64 % 4 != 1, 1, "a new object over a pinned one");
+        }
+        cr_assert_eq(arena_object(a, p + size - 1), p);
+    }
+    cr_assert_geq(in_page, 16, "the pinned page's gaps were not reused");
+    char *big = arena_alloc(a, 208);
+    cr_assert((uintptr_t)big - (uintptr_t)page >= 4096, "a 208-byte object in a 192-byte gap");
+    for (size_t i = 0; i < np; i++) {
+        cr_assert_eq(arena_object(a, pinned[i]), pinned[i]);
+        cr_assert(intact(pinned[i], 64, (unsigned)(pinned[i] - page)), "a pinned object was overwritten");
+    }
+    arena_destroy(a);
+}
+
+/* A word into a gap names nothing until a new object takes that space; then it names the
+ * new object, which the next collection keeps where it is. */
+Test(roots, recycled_space_pins_the_new_object)
+{
+    arena_t *a = make(4096);
+    char *pinned[64];
+    size_t np;
+    char *page = pinned_page(a, pinned, &np);
+    cr_assert_eq(arena_collect(a, NULL), 0);
+    uintptr_t gap_word = (uintptr_t)(page + 8); /* the dead object at offset 0 */
+    cr_assert_eq(pin_words(a, &gap_word, 1), 0, "freed space pinned something");
+    char *p = arena_alloc(a, 64);
+    cr_assert_eq(p, page, "the first gap is at the page's start");
+    fill(p, 64, 77);
+    cr_assert_eq(pin_words(a, &gap_word, 1), 1);
+    for (size_t i = 0; i < np; i++)
+        cr_assert_eq(arena_mark(a, pinned[i]), 0);
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_collect(a, &st), 0);
+    cr_assert_eq(st.objects_live, np + 1);
+    cr_assert_eq(arena_forward(a, p), p);
+    cr_assert(intact(p, 64, 77));
+    arena_destroy(a);
+}
+
+/* Two threads allocating at once after a collection that left many pinned pages: each
+ * claims pages of its own, so no object overlaps another and every byte stays. */
+struct filler {
+    arena_t *a;
+    char **objs;
+    size_t n;
+    unsigned seed;
+};
+
+static void *fill_thread(void *arg)
+{
+    struct filler *f = arg;
+    for (size_t i = 0; i < f->n; i++) {
+        size_t size = 16 + 16 * ((i + f->seed) % 8);
+        f->objs[i] = arena_alloc(f->a, size);
+        if (f->objs[i] != NULL)
+            fill(f->objs[i], size, f->seed + (unsigned)i);
+    }
+    return NULL;
+}
+
+Test(roots, threads_fill_recycled_pages_apart)
+{
+    arena_t *a = make(4096);
+    enum { N = 6000, T = 2, PER = 3000 };
+    char **old = calloc(N, sizeof *old);
+    cr_assert_not_null(old);
+    for (size_t i = 0; i < N; i++) {
+        old[i] = arena_alloc(a, 48);
+        fill(old[i], 48, (unsigned)i);
+        if (i % 7 == 0)
+            cr_assert_eq(arena_pin(a, old[i]), 0);
+    }
+    cr_assert_eq(arena_collect(a, NULL), 0);
+    struct filler f[T];
+    pthread_t t[T];
+    for (int k = 0; k < T; k++) {
+        f[k] = (struct filler){.a = a, .objs = calloc(PER, sizeof(char *)), .n = PER, .seed = 1000u * (unsigned)(k + 1)};
+        cr_assert_not_null(f[k].objs);
+        cr_assert_eq(pthread_create(&t[k], NULL, fill_thread, &f[k]), 0);
+    }
+    for (int k = 0; k < T; k++)
+        pthread_join(t[k], NULL);
+    for (int k = 0; k < T; k++)
+        for (size_t i = 0; i < PER; i++) {
+            size_t size = 16 + 16 * ((i + f[k].seed) % 8);
+            cr_assert_not_null(f[k].objs[i]);
+            cr_assert_eq(arena_object(a, f[k].objs[i] + size - 1), f[k].objs[i]);
+            cr_assert(intact(f[k].objs[i], size, f[k].seed + (unsigned)i), "thread %d object %zu overwritten", k, i);
+        }
+    for (size_t i = 0; i < N; i += 7)
+        cr_assert(intact(old[i], 48, (unsigned)i), "a pinned object was overwritten");
+    for (int k = 0; k < T; k++)
+        free(f[k].objs);
+    free(old);
+    arena_destroy(a);
+}
+
 /* --------------------------------------------------------------- the stack -- */
 
 /* Builds a list whose only references are this frame's locals, then collects with the

@@ -7,7 +7,9 @@
 #   TOOL_CHECK=determinism  run arena-stress twice with one thread and the same seed and
 #                           require the same digest of the survivors
 #   TOOL_CHECK=peer_sums    run arena-peer --quick on every collector (Boehm GC only where
-#                           built) for both programs and require the same checksum
+#                           built) for both programs and require the same checksum; the
+#                           arena generational (cards, and --barrier pages) with both
+#                           young and full collections, and with --nursery 0 (all full)
 #   TOOL_CHECK=bench_report run arena-bench --quick --only peer with --summary, --svg and
 #                           --json, then --from the JSON; require a table, a chart, the
 #                           --quick warning (--help and a bad option: conventions.cmake)
@@ -91,26 +93,42 @@ if(CMAKE_SCRIPT_MODE_FILE)
   elseif(TOOL_CHECK STREQUAL "peer_sums")
     foreach(program gcbench binary-trees)
       set(first "")
-      foreach(gc arena arena-mark malloc boehm)
-        execute_process(COMMAND ${TOOL} --quick --program ${program} --gc ${gc}
+      foreach(variant arena arena/pages arena/full arena-mark malloc boehm)
+        string(REGEX REPLACE "/.*" "" gc "${variant}")
+        set(extra "")
+        if(variant STREQUAL "arena/pages")
+          set(extra --barrier pages)
+        elseif(variant STREQUAL "arena/full")
+          set(extra --nursery 0)
+        endif()
+        execute_process(COMMAND ${TOOL} --quick --program ${program} --gc ${gc} ${extra}
                         OUTPUT_VARIABLE out RESULT_VARIABLE rc)
         if(rc EQUAL 77 AND gc STREQUAL "boehm")
           message(STATUS "${program}: no Boehm GC in this build")
           continue()
         elseif(NOT rc EQUAL 0)
-          message(FATAL_ERROR "arena-peer --program ${program} --gc ${gc} exited with ${rc}")
+          message(FATAL_ERROR "arena-peer --program ${program} --gc ${gc} ${extra} exited with ${rc}")
         endif()
         string(JSON sum GET "${out}" checksum)
         string(JSON collections GET "${out}" collections)
+        string(JSON young GET "${out}" young_collections)
         if(gc MATCHES "^arena" AND collections LESS 2)
           message(FATAL_ERROR "${program} on the arena collected ${collections} times: the quick sizes test no collection")
+        endif()
+        # Generational: young collections (the remembered set is exercised: GCBench's
+        # top-down trees store young nodes into old ones) and, in GCBench, full ones.
+        math(EXPR full "${collections} - ${young}")
+        if(variant MATCHES "^arena(/pages)?$" AND (young LESS 2 OR (program STREQUAL "gcbench" AND full LESS 1)))
+          message(FATAL_ERROR "${program} ${variant}: ${young} young and ${full} full collections")
+        elseif(NOT variant STREQUAL "arena" AND NOT variant STREQUAL "arena/pages" AND young GREATER 0)
+          message(FATAL_ERROR "${program} ${variant}: ${young} young collections")
         endif()
         if(first STREQUAL "")
           set(first "${sum}")
         elseif(NOT sum STREQUAL first)
-          message(FATAL_ERROR "${program}: checksum ${sum} on ${gc}, ${first} on arena")
+          message(FATAL_ERROR "${program}: checksum ${sum} on ${variant}, ${first} on arena")
         endif()
-        message(STATUS "${program} ${gc}: ${sum}")
+        message(STATUS "${program} ${variant}: ${sum} (${collections} collections, ${young} young)")
       endforeach()
     endforeach()
   elseif(TOOL_CHECK STREQUAL "bench_report")

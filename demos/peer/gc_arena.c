@@ -5,6 +5,19 @@
  * --gc arena (one pass): the runtime describes its objects with an object format
  *   (arena_format_t: a scan callback fixes a node's two fields, a roots callback the
  *   shadow stack) and arena_trace_collect() marks, moves and updates in one trace.
+ *   Generational by default (docs/runtime-guide.md §4; "sticky" generations: Demers
+ *   et al., POPL 1990): an ARENA_TRACE_YOUNG collection every --nursery bytes traces
+ *   only what was allocated since the previous collection; every object it finds
+ *   reachable is old from then on (a bit per heap page in old_pages), and the
+ *   remembered set is the old pages written since (by card marking in SET_FIELD, or
+ *   with --barrier pages by the arena's page tracking, as demos/lisp/heap_gen.c). A
+ *   full collection (ARENA_TRACE_FULL) when the old objects have grown by --grow
+ *   percent of the live bytes the last full one found (at least --min-heap; later
+ *   while the heap is growing, see heap_growing): it frees
+ *   the old objects that died since, which young collections keep. So the long-lived
+ *   tree and array are traced only by full collections, and the array, a large
+ *   pointer-free object, never moves. --nursery 0: every collection is full, one
+ *   after allocating max(--min-heap, live * --grow / 100) bytes.
  *
  * --gc arena-mark, the way a runtime that cannot describe its objects does it (.req.runtime.one-trace):
  *   1. mark:    trace from the roots with an explicit stack; a side bitmap (one bit per
@@ -13,9 +26,8 @@
  *   2. collect: arena_collect();
  *   3. fix:     for each object on the mark list, arena_forward() it and its two
  *               fields once; then the roots.
- *
- * Either way a collection starts when the bytes allocated since the last one reach
- * max(min_heap, live * grow_percent / 100).
+ *   A collection starts when the bytes allocated since the last one reach
+ *   max(--min-heap, live * --grow / 100).
  */
 #include "peer.h"
 
@@ -31,6 +43,7 @@
 
 static struct {
     arena_t *a;
+    arena_lab_t lab;       /* this thread's allocation buffer: arena_lab_alloc, inline */
     uintptr_t base;
     unsigned char *bits;
     void *roots[MAX_ROOTS];
@@ -44,6 +57,24 @@ static struct {
     bool one_pass;
     struct peer_result *res;
 } H;
+
+/* Generational collection (--nursery): the old generation and the remembered set. */
+static struct {
+    size_t nursery;        /* bytes allocated between young collections; 0 = every one full */
+    arena_view_t *hv;
+    char *heap_base;
+    size_t page_size, nslots;
+    unsigned page_shift;   /* log2(page_size): slot numbers by shifts on the barrier's path */
+    uint64_t *old_pages;   /* bit per heap slot: holds (part of) an object that survived */
+    size_t old_bytes;      /* live after the last full collection plus promoted since */
+    size_t full_trigger;   /* a full collection when old_bytes passes this */
+    bool last_full_freed;  /* the last full collection freed a quarter of the old bytes */
+    bool last_young_kept;  /* the last young collection kept half of the bytes allocated */
+    unsigned char *card;   /* card marking: a byte per heap slot, a node on it was written
+                              (SET_FIELD); NULL with --barrier pages (the arena's tracking) */
+    void **dirty;          /* pages written since the last collection */
+    size_t ndirty, dirtycap;
+} G;
 
 static void **roots_push(size_t n)
 {
@@ -114,6 +145,21 @@ static void scan_node(arena_ss_t *ss, void *obj, size_t size, void *closure)
     arena_fix(ss, &f[1]);
 }
 
+/* Every object the arena scans survived this collection: from now on it is old. */
+static void promote(const char *obj, size_t size)
+{
+    size_t s = (size_t)(obj - G.heap_base) >> G.page_shift, e = (size_t)(obj + size - 1 - G.heap_base) >> G.page_shift;
+    for (; s <= e; s++)
+        G.old_pages[s / 64] |= (uint64_t)1 << (s % 64);
+    G.old_bytes += size;
+}
+
+static void scan_promote(arena_ss_t *ss, void *obj, size_t size, void *closure)
+{
+    scan_node(ss, obj, size, closure);
+    promote(obj, size);
+}
+
 static void scan_roots(arena_ss_t *ss, void *closure)
 {
     (void)closure;
@@ -123,14 +169,139 @@ static void scan_roots(arena_ss_t *ss, void *closure)
         arena_fix(ss, H.atomic[i]);
 }
 
-static size_t collect_one_pass(void)
+static void grow_dirty(void)
 {
-    static const arena_format_t format = {.scan = scan_node, .roots = scan_roots};
+    G.dirtycap = G.dirtycap ? 2 * G.dirtycap : 1024;
+    G.dirty = realloc(G.dirty, G.dirtycap * sizeof *G.dirty);
+    if (!G.dirty)
+        peer_fail("arena: out of memory for the remembered set");
+}
+
+/* The write barrier (card marking, Hölzle 1993, with a card per arena page): the page
+ * of a node written after its allocation joins the remembered set. */
+static void write_barrier(void *obj)
+{
+    if (!G.card)
+        return; /* not generational, or --barrier pages: the arena tracks the writes */
+    size_t s = (size_t)((char *)obj - G.heap_base) >> G.page_shift;
+    if (G.card[s])
+        return;
+    G.card[s] = 1;
+    if (G.ndirty == G.dirtycap)
+        grow_dirty();
+    G.dirty[G.ndirty++] = G.heap_base + (s << G.page_shift);
+}
+
+/* The pages written since the last take: every heap page is clean again. */
+static void take_dirty(void)
+{
+    if (G.card)
+        return;
+    G.ndirty = 0;
+    for (;;) {
+        if (G.dirtycap - G.ndirty < 256)
+            grow_dirty();
+        size_t n = 0, room = G.dirtycap - G.ndirty;
+        int rc = arena_track_take(G.hv, G.dirty + G.ndirty, room, &n);
+        if (rc)
+            peer_fail("arena_track_take: %s", arena_strerror(rc));
+        G.ndirty += n;
+        if (n < room)
+            return;
+    }
+}
+
+static bool page_is_old(const char *page)
+{
+    size_t s = (size_t)(page - G.heap_base) >> G.page_shift;
+    return s < G.nslots && (G.old_pages[s / 64] >> (s % 64) & 1);
+}
+
+/* The remembered set: the fields of every node on a written page of old objects (every
+ * object on such a page is old: allocation takes whole fresh pages; only pinned pages
+ * of an arena that never ran arena_trace_collect get their gaps refilled). A node a young
+ * object could be reached from was written after the young one was allocated, so after
+ * the last collection, so its page is among the touched ones. */
+static void scan_old_page(arena_ss_t *ss, char *page)
+{
+    for (char *p = page; p < page + G.page_size;) {
+        void **obj = arena_object(H.a, p);
+        if (!obj) {
+            p += GRANULE;
+            continue;
+        }
+        size_t size = arena_object_size(H.a, obj);
+        if (size <= NODE_MAX) {
+            arena_fix(ss, &obj[0]);
+            arena_fix(ss, &obj[1]);
+        }
+        p = (char *)obj + size;
+    }
+}
+
+static void young_roots(arena_ss_t *ss, void *closure)
+{
+    scan_roots(ss, closure);
+    for (size_t i = 0; i < G.ndirty; i++)
+        if (page_is_old(G.dirty[i]))
+            scan_old_page(ss, G.dirty[i]);
+}
+
+static size_t trace_collect(const arena_format_t *format, int mode)
+{
     arena_collect_stats_t st;
-    int rc = arena_trace_collect(H.a, &format, ARENA_TRACE_FULL, &st);
+    int rc = arena_trace_collect(H.a, format, mode, &st);
     if (rc < 0)
         peer_fail("arena_trace_collect: %s", arena_strerror(rc));
     return st.bytes_live;
+}
+
+static size_t collect_one_pass(void)
+{
+    static const arena_format_t format = {.scan = scan_node, .roots = scan_roots};
+    return trace_collect(&format, ARENA_TRACE_FULL);
+}
+
+/* Whether the full collection that is due would find mostly live objects: the heap is
+ * growing (the last full collection freed less than a quarter of the old objects, and
+ * the last young one kept more than half of what was allocated), so it waits, until the
+ * old objects reach twice the trigger. GCBench's stretch tree is the case: traced
+ * whole by each full collection while it grows, and dead right after. */
+static bool heap_growing(void)
+{
+    return !G.last_full_freed && G.last_young_kept && G.old_bytes < 2 * G.full_trigger;
+}
+
+/* Sticky generations (Demers et al., POPL 1990): a young collection traces only what
+ * was allocated since the previous collection; a full one when the old objects have
+ * grown by --grow percent since the last full one (unless heap_growing). Returns the
+ * bytes allocated since the collection to allow before the next one. */
+static size_t collect_generational(size_t since)
+{
+    static const arena_format_t young = {.scan = scan_promote, .roots = young_roots};
+    static const arena_format_t full = {.scan = scan_promote, .roots = scan_roots};
+    size_t old = G.old_bytes;
+    if (old >= G.full_trigger && !heap_growing()) {
+        memset(G.old_pages, 0, (G.nslots + 63) / 64 * sizeof *G.old_pages);
+        G.old_bytes = 0;
+        trace_collect(&full, ARENA_TRACE_FULL);
+        size_t t = G.old_bytes / 100 * (100 + H.grow);
+        G.full_trigger = t > H.min_heap ? t : H.min_heap;
+        G.last_full_freed = old - (G.old_bytes < old ? G.old_bytes : old) >= old / 4;
+    } else {
+        take_dirty();
+        trace_collect(&young, ARENA_TRACE_YOUNG);
+        G.last_young_kept = G.old_bytes - old > since / 2;
+        H.res->young++;
+    }
+    /* What the collection wrote itself (copies, fixed fields) is no old-to-young store. */
+    take_dirty();
+    if (G.card) {
+        for (size_t i = 0; i < G.ndirty; i++)
+            G.card[(size_t)((char *)G.dirty[i] - G.heap_base) >> G.page_shift] = 0;
+        G.ndirty = 0;
+    }
+    return G.nursery;
 }
 
 static size_t collect_mark_forward(void)
@@ -170,9 +341,13 @@ static size_t collect_mark_forward(void)
 static void collect(void)
 {
     uint64_t t0 = peer_now_ns();
-    size_t live = H.one_pass ? collect_one_pass() : collect_mark_forward();
-    size_t t = live / 100 * H.grow;
-    H.threshold = t > H.min_heap ? t : H.min_heap;
+    if (G.nursery) {
+        H.threshold = collect_generational(H.since);
+    } else {
+        size_t live = H.one_pass ? collect_one_pass() : collect_mark_forward();
+        size_t t = live / 100 * H.grow;
+        H.threshold = t > H.min_heap ? t : H.min_heap;
+    }
     H.since = 0;
     uint64_t pause = peer_now_ns() - t0;
     H.res->gc_ns += pause;
@@ -186,7 +361,7 @@ static void *alloc(size_t size)
     size_t rounded = (size + GRANULE - 1) & ~(size_t)(GRANULE - 1);
     if (H.since + rounded > H.threshold)
         collect();
-    void *p = arena_alloc(H.a, size);
+    void *p = arena_lab_alloc(&H.lab, size);
     if (!p)
         peer_fail("arena_alloc(%zu) failed", size);
     H.since += rounded;
@@ -213,6 +388,7 @@ static void drop_atomic(void **slot)
 #define ROOTS_END(r, n) (H.nroots -= (n))
 #define KEEP_ATOMIC(pp) keep_atomic((void **)(pp))
 #define DROP_ATOMIC(pp) drop_atomic((void **)(pp))
+#define SET_FIELD(o, f, v) (write_barrier(o), (o)->f = (v))
 #define DROP_TREE(t) ((void)(t))
 #include "programs.h"
 
@@ -225,6 +401,8 @@ static int run(const char *program, const struct peer_params *p, struct peer_res
     int rc = arena_create(&H.a, &cfg);
     if (rc)
         peer_fail("arena_create: %s", arena_strerror(rc));
+    if ((rc = arena_lab_init(H.a, &H.lab)))
+        peer_fail("arena_lab_init: %s", arena_strerror(rc));
     arena_view_t *v = arena_heap_view(H.a);
     H.base = (uintptr_t)arena_view_base(v);
     size_t granules = arena_view_slots(v) * arena_page_size(H.a) / GRANULE;
@@ -234,7 +412,35 @@ static int run(const char *program, const struct peer_params *p, struct peer_res
     H.min_heap = H.threshold = p->min_heap;
     H.grow = p->grow_percent;
     H.res = r;
+    G.nursery = one_pass ? p->nursery : 0;
+    if (G.nursery) {
+        G.hv = v;
+        G.heap_base = arena_view_base(v);
+        G.page_size = arena_page_size(H.a);
+        G.page_shift = (unsigned)__builtin_ctzl(G.page_size);
+        G.nslots = arena_view_slots(v);
+        G.old_pages = calloc((G.nslots + 63) / 64, sizeof *G.old_pages);
+        if (!G.old_pages)
+            peer_fail("arena: no memory for the old-page bitmap");
+        G.full_trigger = p->min_heap;
+        G.last_full_freed = true; /* no sign of growth yet: the first one comes at --min-heap */
+        H.threshold = G.nursery;
+        if (!p->track_pages) {
+            G.card = calloc(G.nslots, 1);
+            if (!G.card)
+                peer_fail("arena: no memory for the card table");
+        } else if ((rc = arena_track_start(v, ARENA_TRACK_WRITES))) {
+            peer_fail("arena_track_start: %s", arena_strerror(rc));
+        }
+    }
     rc = run_program(program, p, &r->checksum);
+    if (G.nursery && !G.card)
+        arena_track_stop(v);
+    free(G.card);
+    free(G.old_pages);
+    free(G.dirty);
+    memset(&G, 0, sizeof G);
+    arena_lab_retire(&H.lab);
     arena_destroy(H.a);
     free(H.bits);
     free(H.marked);

@@ -42,6 +42,7 @@ static void *alloc(size_t size, int atomic)
 #define ROOTS_END(r, n) ((void)(r))
 #define KEEP_ATOMIC(pp) ((void)(pp))
 #define DROP_ATOMIC(pp) ((void)(pp))
+#define SET_FIELD(o, f, v) ((o)->f = (v))
 #define DROP_TREE(t) ((void)(t))
 #include "programs.h"
 

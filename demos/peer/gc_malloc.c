@@ -49,6 +49,7 @@ static void drop_tree(void *t)
 #define ROOTS_END(r, n) ((void)(r))
 #define KEEP_ATOMIC(pp) ((void)(pp))
 #define DROP_ATOMIC(pp) free(*(pp))
+#define SET_FIELD(o, f, v) ((o)->f = (v))
 #define DROP_TREE(t) drop_tree(t)
 #include "programs.h"
 

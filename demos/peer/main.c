@@ -6,7 +6,7 @@
  * its peer.* rows.
  *
  *   arena-peer [--program gcbench|binary-trees] [--gc arena|arena-mark|boehm|malloc] [--depth N]
- *              [--quick] [--min-heap SIZE] [--grow PERCENT]
+ *              [--quick] [--min-heap SIZE] [--grow PERCENT] [--nursery SIZE] [--barrier cards|pages]
  */
 #include "peer.h"
 
@@ -55,15 +55,23 @@ static void usage(FILE *f)
 {
     fputs("usage: arena-peer [--program gcbench|binary-trees] [--gc arena|arena-mark|boehm|malloc]\n"
           "                  [--depth N] [--quick] [--min-heap SIZE] [--grow PERCENT]\n"
+          "                  [--nursery SIZE] [--barrier cards|pages]\n"
           "  Runs one classic collector benchmark on one collector and prints one JSON line\n"
-          "  (total_ms, gc_ms, max_pause_ms, collections, peak_rss_kb, system_ms, checksum).\n"
+          "  (total_ms, gc_ms, max_pause_ms, collections, young_collections, peak_rss_kb,\n"
+          "  system_ms, checksum).\n"
           "  gcbench: Ellis/Kovac/Boehm GCBench (stretch tree 18, long-lived tree 16 and a\n"
           "  500000-double array, trees of depth 4..16 top-down and bottom-up).\n"
           "  binary-trees: the Benchmarks Game program, max depth --depth (default 16).\n"
-          "  --gc arena: precise roots, an object format and arena_trace_collect (one pass);\n"
-          "  a collection after allocating max(--min-heap, live * --grow %) bytes (defaults\n"
-          "  4M, 100; --quick: 256K).\n"
-          "  --gc arena-mark: the same with arena_mark / arena_collect / arena_forward.\n"
+          "  --gc arena: precise roots, an object format and arena_trace_collect (one pass),\n"
+          "  generational: a young collection (ARENA_TRACE_YOUNG) after every --nursery bytes\n"
+          "  (default --min-heap / 4), a full one when the old objects grew by --grow % of\n"
+          "  what the last full one kept, at least --min-heap (defaults 4M, 100; --quick:\n"
+          "  256K), deferred while the heap grows. The remembered set: --barrier cards (default: a card per page, marked by\n"
+          "  the program's writes) or pages (the arena's page tracking of the heap view).\n"
+          "  --nursery 0: every collection full, after allocating max(--min-heap, live *\n"
+          "  --grow %) bytes.\n"
+          "  --gc arena-mark: arena_mark / arena_collect / arena_forward, every collection\n"
+          "  full, after allocating max(--min-heap, live * --grow %) bytes.\n"
           "  --gc boehm: Boehm GC defaults (exit 77 when built without libgc).\n"
           "  --gc malloc: glibc malloc, every dropped tree freed at once.\n"
           "  --quick: small sizes (gcbench depths 14/12/4..12, binary-trees depth 10).\n",
@@ -91,7 +99,7 @@ int main(int argc, char **argv)
 {
     const char *program = "gcbench", *gc = "arena";
     int depth = 0;
-    bool quick = false;
+    bool quick = false, nursery_set = false;
     struct peer_params p = {.grow_percent = 100};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -108,6 +116,11 @@ int main(int argc, char **argv)
             depth = atoi(argv[++i]);
         } else if (!strcmp(arg, "--min-heap") && val && !parse_size(val, &p.min_heap)) {
             i++;
+        } else if (!strcmp(arg, "--nursery") && val && (!strcmp(val, "0") || !parse_size(val, &p.nursery))) {
+            nursery_set = true;
+            p.nursery = strcmp(argv[++i], "0") ? p.nursery : 0;
+        } else if (!strcmp(arg, "--barrier") && val && (!strcmp(val, "cards") || !strcmp(val, "pages"))) {
+            p.track_pages = !strcmp(argv[++i], "pages");
         } else if (!strcmp(arg, "--grow") && val && atoi(val) >= 10 && atoi(val) <= 10000) {
             p.grow_percent = (unsigned)atoi(argv[++i]);
         } else {
@@ -132,6 +145,8 @@ int main(int argc, char **argv)
     }
     if (!p.min_heap) /* --quick: small enough that the quick sizes still collect */
         p.min_heap = quick ? (size_t)256 << 10 : (size_t)4 << 20;
+    if (!nursery_set)
+        p.nursery = p.min_heap / 4;
     p.min_depth = 4;
     if (!strcmp(program, "gcbench")) {
         p.stretch_depth = quick ? 14 : 18;
@@ -151,9 +166,9 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"program\":\"%s\",\"gc\":\"%s\",\"total_ms\":%.3f,\"gc_ms\":%.3f,\"max_pause_ms\":%.3f,"
-           "\"collections\":%llu,\"peak_rss_kb\":%ld,\"system_ms\":%.3f,\"checksum\":\"%016llx\"}\n",
+           "\"collections\":%llu,\"young_collections\":%llu,\"peak_rss_kb\":%ld,\"system_ms\":%.3f,\"checksum\":\"%016llx\"}\n",
            program, gc, (double)(t1 - t0) / 1e6, (double)r.gc_ns / 1e6, (double)r.max_pause_ns / 1e6,
-           (unsigned long long)r.collections, peak_rss_kb(),
+           (unsigned long long)r.collections, (unsigned long long)r.young, peak_rss_kb(),
            (double)ru.ru_stime.tv_sec * 1e3 + (double)ru.ru_stime.tv_usec / 1e3,
            (unsigned long long)r.checksum);
     return 0;

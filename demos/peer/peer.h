@@ -19,6 +19,8 @@ struct peer_params {
     size_t array_size;     /* GCBench's long-lived array of doubles */
     size_t min_heap;       /* arena: bytes allocated before the first collection */
     unsigned grow_percent; /* arena: collect after allocating this % of the live bytes */
+    size_t nursery;        /* arena (one pass): young collections this many bytes apart, 0 = none */
+    bool track_pages;      /* arena (one pass): the remembered set by page tracking, not cards */
 };
 
 struct peer_result {
@@ -26,6 +28,7 @@ struct peer_result {
     uint64_t gc_ns;        /* time in collections (malloc: in free of dropped trees) */
     uint64_t max_pause_ns; /* the longest of them */
     uint64_t collections;
+    uint64_t young;        /* of them, young collections (arena with a nursery) */
 };
 
 /* One program on one collector. Returns 0, or 1 after printing why (verification). */

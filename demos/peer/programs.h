@@ -8,6 +8,9 @@
  *                      updates when objects move; ROOTS_END(r, n) ends them (LIFO)
  *   KEEP_ATOMIC(pp)    *pp (pointer-free object) is a root until DROP_ATOMIC(pp)
  *   DROP_TREE(t)       the tree t is garbage from now on (malloc frees it here)
+ *   SET_FIELD(o, f, v) o->f = v, for a node o allocated before the last NEW_*: the
+ *                      write barrier of a generational collector (a node's first
+ *                      fields, written right after its NEW_OBJ, are plain stores)
  *
  * A moving collector may move every object at each NEW_*: a pointer that is not in a
  * root slot is reread from one after an allocation. Every tree is verified (node count)
@@ -56,9 +59,9 @@ static void populate(int depth, struct gnode *t)
     ROOTS(r, 1);
     r[0] = t;
     struct gnode *l = gnode_new();
-    ((struct gnode *)r[0])->left = l;
+    SET_FIELD((struct gnode *)r[0], left, l);
     struct gnode *rt = gnode_new();
-    ((struct gnode *)r[0])->right = rt;
+    SET_FIELD((struct gnode *)r[0], right, rt);
     populate(depth, ((struct gnode *)r[0])->left);
     populate(depth, ((struct gnode *)r[0])->right);
     ROOTS_END(r, 1);
