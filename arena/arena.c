@@ -88,6 +88,7 @@ static void install_hooks(void)
 {
     arena__view_set_hooks(&arena__track_view_hooks);
     arena__fork_set_hooks(&fork_hooks);
+    arena__track_set_old_hook(arena__heap_slot_old);
 }
 
 int arena_create(arena_t **out, const arena_config_t *cfg_in)
@@ -155,6 +156,7 @@ void arena_destroy(arena_t *a)
     arena__fork_unregister(a);
     arena__track_arena_destroy(a);
     arena__gc_fini(a);
+    arena__trace_fini(a);
     arena__heap_fini(a);
     while (a->views)
         arena__view_destroy(a->views);

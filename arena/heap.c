@@ -98,6 +98,17 @@ void arena__heap_forked(arena_t *a)
         atomic_fetch_add(&a->heap->epoch, 1);
 }
 
+bool arena__heap_slot_old(const arena_t *a, size_t slot)
+{
+    const struct arena__heap *h = a->heap;
+    if (h == NULL || slot >= h->nslots)
+        return false;
+    const struct arena__page *pg = &h->pages[slot];
+    return (pg->kind == ARENA__PAGE_SMALL || pg->kind == ARENA__PAGE_LARGE_HEAD ||
+            pg->kind == ARENA__PAGE_LARGE_TAIL) &&
+           (pg->flags & ARENA__PAGE_OLD);
+}
+
 void arena__heap_stats(const arena_t *a, arena_stats_t *s)
 {
     const struct arena__heap *h = a->heap;

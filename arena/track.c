@@ -102,6 +102,25 @@ static void group_unlock(struct arena__track *t, size_t g)
     atomic_store(&t->lock[g], 0);
 }
 
+/* ---------------------------------------------------- ARENA_TRACK_OLD -- */
+
+/* heap.c's answer (registered by arena.c, docs/design.md §2: the heap sits above). */
+static bool (*slot_old)(const arena_t *a, size_t slot);
+
+void arena__track_set_old_hook(bool (*fn)(const arena_t *a, size_t slot))
+{
+    slot_old = fn;
+}
+
+/* .req.track.old: whether a take reports and re-arms slot s. With ARENA_TRACK_OLD only slots holding
+ * objects that survived a collection are: the others stay open (with the libsigsegv
+ * backend their bit stays set, so the bit still says "unprotected") and are reported at
+ * the first take that finds them old (the collection that made them old wrote them). */
+static bool in_scope(const struct arena__track *t, size_t s)
+{
+    return !(t->what & ARENA_TRACK_OLD) || slot_old == NULL || slot_old(arena__view_arena(t->view), s);
+}
+
 /* ------------------------------------------------------ opening pages ---- */
 
 /* .req.track.slot-protection: a touched page gets the slot's own protection (arena_view_protect), an armed one
@@ -647,6 +666,8 @@ static int take_bits(struct arena__track *t, void **pages, size_t max, size_t *c
             for (size_t s = piece; s < pend && n < max; s++) {
                 if (!bit_get(t, s) && !plain_get(t->carried, s))
                     continue;
+                if (arena__track_slot_mapped(t, s) && !in_scope(t, s))
+                    continue; /* stays open and pending */
                 bit_clear(t, s); /* before re-arming: a write after this is seen again */
                 plain_put(t->carried, s, false);
                 if (!arena__track_slot_mapped(t, s))
@@ -675,7 +696,9 @@ static void recount_splits(struct arena__track *t)
         return;
     size_t runs = 0;
     uint64_t prev_top = 0;
-    for (size_t w = 0; w < t->nwords; w++) {
+    /* No bit is set at or past the slots in use (sync_changes clears what stops showing). */
+    size_t words = (used_end(t) + 63) / 64;
+    for (size_t w = 0; w < words; w++) {
         uint64_t x = atomic_load(&t->open[w]);
         runs += (size_t)__builtin_popcountll(x & ~((x << 1) | prev_top));
         prev_top = x >> 63;
@@ -710,7 +733,8 @@ static int take_locked(arena_view_t *v, void **pages, size_t max, size_t *count)
     sync_changes(t);
     regroup(t);
     if (t->backend == ARENA_TRACKER_UFFD) {
-        int err = arena__tuffd_scan(t, pages, max, &n);
+        int err = (t->what & ARENA_TRACK_OLD) ? arena__tuffd_scan_kept(t, pages, max, &n, in_scope)
+                                              : arena__tuffd_scan(t, pages, max, &n);
         if (err == ARENA_EPERM)
             err = reregister_lost(t, pages, max, &n);
         /* Pages the scan reported need no second report from the bitmap; if it failed
@@ -750,7 +774,10 @@ int arena_track_start(arena_view_t *v, int what) /* .req.track.api */
     int err = check_view(v);
     if (err != 0)
         return err;
-    if (what == 0 || (what & ~(ARENA_TRACK_WRITES | ARENA_TRACK_ACCESS)) != 0)
+    if (what == 0 || (what & ~(ARENA_TRACK_WRITES | ARENA_TRACK_ACCESS | ARENA_TRACK_OLD)) != 0)
+        return ARENA_ECONFIG;
+    if ((what & ARENA_TRACK_OLD) && (what != (ARENA_TRACK_WRITES | ARENA_TRACK_OLD) ||
+                                     v != arena__view_arena(v)->heap_view))
         return ARENA_ECONFIG;
     int prot = arena__view_prot(v);
     if ((what & ARENA_TRACK_ACCESS) ? !(prot & ARENA_PROT_READ) : !(prot & ARENA_PROT_WRITE))

@@ -443,6 +443,55 @@ enum arena_trace_mode {
  * that received ss, on the collecting thread. */
 ARENA_API int arena_fix(arena_ss_t *ss, void **ref);
 
+/* What arena_fix_inline reads without a call. Every arena_ss_t begins with this record;
+ * the library fills it before the first callback and keeps it true during the trace. The
+ * fields are the library's to set; a runtime reads none of them (arena_fix_inline does). */
+typedef struct arena_ss_head {
+    uintptr_t base;             /* the heap's first byte (granule i is base + 16 i) */
+    size_t heap_bytes;          /* the heap's length: an address outside is left alone */
+    size_t condemned_bytes;     /* [base, base + condemned_bytes): the slots the heap had when
+                                   the collection began, the only ones that may be condemned */
+    const uint64_t *reached;    /* bit per granule below condemned_bytes: the object starting
+                                   there was reached (or pinned, or marked) */
+    const uint64_t *moved;      /* bit per granule: the object starting there was copied; its
+                                   first word holds the copy's address */
+    const uint64_t *kept;       /* bit per page below condemned_bytes: the page holds objects
+                                   this collection does not condemn (old, in a young one) */
+    size_t page_shift;          /* log2 of the arena page */
+} arena_ss_head_t;
+
+/* arena_fix with its first stage inlined: the same contract and results, exactly (the
+ * Memory Pool System's split of a fix into MPS_FIX1, an inline test that settles most
+ * references, and MPS_FIX2, the call; Ravenbrook, "Scanning" in the MPS manual). Settled
+ * without a call: NULL and every address outside the heap (0, left alone); an object
+ * already copied in this collection, named by an address in its first 16 bytes (*ref
+ * rewritten to the same byte of the copy); an object already reached and kept in place,
+ * named likewise (0, nothing written); an address on a page the collection does not
+ * condemn (0). Everything else (the first fix of an object, interior addresses past an
+ * object's first 16 bytes, to-space addresses, errors) calls arena_fix. Only where
+ * arena_fix may be called. */
+static inline int arena_fix_inline(arena_ss_t *ss, void **ref)
+{
+    if (__builtin_expect(ss == NULL || ref == NULL, 0))
+        return arena_fix(ss, ref);
+    const arena_ss_head_t *h = (const arena_ss_head_t *)(const void *)ss;
+    uintptr_t p = (uintptr_t)*ref, off = p - h->base;
+    if (off >= h->condemned_bytes)
+        return off < h->heap_bytes ? arena_fix(ss, ref) : 0;
+    size_t g = off >> 4, w = g >> 6, s = off >> h->page_shift;
+    uint64_t bit = (uint64_t)1 << (g & 63);
+    if (__atomic_load_n(&h->moved[w], __ATOMIC_RELAXED) & bit) {
+        char *copy;
+        __builtin_memcpy(&copy, (const void *)(p & ~(uintptr_t)15), sizeof copy);
+        *ref = copy + (p & 15);
+        return 0;
+    }
+    if ((__atomic_load_n(&h->reached[w], __ATOMIC_RELAXED) & bit) ||
+        ((h->kept[s >> 6] >> (s & 63)) & 1))
+        return 0;
+    return arena_fix(ss, ref);
+}
+
 /* Collect in one pass with the runtime's format (see above). Objects arena_pin()ned or
  * arena_mark()ed since the previous collection are extra roots that keep their
  * address (pinning is how a conservative runtime protects what an ambiguous
@@ -570,6 +619,12 @@ ARENA_API size_t arena_view_vmas(const arena_view_t *v);
  * ------------------------------------------------------------------------------- */
 #define ARENA_TRACK_WRITES 1  /* report pages written */
 #define ARENA_TRACK_ACCESS 2  /* report pages read or written (libsigsegv only) */
+/* With ARENA_TRACK_WRITES, on the heap view only: watch only the pages that hold objects
+ * that survived a collection (the old generation of ARENA_TRACE_YOUNG). Other pages
+ * (allocated since the last collection, free, retained) are left open: writes to them cost
+ * no fault and are not reported. A page that becomes old is reported by the next take
+ * (the collection that made it old wrote it) and watched from then on. */
+#define ARENA_TRACK_OLD 4
 
 /* Start tracking the view (use arena_heap_view(a) for the heap). Every page starts
  * clean. With the libsigsegv backend every thread that writes (or, ACCESS, reads) tracked
@@ -579,7 +634,8 @@ ARENA_API size_t arena_view_vmas(const arena_view_t *v);
  * unless arena_track_prepare_io was called on the range first. Errors: ARENA_ENULL,
  * ARENA_ECLOSED, ARENA_ECONFIG (what), ARENA_EPROT (the view cannot be written / read),
  * ARENA_EBUSY (already tracking), ARENA_ENOTSUP, ARENA_ESTATE (libsigsegv backend and the
- * calling thread blocks SIGSEGV), ARENA_EVMA, -errno. */
+ * calling thread blocks SIGSEGV), ARENA_EVMA, -errno. ARENA_TRACK_OLD is accepted only as
+ * ARENA_TRACK_WRITES | ARENA_TRACK_OLD on arena_heap_view(a) (else ARENA_ECONFIG). */
 ARENA_API int arena_track_start(arena_view_t *v, int what);
 
 /* Store up to max addresses of pages touched since start or the last take, re-arm

@@ -774,3 +774,140 @@ BOTH(tracking_follows_a_changed_slot_protection)
     cr_assert_eq(pages[0], base + 5 * PAGE);
     arena_destroy(a);
 }
+
+/* ------------------------------------- ARENA_TRACK_OLD: the old generation only -- */
+
+/* A cell: one reference, a tag, padding. The young collections below treat every field of
+ * a cell on a reported page as a root (the remembered set of heap_gen.c). */
+struct cell {
+    struct cell *next;
+    uint64_t tag;
+    char pad[48];
+};
+
+struct remset {
+    struct cell **old;          /* every old cell the test knows */
+    size_t nold;
+    void **pages;               /* the pages the take reported */
+    size_t npages;
+    struct cell **root;
+};
+
+static void scan_cell(arena_ss_t *ss, void *obj, size_t size, void *closure)
+{
+    (void)size, (void)closure;
+    cr_assert_eq(arena_fix(ss, (void **)&((struct cell *)obj)->next), 0);
+}
+
+static void roots_remset(arena_ss_t *ss, void *closure)
+{
+    struct remset *r = closure;
+    cr_assert_eq(arena_fix(ss, (void **)r->root), 0);
+    for (size_t i = 0; i < r->nold; i++)
+        for (size_t j = 0; j < r->npages; j++)
+            if ((char *)r->old[i] >= (char *)r->pages[j] && (char *)r->old[i] < (char *)r->pages[j] + PAGE)
+                cr_assert_eq(arena_fix(ss, (void **)&r->old[i]->next), 0);
+}
+
+static bool reported(void **pages, size_t n, const void *p)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((const char *)p >= (char *)pages[i] && (const char *)p < (char *)pages[i] + PAGE)
+            return true;
+    return false;
+}
+
+static struct cell *new_cell(arena_t *a, uint64_t tag, struct cell *next)
+{
+    struct cell *c = arena_alloc(a, sizeof *c);
+    cr_assert_not_null(c);
+    c->tag = tag;
+    c->next = next;
+    return c;
+}
+
+static uint64_t faults_of(arena_t *a)
+{
+    arena_stats_t s;
+    cr_assert_eq(arena_stats(a, &s), 0);
+    return s.track_faults;
+}
+
+BOTH(old_tracking_reports_only_old_pages_and_keeps_young_objects)
+{
+    arena_t *a = track_arena(backend, 0);
+    cr_assert_not_null(a);
+    arena_view_t *h = arena_heap_view(a);
+    arena_view_t *mirror = track_view(a, 4);
+    cr_assert_not_null(mirror);
+    cr_assert_eq(arena_track_start(mirror, ARENA_TRACK_WRITES | ARENA_TRACK_OLD), ARENA_ECONFIG);
+    cr_assert_eq(arena_track_start(h, ARENA_TRACK_OLD), ARENA_ECONFIG);
+    cr_assert_eq(arena_track_start(h, ARENA_TRACK_ACCESS | ARENA_TRACK_OLD), ARENA_ECONFIG);
+    cr_assert_eq(arena_track_start(h, ARENA_TRACK_WRITES | ARENA_TRACK_OLD), 0);
+    cr_assert_eq(arena_track_backend(h), backend);
+
+    /* A chain of cells and a large object, made old by a young collection. */
+    struct cell *root = NULL;
+    for (uint64_t i = 0; i < 200; i++)
+        root = new_cell(a, i, root);
+    struct cell *large = arena_alloc(a, 3 * PAGE);
+    cr_assert_not_null(large);
+    large->next = NULL;
+    large->tag = 7777;
+    root->next->next = large; /* cut the chain: cells below the third die */
+    struct remset r = {.root = &root};
+    arena_format_t fmt = {scan_cell, roots_remset, &r};
+    cr_assert_eq(arena_trace_collect(a, &fmt, ARENA_TRACE_YOUNG, NULL), 0);
+    cr_assert_eq(root->tag, 199);
+    cr_assert_eq(root->next->next->tag, 7777);
+    large = root->next->next;
+    struct cell *old[3] = {root, root->next, large};
+    r.old = old;
+    r.nold = 3;
+
+    /* The collection made their pages old: the next take reports them, then they are clean. */
+    void *pages[64];
+    size_t got;
+    cr_assert_eq(arena_track_take(h, pages, 64, &got), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert(reported(pages, got, old[i]), "a page made old was not reported");
+    cr_assert_eq(arena_track_take(h, pages, 64, &got), 0);
+    cr_assert_eq(got, 0);
+
+    /* Young objects: written freely, never reported; with libsigsegv not one fault. */
+    uint64_t faults = faults_of(a);
+    struct cell *young = NULL;
+    for (uint64_t i = 0; i < 300; i++)
+        young = new_cell(a, 1000 + i, young);
+    cr_assert_eq(arena_track_take(h, pages, 64, &got), 0);
+    cr_assert_eq(got, 0, "%zu young pages reported", got);
+    if (backend == ARENA_TRACKER_SIGSEGV)
+        cr_assert_eq(faults_of(a), faults, "young pages were armed");
+
+    /* Old-to-young stores: the barrier reports the old pages written, only those, and the
+     * young collection keeps what the written fields name. */
+    large->next = young;                                  /* large (old) -> young chain */
+    ((struct cell *)((char *)large + 2 * PAGE))->tag = 1; /* its last page */
+    root->tag = 99;                                       /* a small old object */
+    cr_assert_eq(arena_track_take(h, pages, 64, &got), 0);
+    cr_assert(reported(pages, got, root));
+    cr_assert(reported(pages, got, large));
+    cr_assert(reported(pages, got, (char *)large + 2 * PAGE));
+    for (size_t i = 0; i < got; i++) {
+        char *p = pages[i];
+        cr_assert(reported(&pages[i], 1, root) || reported(&pages[i], 1, root->next) ||
+                      (p >= (char *)large && p < (char *)large + 3 * PAGE),
+                  "page %p reported: no old object was written there", (void *)p);
+    }
+    r.pages = pages;
+    r.npages = got;
+    cr_assert_eq(arena_trace_collect(a, &fmt, ARENA_TRACE_YOUNG, NULL), 0);
+    cr_assert_eq(large->tag, 7777);
+    uint64_t n = 0;
+    for (struct cell *c = large->next; c != NULL; c = c->next, n++) {
+        cr_assert_eq(arena_object(a, c), (void *)c, "a young cell named by an old one was freed");
+        cr_assert_eq(c->tag, 1000 + 299 - n);
+    }
+    cr_assert_eq(n, 300);
+    arena_destroy(a);
+}

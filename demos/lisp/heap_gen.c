@@ -46,7 +46,7 @@ static struct {
     uint64_t *old_pages;  /* bit per heap slot: holds (part of) an old object */
     char *heap_base;
     size_t page_size, nslots;
-    uint64_t minors, majors, minor_ns, major_ns, dirty_pages, scanned_pages;
+    uint64_t minors, majors, minor_ns, major_ns, dirty_pages, scanned_pages, take_ns;
 } G;
 
 static _Noreturn void fatal(const char *what, int err)
@@ -76,7 +76,7 @@ static uint64_t now_ns(void)
 int gen_init(void)
 {
     G.hv = arena_heap_view(AH.a);
-    int rc = arena_track_start(G.hv, ARENA_TRACK_WRITES);
+    int rc = arena_track_start(G.hv, ARENA_TRACK_WRITES | ARENA_TRACK_OLD);
     if (rc) {
         fprintf(stderr, "arena-lisp: --generational needs page tracking: %s\n", arena_strerror(rc));
         return -1;
@@ -113,6 +113,7 @@ static void promote(obj *o)
 
 static void take_dirty(void)
 {
+    uint64_t t0 = now_ns();
     G.ndirty = 0;
     for (;;) {
         if (G.dirtycap - G.ndirty < 256)
@@ -124,8 +125,9 @@ static void take_dirty(void)
             fatal("arena_track_take", rc);
         G.ndirty += n;
         if (n < room)
-            return;
+            break;
     }
+    G.take_ns += now_ns() - t0;
 }
 
 /* The remembered set: fix the fields of every old object on the page (once per object:
@@ -236,10 +238,10 @@ void gen_describe(FILE *out)
 {
     fprintf(out,
             ",\"minor_gcs\":%llu,\"major_gcs\":%llu,\"minor_ms\":%.3f,\"major_ms\":%.3f,"
-            "\"dirty_pages\":%llu,\"scanned_pages\":%llu,\"old_kb\":%zu,"
+            "\"dirty_pages\":%llu,\"scanned_pages\":%llu,\"take_ms\":%.3f,\"old_kb\":%zu,"
             "\"tracker\":\"%s\"",
             (unsigned long long)G.minors, (unsigned long long)G.majors, (double)G.minor_ns / 1e6,
             (double)G.major_ns / 1e6, (unsigned long long)G.dirty_pages,
-            (unsigned long long)G.scanned_pages, G.old_bytes / 1024,
+            (unsigned long long)G.scanned_pages, (double)G.take_ns / 1e6, G.old_bytes / 1024,
             arena_track_backend(G.hv) == ARENA_TRACKER_UFFD ? "uffd" : "sigsegv");
 }
