@@ -15,19 +15,13 @@
 
 /* An object evacuated out of a sparse page (.req.collect.evacuate-sparse): its old and new offsets in the heap
  * view. Appended in old-address order: a page's entries are consecutive. */
-/* 16 bytes: one per evacuated object, so the table is a large part of a collection's own
- * memory. The old offset is its page's (the block's) plus the granule. */
-struct evac_entry {
-    size_t new_off;
-    uint32_t old_granule;    /* within its old page */
-    uint32_t size;           /* bytes; a small object is never larger than a page */
-};
-
 /* Forwarding of the last collection (.req.collect.forwarding), valid until the next one. */
 struct arena__gc {
     uint32_t *page_fwd;      /* per old slot: new slot, FWD_DEAD or FWD_EVAC */
     size_t nslots;           /* slots covered by page_fwd */
-    struct evac_entry *evac; /* objects moved one by one */
+    size_t *evac;            /* objects moved one by one: the new heap offset of each, all a
+                                collection keeps per object (the old offset is the rank's
+                                start bit in the block, the size the copy's end bit) */
     size_t nevac, evac_cap;
     /* O(1) forwarding of evacuated objects (.req.collect.forwarding): per evacuated page a block holding its
      * first entry's index and the start bits of its live objects; the rank of an object's
@@ -132,26 +126,31 @@ int arena_is_marked(const arena_t *a, const void *p)
 
 /* --------------------------------------------------------------- forwarding -- */
 
-/* The entry of the evacuated object containing heap offset off, in evacuated old slot
- * slot, or NULL: the last live start bit at or below off's granule, ranked. */
-static const struct evac_entry *evac_find(const struct arena__gc *gc, size_t slot, size_t off,
-                                          size_t granules, size_t *old_off)
+/* The evacuated object containing heap offset off, in evacuated old slot slot: the last
+ * live start bit at or below off's granule, ranked, gives its entry. True with its old
+ * and new offsets when off lies inside it. */
+static bool evac_find(const arena_t *a, const struct arena__gc *gc, size_t slot, size_t off, size_t *old_off,
+                      size_t *new_off)
 {
+    const struct arena__heap *h = a->heap;
+    size_t granules = h->granules;
     uint32_t blk = gc->evac_blk[slot];
     const uint64_t *bits = &gc->blk_bits[blk * gc->words];
     size_t g = (off / ARENA__GRANULE) % granules, w = g / 64;
     uint64_t word = bits[w] & (((uint64_t)2 << (g % 64)) - 1); /* bits 0..g%64 */
     while (word == 0) {
         if (w == 0)
-            return NULL;
+            return false;
         word = bits[--w];
     }
     size_t rank = (size_t)__builtin_popcountll(word) - 1;
     for (size_t i = 0; i < w; i++)
         rank += (size_t)__builtin_popcountll(bits[i]);
-    const struct evac_entry *e = &gc->evac[gc->blk_first[blk] + rank];
-    *old_off = (slot * granules + e->old_granule) * ARENA__GRANULE;
-    return off - *old_off < e->size ? e : NULL;
+    *old_off = (slot * granules + w * 64 + 63 - (size_t)__builtin_clzll(word)) * ARENA__GRANULE;
+    *new_off = gc->evac[gc->blk_first[blk] + rank];
+    /* The copy is live until the next collection: its end bit gives the size. */
+    size_t ng = *new_off / ARENA__GRANULE, end = arena__bit_next(h->ends, ng, (ng / granules + 1) * granules);
+    return end != (size_t)-1 && off - *old_off < (end + 1 - ng) * ARENA__GRANULE;
 }
 
 void *arena_forward(const arena_t *a, const void *old)
@@ -168,10 +167,9 @@ void *arena_forward(const arena_t *a, const void *old)
         return NULL;
     size_t off = (size_t)((const char *)old - a->heap->base);
     if (gc->page_fwd[slot] == FWD_EVAC) {
-        size_t old_off;
-        const struct evac_entry *e = evac_find(gc, slot, off, a->heap->granules, &old_off);
+        size_t old_off, new_off;
         /* An entry is a live object by construction: no lookup to confirm it. */
-        return e == NULL ? NULL : a->heap->base + e->new_off + (off - old_off);
+        return evac_find(a, gc, slot, off, &old_off, &new_off) ? a->heap->base + new_off + (off - old_off) : NULL;
     }
     char *now = arena__view_slot_addr(a->heap_view, gc->page_fwd[slot]) + (off & (a->page_size - 1));
     /* The page survived, but the object p pointed into may have died in it. */
@@ -287,17 +285,17 @@ static void sweep_small(struct cycle *c, size_t slot)
 
 /* -------------------------------------------------------------- evacuation -- */
 
-static bool evac_append(struct arena__gc *gc, size_t old_granule, size_t new_off, size_t size)
+static bool evac_append(struct arena__gc *gc, size_t new_off)
 {
     if (gc->nevac == gc->evac_cap) {
         size_t cap = gc->evac_cap ? gc->evac_cap * 2 : 256;
-        struct evac_entry *e = realloc(gc->evac, cap * sizeof *e);
+        size_t *e = realloc(gc->evac, cap * sizeof *e);
         if (e == NULL)
             return false;
         gc->evac = e;
         gc->evac_cap = cap;
     }
-    gc->evac[gc->nevac++] = (struct evac_entry){new_off, (uint32_t)old_granule, (uint32_t)size};
+    gc->evac[gc->nevac++] = new_off;
     return true;
 }
 
@@ -420,11 +418,11 @@ static bool evacuate(struct cycle *c, size_t slot)
             size_t end = arena__bit_next(h->ends, bit, limit);
             size_t size = (end + 1 - bit) * ARENA__GRANULE;
             char *dst = evac_room(c, size);
-            if (dst == NULL || !evac_append(gc, bit - first, (size_t)(dst - base), size)) {
+            if (dst == NULL || !evac_append(gc, (size_t)(dst - base))) {
                 for (size_t i = mark; i < gc->nevac; i++) {
-                    size_t g = gc->evac[i].new_off / ARENA__GRANULE;
+                    size_t g = gc->evac[i] / ARENA__GRANULE;
                     arena__bit_clear(h->starts, g);
-                    arena__bit_clear(h->ends, g + gc->evac[i].size / ARENA__GRANULE - 1);
+                    arena__bit_clear(h->ends, arena__bit_next(h->ends, g, (g / h->granules + 1) * h->granules));
                 }
                 gc->nevac = mark;
                 return false;
@@ -1149,8 +1147,8 @@ static void resolve_forwarding(struct cycle *c)
         if (gc->page_fwd[s] != FWD_DEAD && gc->page_fwd[s] != FWD_EVAC)
             gc->page_fwd[s] = c->where[s];
     for (size_t i = 0; i < gc->nevac; i++) {
-        size_t off = gc->evac[i].new_off;
-        gc->evac[i].new_off = ((size_t)c->where[off >> shift] << shift) | (off & mask);
+        size_t off = gc->evac[i];
+        gc->evac[i] = ((size_t)c->where[off >> shift] << shift) | (off & mask);
     }
 }
 
