@@ -663,7 +663,12 @@ static int take_bits(struct arena__track *t, void **pages, size_t max, size_t *c
             size_t pend = piece + ((size_t)1 << 12) < end ? piece + ((size_t)1 << 12) : end;
             for (size_t i = 0; i <= (pend - piece) / 64; i++)
                 sel[i] = 0;
+            size_t n_piece = n;
             for (size_t s = piece; s < pend && n < max; s++) {
+                if ((s & 63) == 0 && (atomic_load(&t->open[s >> 6]) | t->carried[s >> 6]) == 0) {
+                    s += 63; /* a word with no bit */
+                    continue;
+                }
                 if (!bit_get(t, s) && !plain_get(t->carried, s))
                     continue;
                 if (arena__track_slot_mapped(t, s) && !in_scope(t, s))
@@ -675,6 +680,8 @@ static int take_bits(struct arena__track *t, void **pages, size_t max, size_t *c
                 plain_put(sel, s - piece, true);
                 pages[n++] = slot_addr(t, s);
             }
+            if (n == n_piece)
+                continue; /* nothing to re-arm in this piece */
             size_t bad = pend;
             err = rearm(t, piece, pend, sel, &bad);
             for (size_t s = bad; s < pend; s++)
@@ -749,10 +756,15 @@ static int take_locked(arena_view_t *v, void **pages, size_t max, size_t *count)
         if (err != 0)
             return err;
     }
+    /* Only libsigsegv's handler takes group locks: with userfaultfd the kernel resolves
+     * the faults, and no signal needs masking. */
+    bool mask = t->backend == ARENA_TRACKER_SIGSEGV;
     sigset_t old;
-    block_signals(&old);
+    if (mask)
+        block_signals(&old);
     int err = take_bits(t, pages + n, max - n, &more);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (mask)
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     recount_splits(t);
     *count = n + more;
     return err;

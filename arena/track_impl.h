@@ -74,8 +74,8 @@ void arena__tuffd_detach(struct arena__track *t);
 int arena__tuffd_arm(struct arena__track *t, size_t slot, size_t n);
 /* Collect up to max written pages into pages[] and write-protect them again; *count. */
 int arena__tuffd_scan(struct arena__track *t, void **pages, size_t max, size_t *count);
-/* As arena__tuffd_scan, but only the written slots keep() accepts are reported and
- * write-protected again; the others stay written (unprotected) and unreported. */
+/* As arena__tuffd_scan, but only over the slots keep() accepts: the others stay written
+ * (unprotected) and unreported. */
 int arena__tuffd_scan_kept(struct arena__track *t, void **pages, size_t max, size_t *count,
                            bool (*keep)(const struct arena__track *, size_t));
 /* Set bit i of bits when slot+i was written since it was last armed (no state change). */

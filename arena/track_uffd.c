@@ -279,42 +279,26 @@ int arena__tuffd_scan(struct arena__track *t, void **pages, size_t max, size_t *
     return err;
 }
 
-struct collect_kept {
-    void **pages;
-    size_t n, max;
-    bool (*keep)(const struct arena__track *, size_t);
-};
-
-static void add_kept(struct arena__track *t, size_t slot, void *ctx)
-{
-    struct collect_kept *c = ctx;
-    char *addr = t->base + (slot << t->shift);
-    if (c->n == c->max || (c->n > 0 && c->pages[c->n - 1] == addr) || !c->keep(t, slot))
-        return;
-    c->pages[c->n++] = addr;
-}
-
-/* Read the written state of the whole view, report only the slots keep() accepts, and
- * write-protect just those, one ioctl per run. A write between the scan and the
- * protection is not lost: the page is reported, and the caller reads it afterwards. */
+/* Scan only the runs of slots keep() accepts, write-protecting what they report in the
+ * same call (PM_SCAN_WP_MATCHING); the slots in between are not walked at all. */
 int arena__tuffd_scan_kept(struct arena__track *t, void **pages, size_t max, size_t *count,
                            bool (*keep)(const struct arena__track *, size_t))
 {
-    struct collect_kept c = {pages, 0, max, keep};
-    *count = 0;
-    int err = scan_runs(t, 0, arena__view_used_end(t->view), false, SIZE_MAX, add_kept, &c);
-    if (err != 0)
-        return err;
-    *count = c.n;
-    for (size_t i = 0; i < c.n;) {
-        size_t first = (size_t)((char *)pages[i] - t->base) >> t->shift, end = first + 1;
-        for (i++; i < c.n && (size_t)((char *)pages[i] - t->base) >> t->shift == end; i++)
-            end++;
-        err = arena__tuffd_arm(t, first, end - first);
-        if (err != 0)
-            return err;
+    struct collect c = {pages, 0};
+    size_t end = arena__view_used_end(t->view);
+    int err = 0;
+    for (size_t s = 0; s < end && c.n < max && err == 0;) {
+        if (!keep(t, s)) {
+            s++;
+            continue;
+        }
+        size_t run = s;
+        while (s < end && keep(t, s))
+            s++;
+        err = scan_runs(t, run, s, true, max - c.n, add_page, &c);
     }
-    return 0;
+    *count = c.n;
+    return err;
 }
 
 struct bits_ctx {

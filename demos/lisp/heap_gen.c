@@ -47,6 +47,7 @@ static struct {
     char *heap_base;
     size_t page_size, nslots;
     uint64_t minors, majors, minor_ns, major_ns, dirty_pages, scanned_pages, take_ns;
+    size_t nursery;       /* bytes allocated between young collections */
 } G;
 
 static _Noreturn void fatal(const char *what, int err)
@@ -88,6 +89,10 @@ int gen_init(void)
     if (!G.old_pages)
         return -1;
     AH.gen = 1;
+    /* The nursery gets the memory a semispace collector holds for the same --heap (two
+     * spaces of --heap): young collections cost per collection, not per byte allocated. */
+    G.nursery = 2 * AH.initial;
+    AH.threshold = G.nursery;
     G.major_trigger = 4 * AH.initial;
     return 0;
 }
@@ -220,8 +225,8 @@ void gen_collect(size_t need)
         G.minors++;
         G.minor_ns += dt;
     }
-    /* The nursery stays --heap bytes: young collections stay proportional to it. */
-    AH.threshold = AH.initial > 2 * need ? AH.initial : 2 * need;
+    /* The nursery keeps its size: young collections stay proportional to it. */
+    AH.threshold = G.nursery > 2 * need ? G.nursery : 2 * need;
     AH.since = 0;
 }
 
