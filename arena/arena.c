@@ -156,6 +156,7 @@ void arena_destroy(arena_t *a)
     arena__fork_unregister(a);
     arena__track_arena_destroy(a);
     arena__gc_fini(a);
+    arena__trace_fini(a);
     arena__heap_fini(a);
     while (a->views)
         arena__view_destroy(a->views);

@@ -15,8 +15,12 @@
 
 /* An object evacuated out of a sparse page (.req.collect.evacuate-sparse): its old and new offsets in the heap
  * view. Appended in old-address order: a page's entries are consecutive. */
+/* 16 bytes: one per evacuated object, so the table is a large part of a collection's own
+ * memory. The old offset is its page's (the block's) plus the granule. */
 struct evac_entry {
-    size_t old_off, new_off, size;
+    size_t new_off;
+    uint32_t old_granule;    /* within its old page */
+    uint32_t size;           /* bytes; a small object is never larger than a page */
 };
 
 /* Forwarding of the last collection (.req.collect.forwarding), valid until the next one. */
@@ -131,7 +135,7 @@ int arena_is_marked(const arena_t *a, const void *p)
 /* The entry of the evacuated object containing heap offset off, in evacuated old slot
  * slot, or NULL: the last live start bit at or below off's granule, ranked. */
 static const struct evac_entry *evac_find(const struct arena__gc *gc, size_t slot, size_t off,
-                                          size_t granules)
+                                          size_t granules, size_t *old_off)
 {
     uint32_t blk = gc->evac_blk[slot];
     const uint64_t *bits = &gc->blk_bits[blk * gc->words];
@@ -146,7 +150,8 @@ static const struct evac_entry *evac_find(const struct arena__gc *gc, size_t slo
     for (size_t i = 0; i < w; i++)
         rank += (size_t)__builtin_popcountll(bits[i]);
     const struct evac_entry *e = &gc->evac[gc->blk_first[blk] + rank];
-    return off - e->old_off < e->size ? e : NULL;
+    *old_off = (slot * granules + e->old_granule) * ARENA__GRANULE;
+    return off - *old_off < e->size ? e : NULL;
 }
 
 void *arena_forward(const arena_t *a, const void *old)
@@ -163,9 +168,10 @@ void *arena_forward(const arena_t *a, const void *old)
         return NULL;
     size_t off = (size_t)((const char *)old - a->heap->base);
     if (gc->page_fwd[slot] == FWD_EVAC) {
-        const struct evac_entry *e = evac_find(gc, slot, off, a->heap->granules);
+        size_t old_off;
+        const struct evac_entry *e = evac_find(gc, slot, off, a->heap->granules, &old_off);
         /* An entry is a live object by construction: no lookup to confirm it. */
-        return e == NULL ? NULL : a->heap->base + e->new_off + (off - e->old_off);
+        return e == NULL ? NULL : a->heap->base + e->new_off + (off - old_off);
     }
     char *now = arena__view_slot_addr(a->heap_view, gc->page_fwd[slot]) + (off & (a->page_size - 1));
     /* The page survived, but the object p pointed into may have died in it. */
@@ -281,7 +287,7 @@ static void sweep_small(struct cycle *c, size_t slot)
 
 /* -------------------------------------------------------------- evacuation -- */
 
-static bool evac_append(struct arena__gc *gc, size_t old_off, size_t new_off, size_t size)
+static bool evac_append(struct arena__gc *gc, size_t old_granule, size_t new_off, size_t size)
 {
     if (gc->nevac == gc->evac_cap) {
         size_t cap = gc->evac_cap ? gc->evac_cap * 2 : 256;
@@ -291,7 +297,7 @@ static bool evac_append(struct arena__gc *gc, size_t old_off, size_t new_off, si
         gc->evac = e;
         gc->evac_cap = cap;
     }
-    gc->evac[gc->nevac++] = (struct evac_entry){old_off, new_off, size};
+    gc->evac[gc->nevac++] = (struct evac_entry){new_off, (uint32_t)old_granule, (uint32_t)size};
     return true;
 }
 
@@ -414,7 +420,7 @@ static bool evacuate(struct cycle *c, size_t slot)
             size_t end = arena__bit_next(h->ends, bit, limit);
             size_t size = (end + 1 - bit) * ARENA__GRANULE;
             char *dst = evac_room(c, size);
-            if (dst == NULL || !evac_append(gc, bit * ARENA__GRANULE, (size_t)(dst - base), size)) {
+            if (dst == NULL || !evac_append(gc, bit - first, (size_t)(dst - base), size)) {
                 for (size_t i = mark; i < gc->nevac; i++) {
                     size_t g = gc->evac[i].new_off / ARENA__GRANULE;
                     arena__bit_clear(h->starts, g);
@@ -1197,6 +1203,9 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
         pthread_mutex_unlock(&a->lock);
         return ARENA_ENOCOLLECT;
     }
+    /* The last collection's forwarding is void from here (arena_forward: "valid until the
+     * next collection"): its tables go before this one's grow, not after. */
+    arena__gc_fini(a);
     atomic_fetch_add(&h->epoch, 1);
     h->collecting = true; /* the collector's reserve is open (.req.collect.full-file-no-jam) */
     arena__heap_drop_pool(a);

@@ -10,5 +10,7 @@
 
 /* Free the forwarding tables of the last collection (arena_destroy). */
 void arena__gc_fini(arena_t *a);
+/* Free the one-pass collector's tables (trace.c; arena_destroy). */
+void arena__trace_fini(arena_t *a);
 
 #endif /* ARENA_COLLECT_H */

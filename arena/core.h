@@ -33,6 +33,7 @@
 struct arena__track;   /* track.c */
 struct arena__heap;    /* heap.h */
 struct arena__gc;      /* collect.c */
+struct arena__trace;   /* trace.c */
 
 struct arena {
     uint64_t id;                 /* process-unique, never reused (thread caches key on it) */
@@ -46,6 +47,7 @@ struct arena {
     arena_view_t *views;         /* every open view, heap_view included (view.c links them) */
     struct arena__heap *heap;
     struct arena__gc *gc;
+    struct arena__trace *trace;  /* trace.c's tables, kept between collections */
     /* statistics that outlive a collection */
     size_t collections;
     uint64_t bytes_remapped, bytes_copied, pages_released;

@@ -35,13 +35,29 @@ struct tospace {
     size_t used;            /* bytes copied into it */
 };
 
+/* What outlives a collection, so that a collection allocates nothing in the common case:
+ * the forwarding bitmap (all zero between collections: the sweep clears the words of the
+ * pages that evacuated), the kept-page bitmap, the grey stack and the to-space list. */
+struct arena__trace {
+    uint64_t *fwd;
+    size_t fwd_words;
+    uint64_t *kept;
+    size_t kept_words;
+    struct grey *stack;
+    size_t stack_cap;
+    struct tospace *to;
+    size_t to_cap;
+};
+
 struct arena_ss {
+    arena_ss_head_t head;   /* first: arena_fix_inline reads it (arena.h, .req.trace.fix-inline) */
     arena_t *a;
     struct arena__heap *h;
     char *base;             /* heap view base */
     size_t heap_bytes;
     size_t old_top;         /* slots below it existed before the collection */
     uint64_t *fwd;          /* bit per granule below old_top: the object was copied */
+    uint64_t *kept;         /* bit per slot below old_top: objects not condemned */
     struct grey *stack;
     size_t sp, cap;
     bool overflow;          /* an object could not be pushed: rescan (see above) */
@@ -113,24 +129,30 @@ static char *tospace_room(arena_ss_t *ss, size_t size)
 
 /* ------------------------------------------------------------------- grey -- */
 
-static void push(arena_ss_t *ss, char *obj, size_t size)
+static __attribute__((noinline)) void push_grow(arena_ss_t *ss, char *obj, size_t size)
 {
-    if (ss->sp == ss->cap) {
-        size_t cap = ss->cap ? 2 * ss->cap : 1024;
-        struct grey *g = realloc(ss->stack, cap * sizeof *g);
-        if (g == NULL) {
-            ss->overflow = true;
-            return;
-        }
-        ss->stack = g;
-        ss->cap = cap;
+    size_t cap = ss->cap ? 2 * ss->cap : 1024;
+    struct grey *g = realloc(ss->stack, cap * sizeof *g);
+    if (g == NULL) {
+        ss->overflow = true;
+        return;
     }
+    ss->stack = g;
+    ss->cap = cap;
     ss->stack[ss->sp++] = (struct grey){obj, size};
+}
+
+static inline void push(arena_ss_t *ss, char *obj, size_t size)
+{
+    if (__builtin_expect(ss->sp == ss->cap, 0))
+        push_grow(ss, obj, size);
+    else
+        ss->stack[ss->sp++] = (struct grey){obj, size};
 }
 
 /* Size of the small object starting at granule bit: its end bit is most often in the
  * same bitmap word. */
-static size_t small_size(const struct arena__heap *h, size_t bit, size_t limit)
+static inline size_t small_size(const struct arena__heap *h, size_t bit, size_t limit)
 {
     uint64_t w = __atomic_load_n(&h->ends[bit >> 6], __ATOMIC_RELAXED) >> (bit & 63);
     size_t end = w != 0 ? bit + (size_t)__builtin_ctzll(w) : arena__bit_next(h->ends, bit, limit);
@@ -145,48 +167,86 @@ static bool fwd_get(const arena_ss_t *ss, size_t bit)
 /* The object at obj (granule bit, on a condemned page) is reached for the first time:
  * copy it when its page is an evacuation candidate and to-space has room, else mark it
  * in place. Returns where it lives now. */
-static char *reach(arena_ss_t *ss, struct arena__page *pg, char *obj, size_t bit, size_t size)
+/* Copy the object at obj (granule bit, size bytes, at most a page) into to-space and leave
+ * its forwarding address; NULL when to-space has no room. */
+static __attribute__((noinline)) char *evacuate(arena_ss_t *ss, char *obj, size_t bit, size_t size)
 {
     struct arena__heap *h = ss->h;
-    arena__bit_set(h->marks, bit);
+    char *dst = tospace_room(ss, size);
+    if (dst == NULL)
+        return NULL;
+    memcpy(dst, obj, size);
+    size_t g = (size_t)(dst - ss->base) / ARENA__GRANULE;
+    arena__bit_set(h->ends, g + size / ARENA__GRANULE - 1);
+    arena__bit_set(h->starts, g);
+    memcpy(obj, &dst, sizeof dst);   /* the forwarding address */
+    ss->fwd[bit >> 6] |= (uint64_t)1 << (bit & 63);
+    ss->st.objects_evacuated++;
+    ss->st.bytes_evacuated += size;
+    return dst;   /* scanned when the Cheney scan reaches it */
+}
+
+static inline __attribute__((always_inline)) char *reach(arena_ss_t *ss, struct arena__page *pg, char *obj,
+                                                          size_t bit, size_t size)
+{
+    arena__bit_set(ss->h->marks, bit);
     ss->st.objects_live++;
     ss->st.bytes_live += size;
     if ((pg->flags & ARENA__PAGE_EVAC) && size <= ss->a->page_size) {
-        char *dst = tospace_room(ss, size);
-        if (dst != NULL) {
-            memcpy(dst, obj, size);
-            size_t g = (size_t)(dst - ss->base) / ARENA__GRANULE;
-            arena__bit_set(h->ends, g + size / ARENA__GRANULE - 1);
-            arena__bit_set(h->starts, g);
-            memcpy(obj, &dst, sizeof dst);   /* the forwarding address */
-            ss->fwd[bit >> 6] |= (uint64_t)1 << (bit & 63);
-            ss->st.objects_evacuated++;
-            ss->st.bytes_evacuated += size;
-            return dst;   /* scanned when the Cheney scan reaches it */
-        }
+        char *dst = evacuate(ss, obj, bit, size);
+        if (dst != NULL)
+            return dst;
     }
     pg->live += (uint32_t)size;
     push(ss, obj, size);
     return obj;
 }
 
+/* The first fix of the small object starting at p (granule bit, on a condemned page):
+ * the common case, kept apart so that arena_fix's other checks cost it nothing. */
+static __attribute__((noinline)) int reach_small(arena_ss_t *ss, void **ref, struct arena__page *pg,
+                                                 size_t slot, size_t bit)
+{
+    char *obj = *ref;
+    char *now = reach(ss, pg, obj, bit, small_size(ss->h, bit, (slot + 1) * ss->h->granules));
+    if (now != obj)
+        *ref = now;
+    return 0;
+}
+
+static int fix_general(arena_ss_t *ss, void **ref, struct arena__page *pg, size_t slot, size_t off);
+
 int arena_fix(arena_ss_t *ss, void **ref)
 {
     if (ss == NULL || ref == NULL)
         return ARENA_ENULL;
     char *p = *ref;
-    size_t off = (size_t)(p - ss->base);
-    if (p == NULL || p < ss->base || off >= ss->heap_bytes)
+    /* One comparison: NULL and addresses below the heap wrap around to large offsets. */
+    size_t off = (size_t)((uintptr_t)p - (uintptr_t)ss->base);
+    if (off >= ss->heap_bytes)
         return 0;
     struct arena__heap *h = ss->h;
-    size_t slot = off >> ss->a->page_shift;
+    size_t slot = off >> ss->head.page_shift;
     struct arena__page *pg = &h->pages[slot];
     if (!(pg->flags & ARENA__PAGE_CONDEMNED)) {
         /* Not condemned: a to-space copy, an old object in a young collection, or a page
          * holding nothing (which the runtime should hear about). */
         return pg->kind == ARENA__PAGE_FREE || pg->kind == ARENA__PAGE_POOL ? ARENA_ENOTOBJ : 0;
     }
-    char *obj = p;
+    size_t bit = off / ARENA__GRANULE;
+    if (__builtin_expect((off & (ARENA__GRANULE - 1)) == 0 && pg->kind == ARENA__PAGE_SMALL &&
+                             arena__bit_get(h->starts, bit) && !arena__bit_get(h->marks, bit), 1))
+        return reach_small(ss, ref, pg, slot, bit);
+    return fix_general(ss, ref, pg, slot, off);
+}
+
+/* arena_fix on a condemned page, every case but the first fix of a small object named by its
+ * start: an interior address, a large object, an object already reached. */
+static __attribute__((noinline)) int fix_general(arena_ss_t *ss, void **ref, struct arena__page *pg,
+                                                 size_t slot, size_t off)
+{
+    struct arena__heap *h = ss->h;
+    char *p = *ref, *obj = p;
     size_t bit = off / ARENA__GRANULE;
     if ((off & (ARENA__GRANULE - 1)) != 0 || pg->kind != ARENA__PAGE_SMALL || !arena__bit_get(h->starts, bit)) {
         obj = arena__heap_find(ss->a, p, &slot);   /* interior pointer, or a large object */
@@ -307,6 +367,7 @@ static void trace(arena_ss_t *ss)
 static void condemn(arena_ss_t *ss, int mode)
 {
     struct arena__heap *h = ss->h;
+    memset(ss->kept, 0, (ss->old_top + 63) / 64 * sizeof *ss->kept);
     for (size_t s = 0; s < ss->old_top; s++) {
         struct arena__page *pg = &h->pages[s];
         pg->flags &= (uint16_t)~(ARENA__PAGE_CONDEMNED | ARENA__PAGE_EVAC);
@@ -314,8 +375,10 @@ static void condemn(arena_ss_t *ss, int mode)
             pg->kind != ARENA__PAGE_LARGE_TAIL)
             continue;
         bool old = pg->flags & ARENA__PAGE_OLD;
-        if (mode == ARENA_TRACE_YOUNG && old)
+        if (mode == ARENA_TRACE_YOUNG && old) {
+            ss->kept[s >> 6] |= (uint64_t)1 << (s & 63);
             continue;
+        }
         pg->flags |= ARENA__PAGE_CONDEMNED;
         if (pg->kind == ARENA__PAGE_SMALL && !pg->pinned && !(pg->flags & ARENA__PAGE_MESHED) &&
             (!old || (pg->flags & ARENA__PAGE_SPARSE)))
@@ -346,15 +409,18 @@ static void release_add(arena_ss_t *ss, struct release *r, size_t slot, size_t n
     r->n += n;
 }
 
+/* The sweep's helpers are inlined into sweep_body, which is compiled twice: with the
+ * popcnt instruction where the CPU has it (the dead are counted a word at a time), and
+ * without. */
+#define SWEEP_INLINE static inline __attribute__((always_inline))
+
 /* A condemned small page that keeps some object: clear the dead and the moved. */
-static void sweep_small(arena_ss_t *ss, size_t s, bool evac)
+SWEEP_INLINE void sweep_small(arena_ss_t *ss, size_t s)
 {
     struct arena__heap *h = ss->h;
     size_t limit = (s + 1) * h->granules;
     for (size_t w = s * h->words; w < (s + 1) * h->words; w++) {
-        uint64_t keep = h->marks[w] & ~(evac ? ss->fwd[w] : 0);
-        uint64_t gone = h->starts[w] & ~keep;
-        ss->st.objects_freed += (size_t)__builtin_popcountll(h->starts[w] & ~h->marks[w]);
+        uint64_t gone = h->starts[w] & ~(h->marks[w] & ~ss->fwd[w]);
         while (gone != 0) {
             size_t bit = w * 64 + (size_t)__builtin_ctzll(gone);
             gone &= gone - 1;
@@ -367,21 +433,23 @@ static void sweep_small(arena_ss_t *ss, size_t s, bool evac)
     }
 }
 
-/* Whether a condemned small page keeps any object in place. */
-static bool keeps_any(const arena_ss_t *ss, size_t s, bool evac)
+/* A condemned small page after the trace: counts its dead objects (the unmarked) into
+ * objects_freed and returns whether it keeps any object in place (marked, not copied; the
+ * forwarding words are zero on pages that did not evacuate). */
+SWEEP_INLINE bool settle_small(arena_ss_t *ss, size_t s)
 {
     const struct arena__heap *h = ss->h;
-    for (size_t w = s * h->words; w < (s + 1) * h->words; w++)
-        if (h->marks[w] & ~(evac ? ss->fwd[w] : 0))
-            return true;
-    return false;
-}
-
-static void count_dead(arena_ss_t *ss, size_t s)
-{
-    struct arena__heap *h = ss->h;
-    for (size_t w = s * h->words; w < (s + 1) * h->words; w++)
-        ss->st.objects_freed += (size_t)__builtin_popcountll(h->starts[w] & ~h->marks[w]);
+    const size_t words = h->words, first = s * words;
+    const uint64_t *marks = h->marks + first, *starts = h->starts + first, *fwd = ss->fwd + first;
+    uint64_t keep = 0;
+    size_t dead = 0;
+    for (size_t w = 0; w < words; w++) {
+        uint64_t m = marks[w];
+        keep |= m & ~fwd[w];
+        dead += (size_t)__builtin_popcountll(starts[w] & ~m);
+    }
+    ss->st.objects_freed += dead;
+    return keep != 0;
 }
 
 static void clear_marks(struct arena__heap *h, size_t s, size_t n)
@@ -391,9 +459,10 @@ static void clear_marks(struct arena__heap *h, size_t s, size_t n)
 
 /* After the trace: free the dead, give back empty pages, record each kept page's
  * density for the next collection's choice of candidates. */
-static void sweep(arena_ss_t *ss, size_t sparse_bytes)
+SWEEP_INLINE void sweep_body(arena_ss_t *ss, size_t sparse_bytes)
 {
     struct arena__heap *h = ss->h;
+    const size_t words = h->words;
     struct release r = {0, 0};
     size_t top = h->top;
     for (size_t s = 0; s < top; s++) {
@@ -406,16 +475,20 @@ static void sweep(arena_ss_t *ss, size_t sparse_bytes)
         } else if (pg->kind == ARENA__PAGE_POOL) {
             kept = false;
         } else if (!(f & ARENA__PAGE_CONDEMNED)) {
-            clear_marks(h, s, n);   /* marks of pins on old pages */
+            /* Marks of pins on old pages; to-space pages (from retained or fresh slots) have none. */
+            if (s < ss->old_top)
+                clear_marks(h, s, n);
         } else if (pg->kind == ARENA__PAGE_SMALL) {
-            bool evac = f & ARENA__PAGE_EVAC;
             /* A meshed page shares its file page: never retained here (.req.mesh.placement). */
-            kept = keeps_any(ss, s, evac) || (f & ARENA__PAGE_MESHED);
+            kept = settle_small(ss, s) || (f & ARENA__PAGE_MESHED);
             if (kept) {
-                sweep_small(ss, s, evac);
+                sweep_small(ss, s);
                 ss->st.pages_in_place++;
-            } else {
-                count_dead(ss, s);
+            }
+            if (f & ARENA__PAGE_EVAC) {   /* the forwarding bitmap is all zero between collections */
+                uint64_t *fwd = ss->fwd + s * words;
+                for (size_t w = 0; w < words; w++)
+                    fwd[w] = 0;
             }
         } else if (pg->kind == ARENA__PAGE_LARGE_HEAD) {
             kept = arena__bit_get(h->marks, s * h->granules);
@@ -445,6 +518,30 @@ static void sweep(arena_ss_t *ss, size_t sparse_bytes)
     release_flush(ss, &r);
 }
 
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+__attribute__((target("popcnt"))) static void sweep_popcnt(arena_ss_t *ss, size_t sparse_bytes)
+{
+    sweep_body(ss, sparse_bytes);
+}
+#define HAVE_POPCNT() __builtin_cpu_supports("popcnt")
+#else
+#define sweep_popcnt sweep_plain
+#define HAVE_POPCNT() 0
+#endif
+
+static void sweep_plain(arena_ss_t *ss, size_t sparse_bytes)
+{
+    sweep_body(ss, sparse_bytes);
+}
+
+static void sweep(arena_ss_t *ss, size_t sparse_bytes)
+{
+    if (HAVE_POPCNT())
+        sweep_popcnt(ss, sparse_bytes);
+    else
+        sweep_plain(ss, sparse_bytes);
+}
+
 static void finish(arena_ss_t *ss, int mode)
 {
     arena_t *a = ss->a;
@@ -469,11 +566,63 @@ static void finish(arena_ss_t *ss, int mode)
     arena__gc_fini(a);
 }
 
-static void ss_free(arena_ss_t *ss)
+void arena__trace_fini(arena_t *a)
 {
-    free(ss->fwd);
-    free(ss->stack);
-    free(ss->to);
+    struct arena__trace *t = a->trace;
+    if (t == NULL)
+        return;
+    free(t->fwd);
+    free(t->kept);
+    free(t->stack);
+    free(t->to);
+    free(t);
+    a->trace = NULL;
+}
+
+/* Grow *map to at least words words (one at least: never NULL after), the new ones zero. */
+static bool grow_zeroed(uint64_t **map, size_t *have, size_t words)
+{
+    if (words <= *have && *map != NULL)
+        return true;
+    size_t n = *have ? *have : 64;
+    while (n < words)
+        n *= 2;
+    uint64_t *m = realloc(*map, n * sizeof *m);
+    if (m == NULL)
+        return false;
+    memset(m + *have, 0, (n - *have) * sizeof *m);
+    *map = m;
+    *have = n;
+    return true;
+}
+
+/* The tables that outlive a collection, large enough for the slots below old_top (a
+ * failure changes nothing), lent to ss until tables_return. */
+static int tables_take(arena_ss_t *ss)
+{
+    arena_t *a = ss->a;
+    if (a->trace == NULL && (a->trace = calloc(1, sizeof *a->trace)) == NULL)
+        return ARENA_ENOCOLLECT;
+    struct arena__trace *t = a->trace;
+    if (!grow_zeroed(&t->fwd, &t->fwd_words, ss->old_top * ss->h->words) ||
+        !grow_zeroed(&t->kept, &t->kept_words, (ss->old_top + 63) / 64))
+        return ARENA_ENOCOLLECT;
+    ss->fwd = t->fwd;
+    ss->kept = t->kept;
+    ss->stack = t->stack;
+    ss->cap = t->stack_cap;
+    ss->to = t->to;
+    ss->to_cap = t->to_cap;
+    return 0;
+}
+
+static void tables_return(arena_ss_t *ss)
+{
+    struct arena__trace *t = ss->a->trace;
+    t->stack = ss->stack;
+    t->stack_cap = ss->cap;
+    t->to = ss->to;
+    t->to_cap = ss->to_cap;
 }
 
 int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_collect_stats_t *st)
@@ -489,19 +638,19 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     struct arena__heap *h = a->heap;
     h->one_pass = true; /* no recycled pinned pages from now on (.req.heap.recycle-pinned) */
     arena_ss_t ss = {.a = a, .h = h, .base = h->base, .fmt = fmt, .chunk = 16,
-                     .heap_bytes = h->nslots * a->page_size};
+                     .heap_bytes = h->nslots * a->page_size, .old_top = h->top};
+    if (tables_take(&ss) != 0) {
+        pthread_mutex_unlock(&a->lock);
+        return ARENA_ENOCOLLECT;
+    }
+    ss.head = (arena_ss_head_t){.base = (uintptr_t)h->base, .heap_bytes = ss.heap_bytes,
+                                .condemned_bytes = ss.old_top * a->page_size, .reached = h->marks,
+                                .moved = ss.fwd, .kept = ss.kept, .page_shift = a->page_shift};
     ss.st.vmas_before = arena__budget_used(&a->budget);
     ss.st.pages_before = h->used_pages;
     /* Every thread's current page is retired: the next allocation refills (.req.heap.lock-free-bump). */
     atomic_fetch_add(&h->epoch, 1);
     arena__heap_drop_pool(a);
-    ss.old_top = h->top;
-    /* Large enough, calloc maps it fresh: only the words of pages that evacuate are touched. */
-    ss.fwd = calloc((ss.old_top ? ss.old_top : 1) * h->words, sizeof(uint64_t));
-    if (ss.fwd == NULL) {
-        pthread_mutex_unlock(&a->lock);
-        return ARENA_ENOCOLLECT;
-    }
     /* At the file's cap the collector's reserve is the only to-space (.req.collect.full-file-no-jam): without it a
      * heap whose every page keeps a survivor could never evacuate one, and stayed full. */
     h->collecting = true;
@@ -517,7 +666,7 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     finish(&ss, mode);
     h->collecting = false;
     (void)arena__heap_restore_reserve(a); /* best effort, as arena_collect */
-    ss_free(&ss);
+    tables_return(&ss);
     ss.st.pause_ns = arena__os_now_ns() - t0;
     int err = ss.err;
     pthread_mutex_unlock(&a->lock);

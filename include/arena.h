@@ -443,6 +443,55 @@ enum arena_trace_mode {
  * that received ss, on the collecting thread. */
 ARENA_API int arena_fix(arena_ss_t *ss, void **ref);
 
+/* What arena_fix_inline reads without a call. Every arena_ss_t begins with this record;
+ * the library fills it before the first callback and keeps it true during the trace. The
+ * fields are the library's to set; a runtime reads none of them (arena_fix_inline does). */
+typedef struct arena_ss_head {
+    uintptr_t base;             /* the heap's first byte (granule i is base + 16 i) */
+    size_t heap_bytes;          /* the heap's length: an address outside is left alone */
+    size_t condemned_bytes;     /* [base, base + condemned_bytes): the slots the heap had when
+                                   the collection began, the only ones that may be condemned */
+    const uint64_t *reached;    /* bit per granule below condemned_bytes: the object starting
+                                   there was reached (or pinned, or marked) */
+    const uint64_t *moved;      /* bit per granule: the object starting there was copied; its
+                                   first word holds the copy's address */
+    const uint64_t *kept;       /* bit per page below condemned_bytes: the page holds objects
+                                   this collection does not condemn (old, in a young one) */
+    size_t page_shift;          /* log2 of the arena page */
+} arena_ss_head_t;
+
+/* arena_fix with its first stage inlined: the same contract and results, exactly (the
+ * Memory Pool System's split of a fix into MPS_FIX1, an inline test that settles most
+ * references, and MPS_FIX2, the call; Ravenbrook, "Scanning" in the MPS manual). Settled
+ * without a call: NULL and every address outside the heap (0, left alone); an object
+ * already copied in this collection, named by an address in its first 16 bytes (*ref
+ * rewritten to the same byte of the copy); an object already reached and kept in place,
+ * named likewise (0, nothing written); an address on a page the collection does not
+ * condemn (0). Everything else (the first fix of an object, interior addresses past an
+ * object's first 16 bytes, to-space addresses, errors) calls arena_fix. Only where
+ * arena_fix may be called. */
+static inline int arena_fix_inline(arena_ss_t *ss, void **ref)
+{
+    if (__builtin_expect(ss == NULL || ref == NULL, 0))
+        return arena_fix(ss, ref);
+    const arena_ss_head_t *h = (const arena_ss_head_t *)(const void *)ss;
+    uintptr_t p = (uintptr_t)*ref, off = p - h->base;
+    if (off >= h->condemned_bytes)
+        return off < h->heap_bytes ? arena_fix(ss, ref) : 0;
+    size_t g = off >> 4, w = g >> 6, s = off >> h->page_shift;
+    uint64_t bit = (uint64_t)1 << (g & 63);
+    if (__atomic_load_n(&h->moved[w], __ATOMIC_RELAXED) & bit) {
+        char *copy;
+        __builtin_memcpy(&copy, (const void *)(p & ~(uintptr_t)15), sizeof copy);
+        *ref = copy + (p & 15);
+        return 0;
+    }
+    if ((__atomic_load_n(&h->reached[w], __ATOMIC_RELAXED) & bit) ||
+        ((h->kept[s >> 6] >> (s & 63)) & 1))
+        return 0;
+    return arena_fix(ss, ref);
+}
+
 /* Collect in one pass with the runtime's format (see above). Objects arena_pin()ned or
  * arena_mark()ed since the previous collection are extra roots that keep their
  * address (pinning is how a conservative runtime protects what an ambiguous

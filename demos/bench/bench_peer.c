@@ -161,8 +161,11 @@ static void one_program(const struct bench_opts *o, const char *peer, const char
 /* ------------------------------------------------------------ conservative -- */
 
 /* peer.conservative: arena-conservative (roots only in C locals, the stack scanned
- * conservatively) on the arena against the same program on Boehm GC, one process each,
- * the check sums compared. Rows peak_rss, total_time, heap_resident (arena / Boehm). */
+ * conservatively) on the arena against the same program on Boehm GC (default-configured:
+ * GC_INIT, GC_MALLOC, GC_gcollect where the arena collects), one process each, the check
+ * sums compared. The arena runs with the demo's --json defaults (meshing off: the gaps of
+ * pinned pages are recycled instead). Rows peak_rss, total_time, heap_resident (arena /
+ * Boehm). */
 enum { C_RSS, C_TOTAL, C_RESIDENT, C_N };
 static const char *const c_keys[C_N] = {"peak_rss_kb", "total_ms", "heap_resident_bytes"};
 static const char *const c_metrics[C_N] = {"peak_rss", "total_time", "heap_resident"};

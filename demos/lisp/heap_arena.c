@@ -28,13 +28,14 @@ static _Noreturn void fatal(const char *what, int err)
 }
 
 /* One value field: only heap pointers are references; fixnums, characters and constants
- * are left alone. Written back only when the object moved (no write, no dirty page). */
+ * are left alone. Written back only when the object moved (no write, no dirty page).
+ * arena_fix_inline settles a reference to an object already reached without a call. */
 void ah_fix(arena_ss_t *ss, val *slot)
 {
     if (!PTR_P(*slot))
         return;
     void *p = (void *)*slot;
-    int rc = arena_fix(ss, &p);
+    int rc = arena_fix_inline(ss, &p); /* no call for an object already reached */
     if (rc) {
         /* A root or a field names no live object: a rooting mistake or a missed barrier. */
         fprintf(stderr, "arena-lisp: arena_fix: %p: %s\n", (void *)*slot, arena_strerror(rc));
