@@ -15,19 +15,13 @@
 
 /* An object evacuated out of a sparse page (.req.collect.evacuate-sparse): its old and new offsets in the heap
  * view. Appended in old-address order: a page's entries are consecutive. */
-/* 16 bytes: one per evacuated object, so the table is a large part of a collection's own
- * memory. The old offset is its page's (the block's) plus the granule. */
-struct evac_entry {
-    size_t new_off;
-    uint32_t old_granule;    /* within its old page */
-    uint32_t size;           /* bytes; a small object is never larger than a page */
-};
-
 /* Forwarding of the last collection (.req.collect.forwarding), valid until the next one. */
 struct arena__gc {
     uint32_t *page_fwd;      /* per old slot: new slot, FWD_DEAD or FWD_EVAC */
     size_t nslots;           /* slots covered by page_fwd */
-    struct evac_entry *evac; /* objects moved one by one */
+    size_t *evac;            /* objects moved one by one: the new heap offset of each, all a
+                                collection keeps per object (the old offset is the rank's
+                                start bit in the block, the size the copy's end bit) */
     size_t nevac, evac_cap;
     /* O(1) forwarding of evacuated objects (.req.collect.forwarding): per evacuated page a block holding its
      * first entry's index and the start bits of its live objects; the rank of an object's
@@ -132,26 +126,31 @@ int arena_is_marked(const arena_t *a, const void *p)
 
 /* --------------------------------------------------------------- forwarding -- */
 
-/* The entry of the evacuated object containing heap offset off, in evacuated old slot
- * slot, or NULL: the last live start bit at or below off's granule, ranked. */
-static const struct evac_entry *evac_find(const struct arena__gc *gc, size_t slot, size_t off,
-                                          size_t granules, size_t *old_off)
+/* The evacuated object containing heap offset off, in evacuated old slot slot: the last
+ * live start bit at or below off's granule, ranked, gives its entry. True with its old
+ * and new offsets when off lies inside it. */
+static bool evac_find(const arena_t *a, const struct arena__gc *gc, size_t slot, size_t off, size_t *old_off,
+                      size_t *new_off)
 {
+    const struct arena__heap *h = a->heap;
+    size_t granules = h->granules;
     uint32_t blk = gc->evac_blk[slot];
     const uint64_t *bits = &gc->blk_bits[blk * gc->words];
     size_t g = (off / ARENA__GRANULE) % granules, w = g / 64;
     uint64_t word = bits[w] & (((uint64_t)2 << (g % 64)) - 1); /* bits 0..g%64 */
     while (word == 0) {
         if (w == 0)
-            return NULL;
+            return false;
         word = bits[--w];
     }
     size_t rank = (size_t)__builtin_popcountll(word) - 1;
     for (size_t i = 0; i < w; i++)
         rank += (size_t)__builtin_popcountll(bits[i]);
-    const struct evac_entry *e = &gc->evac[gc->blk_first[blk] + rank];
-    *old_off = (slot * granules + e->old_granule) * ARENA__GRANULE;
-    return off - *old_off < e->size ? e : NULL;
+    *old_off = (slot * granules + w * 64 + 63 - (size_t)__builtin_clzll(word)) * ARENA__GRANULE;
+    *new_off = gc->evac[gc->blk_first[blk] + rank];
+    /* The copy is live until the next collection: its end bit gives the size. */
+    size_t ng = *new_off / ARENA__GRANULE, end = arena__bit_next(h->ends, ng, (ng / granules + 1) * granules);
+    return end != (size_t)-1 && off - *old_off < (end + 1 - ng) * ARENA__GRANULE;
 }
 
 void *arena_forward(const arena_t *a, const void *old)
@@ -168,10 +167,9 @@ void *arena_forward(const arena_t *a, const void *old)
         return NULL;
     size_t off = (size_t)((const char *)old - a->heap->base);
     if (gc->page_fwd[slot] == FWD_EVAC) {
-        size_t old_off;
-        const struct evac_entry *e = evac_find(gc, slot, off, a->heap->granules, &old_off);
+        size_t old_off, new_off;
         /* An entry is a live object by construction: no lookup to confirm it. */
-        return e == NULL ? NULL : a->heap->base + e->new_off + (off - old_off);
+        return evac_find(a, gc, slot, off, &old_off, &new_off) ? a->heap->base + new_off + (off - old_off) : NULL;
     }
     char *now = arena__view_slot_addr(a->heap_view, gc->page_fwd[slot]) + (off & (a->page_size - 1));
     /* The page survived, but the object p pointed into may have died in it. */
@@ -287,17 +285,17 @@ static void sweep_small(struct cycle *c, size_t slot)
 
 /* -------------------------------------------------------------- evacuation -- */
 
-static bool evac_append(struct arena__gc *gc, size_t old_granule, size_t new_off, size_t size)
+static bool evac_append(struct arena__gc *gc, size_t new_off)
 {
     if (gc->nevac == gc->evac_cap) {
         size_t cap = gc->evac_cap ? gc->evac_cap * 2 : 256;
-        struct evac_entry *e = realloc(gc->evac, cap * sizeof *e);
+        size_t *e = realloc(gc->evac, cap * sizeof *e);
         if (e == NULL)
             return false;
         gc->evac = e;
         gc->evac_cap = cap;
     }
-    gc->evac[gc->nevac++] = (struct evac_entry){new_off, (uint32_t)old_granule, (uint32_t)size};
+    gc->evac[gc->nevac++] = new_off;
     return true;
 }
 
@@ -420,11 +418,11 @@ static bool evacuate(struct cycle *c, size_t slot)
             size_t end = arena__bit_next(h->ends, bit, limit);
             size_t size = (end + 1 - bit) * ARENA__GRANULE;
             char *dst = evac_room(c, size);
-            if (dst == NULL || !evac_append(gc, bit - first, (size_t)(dst - base), size)) {
+            if (dst == NULL || !evac_append(gc, (size_t)(dst - base))) {
                 for (size_t i = mark; i < gc->nevac; i++) {
-                    size_t g = gc->evac[i].new_off / ARENA__GRANULE;
+                    size_t g = gc->evac[i] / ARENA__GRANULE;
                     arena__bit_clear(h->starts, g);
-                    arena__bit_clear(h->ends, g + gc->evac[i].size / ARENA__GRANULE - 1);
+                    arena__bit_clear(h->ends, arena__bit_next(h->ends, g, (g / h->granules + 1) * h->granules));
                 }
                 gc->nevac = mark;
                 return false;
@@ -628,20 +626,6 @@ static int move_remap(struct cycle *c, size_t dst, size_t src, size_t n, int mov
     return 0;
 }
 
-/* A target of retained slots showing one run of file pages, clear of the source, with no
- * tracker to tell: its pages can be parked at the source instead of being torn down. */
-static bool parkable(const struct cycle *c, size_t dst, size_t src, size_t n)
-{
-    const struct arena__heap *h = c->h;
-    if (dst + n > src || arena__view_track(c->a->heap_view) != NULL)
-        return false;
-    for (size_t i = dst; i < dst + n; i++)
-        if (h->pages[i].kind != ARENA__PAGE_FREE || !(h->pages[i].flags & ARENA__PAGE_RETAINED) ||
-            (i > dst && h->pages[i].file_page != h->pages[i - 1].file_page + 1))
-            return false;
-    return true;
-}
-
 /* The tables follow a swap: the unit is at dst, the retained pages dst showed are parked
  * at the vacated source slots, still retained (.req.heap.retain-pages). */
 static void tables_swap(struct cycle *c, size_t dst, size_t src, size_t n)
@@ -662,24 +646,70 @@ static void tables_swap(struct cycle *c, size_t dst, size_t src, size_t n)
     c->st.pages_parked += n;
 }
 
-/* mremap carries page tables along; view.c takes overlapping slides through a scratch
- * reservation and is all-or-nothing. A retained target is first swapped with the source
- * (.req.heap.retain-pages): mremap onto resident page tables tears them down, which is most of a long
- * run's move; moving them costs as little as moving the unit's. */
-static int move_mremap(struct cycle *c, size_t dst, size_t src, size_t n)
+/* Swaps one slide down may take: past them one mremap through a scratch reservation,
+ * parking what the rest of the target showed, costs fewer system calls. */
+#define SWAP_MAX_PIECES 32
+
+/* Retained slots from slot on showing consecutive file pages (one mapping), at most max. */
+static size_t retained_run(const struct arena__heap *h, size_t slot, size_t max)
 {
-    bool swapped = false;
-    int err = ARENA_EINVAL;
-    if (parkable(c, dst, src, n))
-        err = arena__view_swap_run(c->a->heap_view, dst, src, n, &swapped);
-    if (err != 0)
-        err = arena__view_move_run(c->a->heap_view, dst, src, n, ARENA_MOVE_MREMAP);
-    else if (swapped) {
-        tables_swap(c, dst, src, n);
+    size_t k = 0;
+    while (k < max && h->pages[slot + k].kind == ARENA__PAGE_FREE &&
+           (h->pages[slot + k].flags & ARENA__PAGE_RETAINED) &&
+           (k == 0 || h->pages[slot + k].file_page == h->pages[slot].file_page + k))
+        k++;
+    return k;
+}
+
+/* A unit slides down onto retained slots by swaps (.req.heap.retain-pages), piece by piece from
+ * its front: a piece is as long as the retained run at its target and, when target and
+ * source overlap, as the gap between them, so each swap's two ranges are clear of each
+ * other (a later piece's target then shows the retained pages an earlier swap left at its
+ * source), and ends between objects. The retained pages end at the slots the unit vacates, still mapped, instead of
+ * parked (which the next refills would have to map again). Each swap completes or changes
+ * nothing. Needs no tracker to tell (.req.track.moves). Returns the pages moved, a prefix
+ * of the unit. */
+static size_t swap_down(struct cycle *c, size_t dst, size_t src, size_t n)
+{
+    if (dst >= src || arena__view_track(c->a->heap_view) != NULL)
         return 0;
+    size_t g = src - dst, done = 0;
+    for (int pieces = 0; done < n && pieces < SWAP_MAX_PIECES; pieces++) {
+        size_t m = retained_run(c->h, dst + done, n - done < g ? n - done : g);
+        /* A piece ends between objects: a refusal after it must not leave half a large
+         * object behind. */
+        while (m > 0 && done + m < n && c->h->pages[src + done + m].kind == ARENA__PAGE_LARGE_TAIL)
+            m--;
+        bool swapped = false;
+        if (m == 0 || arena__view_swap_run(c->a->heap_view, dst + done, src + done, m, &swapped) != 0)
+            break;
+        if (!swapped) { /* the piece moved and its source shows nothing: a plain move */
+            tables_move(c, dst + done, src + done, m);
+            return done + m;
+        }
+        tables_swap(c, dst + done, src + done, m);
+        done += m;
     }
+    return done;
+}
+
+/* mremap carries page tables along; view.c takes overlapping slides through a scratch
+ * reservation and is all-or-nothing. Retained targets are first swapped with the source
+ * (swap_down): mremap onto resident page tables tears them down, which is most of a long
+ * run's move; moving them costs as little as moving the unit's. What the swaps leave moves
+ * by mremap. *moved gets the pages moved: n, or when that mremap is refused after some
+ * swaps, the prefix they moved (the rest stays at its source). */
+static int move_mremap(struct cycle *c, size_t dst, size_t src, size_t n, size_t *moved)
+{
+    size_t done = swap_down(c, dst, src, n);
+    *moved = n;
+    if (done == n)
+        return 0;
+    int err = arena__view_move_run(c->a->heap_view, dst + done, src + done, n - done, ARENA_MOVE_MREMAP);
     if (err == 0)
-        tables_move(c, dst, src, n);
+        tables_move(c, dst + done, src + done, n - done);
+    else if (done != 0)
+        *moved = done, err = 0;
     return err;
 }
 
@@ -878,17 +908,25 @@ static bool batch_flush(struct cycle *c)
 }
 
 /* Move a unit with the chosen method, falling back to copying, then to staying where
- * it is (.req.collect.never-lose-data). Returns the slot the unit ends at. */
-static size_t move_unit(struct cycle *c, size_t dst, size_t src, size_t n, enum method m)
+ * it is (.req.collect.never-lose-data). Returns the slot the unit ends at; *moved gets the
+ * pages that moved there: n, or a prefix when a rotation stopped part way (the rest of the
+ * unit stays at its source). */
+static size_t move_unit(struct cycle *c, size_t dst, size_t src, size_t n, enum method m, size_t *moved)
 {
     arena_t *a = c->a;
     size_t final = src, l2m = ARENA__2M / a->page_size;
     int err = ARENA_EVMA;
+    *moved = n;
     if (m == M_MREMAP) {
-        err = move_mremap(c, dst, src, n);
+        err = move_mremap(c, dst, src, n, moved);
         if (err == 0) {
             final = dst;
             c->st.runs_mremap_2m += n >= l2m && dst % l2m == src % l2m;
+        }
+        if (err == 0 && *moved < n) {
+            c->st.runs_remapped++;
+            c->st.pages_remapped += *moved;
+            return final;
         }
     } else if (m == M_REMAP) {
         int mover = a->cfg.mover == ARENA_MOVE_AUTO || a->cfg.mover == ARENA_MOVE_MREMAP
@@ -1061,12 +1099,16 @@ static void slide(struct cycle *c)
             cursor = flush_or_undo(c, cursor);
             continue; /* this unit again, from the settled cursor */
         }
-        size_t final = m == M_STAY ? s : move_unit(c, t, s, n, m);
+        size_t moved = n, final = m == M_STAY ? s : move_unit(c, t, s, n, m, &moved);
         for (size_t i = 0; i < n; i++)
-            where[s + i] = (uint32_t)(final + i);
+            where[s + i] = (uint32_t)(i < moved ? final + i : s + i);
         if (final == s)
             c->st.pages_in_place += n;
-        if (final == s || final == t)
+        else
+            c->st.pages_in_place += n - moved;
+        if (moved < n)
+            cursor = s + n; /* the unit's tail stayed */
+        else if (final == s || final == t)
             cursor = final + n;
         passed(c, n);
         s = e;
@@ -1105,8 +1147,8 @@ static void resolve_forwarding(struct cycle *c)
         if (gc->page_fwd[s] != FWD_DEAD && gc->page_fwd[s] != FWD_EVAC)
             gc->page_fwd[s] = c->where[s];
     for (size_t i = 0; i < gc->nevac; i++) {
-        size_t off = gc->evac[i].new_off;
-        gc->evac[i].new_off = ((size_t)c->where[off >> shift] << shift) | (off & mask);
+        size_t off = gc->evac[i];
+        gc->evac[i] = ((size_t)c->where[off >> shift] << shift) | (off & mask);
     }
 }
 

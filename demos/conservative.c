@@ -77,52 +77,42 @@ static void *node_alloc(const struct options *o, size_t size)
 }
 
 /* The arena's collection: the stack names the roots; what they reach is traced. */
-struct gray {
+struct roots {
     struct node **v;
     size_t n, cap;
 };
 
-static void gray_push(struct gray *g, struct node *p)
-{
-    if (g->n == g->cap) {
-        g->cap = g->cap ? g->cap * 2 : 4096;
-        g->v = realloc(g->v, g->cap * sizeof *g->v);
-        if (g->v == NULL)
-            demo_die("out of memory for the mark stack");
-    }
-    g->v[g->n++] = p;
-}
-
-struct gc_ctx {
-    struct gray gray, roots;
-};
-
+/* arena_pin_stack's callback: each node a stack word names (pinned already). */
 static void on_root(void *obj, void *ctx)
 {
-    struct gc_ctx *c = ctx;
-    gray_push(&c->gray, obj);
-    gray_push(&c->roots, obj);
+    struct roots *r = ctx;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 4096;
+        r->v = realloc(r->v, r->cap * sizeof *r->v);
+        if (r->v == NULL)
+            demo_die("out of memory for the roots");
+    }
+    r->v[r->n++] = obj;
 }
 
-static void trace(struct gc_ctx *c)
+/* Every object has one reference field, so the marking needs no gray stack: from each
+ * root, the chain of links up to the first node marked already (gcflag). A pin keeps a
+ * node, not what it points to, so the roots' nodes are marked here too. */
+static void trace(const struct roots *r)
 {
-    while (c->gray.n) {
-        struct node *p = c->gray.v[--c->gray.n];
-        if (p->gcflag)
-            continue;
-        p->gcflag = 1;
-        demo_check(arena_mark(A, p), "arena_mark");
-        if (p->next)
-            gray_push(&c->gray, p->next);
-    }
+    for (size_t i = 0; i < r->n; i++)
+        for (struct node *p = r->v[i]; p != NULL && !p->gcflag; p = p->next) {
+            p->gcflag = 1;
+            demo_check(arena_mark(A, p), "arena_mark");
+        }
 }
 
 /* After the collection the roots are where they were (pinned); every link is forwarded
  * once: the flag set by trace() is cleared where a link is fixed. */
-static void fix(struct gc_ctx *c)
+static void fix(const struct roots *r)
 {
-    for (size_t i = 0; i < c->roots.n; i++) {
-        for (struct node *p = c->roots.v[i]; p != NULL && p->gcflag; p = p->next) {
+    for (size_t i = 0; i < r->n; i++) {
+        for (struct node *p = r->v[i]; p != NULL && p->gcflag; p = p->next) {
             p->gcflag = 0;
             if (p->next) {
                 p->next = arena_forward(A, p->next);
@@ -146,15 +136,14 @@ __attribute__((noinline)) static void collect(const struct options *o)
 #else
     (void)o;
 #endif
-    struct gc_ctx c = {0};
-    demo_check(arena_pin_stack(A, on_root, &c), "arena_pin_stack");
-    trace(&c);
+    struct roots r = {0};
+    demo_check(arena_pin_stack(A, on_root, &r), "arena_pin_stack");
+    trace(&r);
     demo_check(arena_collect(A, &last), "arena_collect");
     pause_ns += last.pause_ns;
     mesh_ns += last.mesh_ns;
-    fix(&c);
-    free(c.gray.v);
-    free(c.roots.v);
+    fix(&r);
+    free(r.v);
 }
 
 /* ----------------------------------------------------------------- the program -- */
