@@ -98,15 +98,16 @@ void arena__heap_forked(arena_t *a)
         atomic_fetch_add(&a->heap->epoch, 1);
 }
 
-bool arena__heap_slot_old(const arena_t *a, size_t slot)
+void arena__heap_old_slots(const arena_t *a, size_t end, uint64_t *bits)
 {
     const struct arena__heap *h = a->heap;
-    if (h == NULL || slot >= h->nslots)
-        return false;
-    const struct arena__page *pg = &h->pages[slot];
-    return (pg->kind == ARENA__PAGE_SMALL || pg->kind == ARENA__PAGE_LARGE_HEAD ||
-            pg->kind == ARENA__PAGE_LARGE_TAIL) &&
-           (pg->flags & ARENA__PAGE_OLD);
+    size_t top = h == NULL ? 0 : h->top < end ? h->top : end; /* nothing is old at or past top */
+    for (size_t s = 0; s < top; s++) {
+        const struct arena__page *pg = &h->pages[s];
+        if ((pg->flags & ARENA__PAGE_OLD) && (pg->kind == ARENA__PAGE_SMALL || pg->kind == ARENA__PAGE_LARGE_HEAD ||
+                                              pg->kind == ARENA__PAGE_LARGE_TAIL))
+            bits[s >> 6] |= (uint64_t)1 << (s & 63);
+    }
 }
 
 void arena__heap_stats(const arena_t *a, arena_stats_t *s)

@@ -279,24 +279,39 @@ int arena__tuffd_scan(struct arena__track *t, void **pages, size_t max, size_t *
     return err;
 }
 
-/* Scan only the runs of slots keep() accepts, write-protecting what they report in the
- * same call (PM_SCAN_WP_MATCHING); the slots in between are not walked at all. */
-int arena__tuffd_scan_kept(struct arena__track *t, void **pages, size_t max, size_t *count,
-                           bool (*keep)(const struct arena__track *, size_t))
+/* The next run [*run, *s) of slots set in scope (words of bits from slot 0) below end;
+ * false when none is left. */
+static bool next_scope_run(const uint64_t *scope, size_t words, size_t *s, size_t end, size_t *run)
 {
-    struct collect c = {pages, 0};
-    size_t end = arena__view_used_end(t->view);
-    int err = 0;
-    for (size_t s = 0; s < end && c.n < max && err == 0;) {
-        if (!keep(t, s)) {
-            s++;
+    if (end > words * 64)
+        end = words * 64;
+    while (*s < end) {
+        uint64_t w = scope[*s >> 6] >> (*s & 63);
+        if (w == 0) {
+            *s = (*s | 63) + 1;
             continue;
         }
-        size_t run = s;
-        while (s < end && keep(t, s))
-            s++;
-        err = scan_runs(t, run, s, true, max - c.n, add_page, &c);
+        *s += (size_t)__builtin_ctzll(w);
+        break;
     }
+    if (*s >= end)
+        return false;
+    *run = *s;
+    while (*s < end && ((scope[*s >> 6] >> (*s & 63)) & 1))
+        (*s)++;
+    return true;
+}
+
+/* Scan only the runs of slots set in scope, write-protecting what they report in the
+ * same call (PM_SCAN_WP_MATCHING); the slots in between are not walked at all. */
+int arena__tuffd_scan_kept(struct arena__track *t, void **pages, size_t max, size_t *count,
+                           const uint64_t *scope, size_t words)
+{
+    struct collect c = {pages, 0};
+    size_t end = arena__view_used_end(t->view), s = 0, run;
+    int err = 0;
+    while (c.n < max && err == 0 && next_scope_run(scope, words, &s, end, &run))
+        err = scan_runs(t, run, s, true, max - c.n, add_page, &c);
     *count = c.n;
     return err;
 }
@@ -318,4 +333,15 @@ int arena__tuffd_written(struct arena__track *t, size_t slot, size_t n, uint64_t
 {
     struct bits_ctx b = {bits, slot};
     return scan_runs(t, slot, slot + n, false, SIZE_MAX, add_bit, &b);
+}
+
+int arena__tuffd_written_kept(struct arena__track *t, uint64_t *bits, const uint64_t *scope,
+                              size_t words)
+{
+    struct bits_ctx b = {bits, 0};
+    size_t end = arena__view_used_end(t->view), s = 0, run;
+    int err = 0;
+    while (err == 0 && next_scope_run(scope, words, &s, end, &run))
+        err = scan_runs(t, run, s, false, SIZE_MAX, add_bit, &b);
+    return err;
 }
