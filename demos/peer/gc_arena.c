@@ -10,14 +10,14 @@
  *   only what was allocated since the previous collection; every object it finds
  *   reachable is old from then on (a bit per heap page in old_pages), and the
  *   remembered set is the old pages written since (by card marking in SET_FIELD, or
- *   with --barrier pages by the arena's page tracking, as demos/lisp/heap_gen.c). A
- *   full collection (ARENA_TRACE_FULL) when the old objects have grown by --grow
- *   percent of the live bytes the last full one found (at least --min-heap; later
- *   while the heap is growing, see heap_growing): it frees
- *   the old objects that died since, which young collections keep. So the long-lived
- *   tree and array are traced only by full collections, and the array, a large
- *   pointer-free object, never moves. --nursery 0: every collection is full, one
- *   after allocating max(--min-heap, live * --grow / 100) bytes.
+ *   with --barrier pages by the arena's page tracking of the old pages,
+ *   ARENA_TRACK_OLD, as demos/lisp/heap_gen.c). A full collection (ARENA_TRACE_FULL)
+ *   when the old objects have grown by --grow percent of the live bytes the last full
+ *   one found (at least --min-heap; later while the heap grows, see heap_growing)
+ *   frees the old objects that died since, which young collections keep. So the
+ *   long-lived tree and array are traced only by full collections, and the array, a
+ *   large pointer-free object, never moves. --nursery 0: every collection is full,
+ *   one after allocating max(--min-heap, live * --grow / 100) bytes.
  *
  * --gc arena-mark, the way a runtime that cannot describe its objects does it (.req.runtime.one-trace):
  *   1. mark:    trace from the roots with an explicit stack; a side bitmap (one bit per
@@ -429,7 +429,7 @@ static int run(const char *program, const struct peer_params *p, struct peer_res
             G.card = calloc(G.nslots, 1);
             if (!G.card)
                 peer_fail("arena: no memory for the card table");
-        } else if ((rc = arena_track_start(v, ARENA_TRACK_WRITES))) {
+        } else if ((rc = arena_track_start(v, ARENA_TRACK_WRITES | ARENA_TRACK_OLD))) {
             peer_fail("arena_track_start: %s", arena_strerror(rc));
         }
     }
