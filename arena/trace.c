@@ -129,17 +129,19 @@ static char *tospace_room(arena_ss_t *ss, size_t size)
 
 /* ------------------------------------------------------------------- grey -- */
 
-static __attribute__((noinline)) void push_grow(arena_ss_t *ss, char *obj, size_t size)
+/* push with a full stack. Returns 0 (arena_fix's result: a tail call). */
+static __attribute__((noinline)) int push_grow(arena_ss_t *ss, char *obj, size_t size)
 {
     size_t cap = ss->cap ? 2 * ss->cap : 1024;
     struct grey *g = realloc(ss->stack, cap * sizeof *g);
     if (g == NULL) {
         ss->overflow = true;
-        return;
+        return 0;
     }
     ss->stack = g;
     ss->cap = cap;
     ss->stack[ss->sp++] = (struct grey){obj, size};
+    return 0;
 }
 
 static inline void push(arena_ss_t *ss, char *obj, size_t size)
@@ -154,8 +156,14 @@ static inline void push(arena_ss_t *ss, char *obj, size_t size)
  * same bitmap word. */
 static inline size_t small_size(const struct arena__heap *h, size_t bit, size_t limit)
 {
-    uint64_t w = __atomic_load_n(&h->ends[bit >> 6], __ATOMIC_RELAXED) >> (bit & 63);
-    size_t end = w != 0 ? bit + (size_t)__builtin_ctzll(w) : arena__bit_next(h->ends, bit, limit);
+    size_t i = bit >> 6;
+    uint64_t w = __atomic_load_n(&h->ends[i], __ATOMIC_RELAXED) >> (bit & 63);
+    if (__builtin_expect(w != 0, 1))
+        return ((size_t)__builtin_ctzll(w) + 1) * ARENA__GRANULE;
+    /* An object's end bit is set before its start bit, on its page (below limit). */
+    while (++i < limit / 64 && (w = __atomic_load_n(&h->ends[i], __ATOMIC_RELAXED)) == 0)
+        ;
+    size_t end = w != 0 ? i * 64 + (size_t)__builtin_ctzll(w) : limit - 1;
     return (end + 1 - bit) * ARENA__GRANULE;
 }
 
@@ -202,15 +210,37 @@ static inline __attribute__((always_inline)) char *reach(arena_ss_t *ss, struct 
     return obj;
 }
 
-/* The first fix of the small object starting at p (granule bit, on a condemned page):
- * the common case, kept apart so that arena_fix's other checks cost it nothing. */
-static __attribute__((noinline)) int reach_small(arena_ss_t *ss, void **ref, struct arena__page *pg,
-                                                 size_t slot, size_t bit)
+/* The first fix of a small object on an evacuation candidate: copied when to-space has
+ * room (*ref follows), else marked in place. Returns 0. */
+static __attribute__((noinline)) int reach_evac(arena_ss_t *ss, void **ref, struct arena__page *pg,
+                                                size_t bit, size_t size)
 {
-    char *obj = *ref;
-    char *now = reach(ss, pg, obj, bit, small_size(ss->h, bit, (slot + 1) * ss->h->granules));
-    if (now != obj)
-        *ref = now;
+    char *obj = *ref, *dst = evacuate(ss, obj, bit, size);
+    if (dst != NULL) {
+        *ref = dst;
+        return 0;
+    }
+    pg->live += (uint32_t)size;
+    push(ss, obj, size);
+    return 0;
+}
+
+/* The first fix of the small object starting at obj (granule bit, on a condemned page):
+ * the common case. Every call in it is a tail call, so it needs no stack frame. */
+static inline __attribute__((always_inline)) int reach_small(arena_ss_t *ss, void **ref, char *obj,
+                                                              struct arena__page *pg, size_t slot, size_t bit)
+{
+    struct arena__heap *h = ss->h;
+    size_t size = small_size(h, bit, (slot + 1) * h->granules);
+    arena__bit_set(h->marks, bit);
+    ss->st.objects_live++;
+    ss->st.bytes_live += size;
+    if (pg->flags & ARENA__PAGE_EVAC)
+        return reach_evac(ss, ref, pg, bit, size);
+    pg->live += (uint32_t)size;
+    if (__builtin_expect(ss->sp == ss->cap, 0))
+        return push_grow(ss, obj, size);
+    ss->stack[ss->sp++] = (struct grey){obj, size};
     return 0;
 }
 
@@ -236,7 +266,7 @@ int arena_fix(arena_ss_t *ss, void **ref)
     size_t bit = off / ARENA__GRANULE;
     if (__builtin_expect((off & (ARENA__GRANULE - 1)) == 0 && pg->kind == ARENA__PAGE_SMALL &&
                              arena__bit_get(h->starts, bit) && !arena__bit_get(h->marks, bit), 1))
-        return reach_small(ss, ref, pg, slot, bit);
+        return reach_small(ss, ref, p, pg, slot, bit);
     return fix_general(ss, ref, pg, slot, off);
 }
 
@@ -414,13 +444,14 @@ static void release_add(arena_ss_t *ss, struct release *r, size_t slot, size_t n
  * without. */
 #define SWEEP_INLINE static inline __attribute__((always_inline))
 
-/* A condemned small page that keeps some object: clear the dead and the moved. */
+/* A condemned small page that keeps some object, after settle_small: clear the dead and
+ * the moved (their marks are clear now). */
 SWEEP_INLINE void sweep_small(arena_ss_t *ss, size_t s)
 {
     struct arena__heap *h = ss->h;
     size_t limit = (s + 1) * h->granules;
     for (size_t w = s * h->words; w < (s + 1) * h->words; w++) {
-        uint64_t gone = h->starts[w] & ~(h->marks[w] & ~ss->fwd[w]);
+        uint64_t gone = h->starts[w] & ~h->marks[w];
         while (gone != 0) {
             size_t bit = w * 64 + (size_t)__builtin_ctzll(gone);
             gone &= gone - 1;
@@ -434,19 +465,23 @@ SWEEP_INLINE void sweep_small(arena_ss_t *ss, size_t s)
 }
 
 /* A condemned small page after the trace: counts its dead objects (the unmarked) into
- * objects_freed and returns whether it keeps any object in place (marked, not copied; the
- * forwarding words are zero on pages that did not evacuate). */
+ * objects_freed, leaves marked only the objects kept in place (the forwarding words are
+ * zero on pages that did not evacuate) and clears its forwarding words, so the bitmap is
+ * all zero between collections. Returns whether it keeps any object in place. */
 SWEEP_INLINE bool settle_small(arena_ss_t *ss, size_t s)
 {
     const struct arena__heap *h = ss->h;
     const size_t words = h->words, first = s * words;
-    const uint64_t *marks = h->marks + first, *starts = h->starts + first, *fwd = ss->fwd + first;
+    uint64_t *marks = h->marks + first, *fwd = ss->fwd + first;
+    const uint64_t *starts = h->starts + first;
     uint64_t keep = 0;
     size_t dead = 0;
     for (size_t w = 0; w < words; w++) {
-        uint64_t m = marks[w];
-        keep |= m & ~fwd[w];
+        uint64_t m = marks[w], k = m & ~fwd[w];
         dead += (size_t)__builtin_popcountll(starts[w] & ~m);
+        keep |= k;
+        marks[w] = k;
+        fwd[w] = 0;
     }
     ss->st.objects_freed += dead;
     return keep != 0;
@@ -462,7 +497,6 @@ static void clear_marks(struct arena__heap *h, size_t s, size_t n)
 SWEEP_INLINE void sweep_body(arena_ss_t *ss, size_t sparse_bytes)
 {
     struct arena__heap *h = ss->h;
-    const size_t words = h->words;
     struct release r = {0, 0};
     size_t top = h->top;
     for (size_t s = 0; s < top; s++) {
@@ -484,11 +518,6 @@ SWEEP_INLINE void sweep_body(arena_ss_t *ss, size_t sparse_bytes)
             if (kept) {
                 sweep_small(ss, s);
                 ss->st.pages_in_place++;
-            }
-            if (f & ARENA__PAGE_EVAC) {   /* the forwarding bitmap is all zero between collections */
-                uint64_t *fwd = ss->fwd + s * words;
-                for (size_t w = 0; w < words; w++)
-                    fwd[w] = 0;
             }
         } else if (pg->kind == ARENA__PAGE_LARGE_HEAD) {
             kept = arena__bit_get(h->marks, s * h->granules);

@@ -480,16 +480,17 @@ static inline int arena_fix_inline(arena_ss_t *ss, void **ref)
         return off < h->heap_bytes ? arena_fix(ss, ref) : 0;
     size_t g = off >> 4, w = g >> 6, s = off >> h->page_shift;
     uint64_t bit = (uint64_t)1 << (g & 63);
+    if (!(__atomic_load_n(&h->reached[w], __ATOMIC_RELAXED) & bit)) {
+        /* Not reached (a copied object was reached too): a first fix, unless the page is
+         * not condemned. */
+        return ((h->kept[s >> 6] >> (s & 63)) & 1) ? 0 : arena_fix(ss, ref);
+    }
     if (__atomic_load_n(&h->moved[w], __ATOMIC_RELAXED) & bit) {
         char *copy;
         __builtin_memcpy(&copy, (const void *)(p & ~(uintptr_t)15), sizeof copy);
         *ref = copy + (p & 15);
-        return 0;
     }
-    if ((__atomic_load_n(&h->reached[w], __ATOMIC_RELAXED) & bit) ||
-        ((h->kept[s >> 6] >> (s & 63)) & 1))
-        return 0;
-    return arena_fix(ss, ref);
+    return 0;
 }
 
 /* Collect in one pass with the runtime's format (see above). Objects arena_pin()ned or
