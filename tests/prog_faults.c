@@ -202,11 +202,14 @@ static int mark_collect(arena_t *a, arena_view_t *mirror, size_t n, bool (*keep)
 static bool keep_odd(size_t i) { return i % 2 == 1 || i % 23 == 3; }
 static bool keep_all(size_t i) { (void)i; return true; }
 
-/* Meshing (.req.mesh.what): two pages of 64-byte objects, alternate ones pinned so that the pages'
- * live granules are disjoint; the collection meshes them (or, under a fault, does not),
- * and either way every pinned object keeps its address and bytes. The next collection
- * (step "after") lets them die, which unmaps the meshed slots. */
-#define MESH_OBJS 128
+/* Meshing (.req.mesh.what): four pages of 64-byte objects, one in four pinned at a different
+ * offset on each page so that the pages' live granules are disjoint; the collection meshes
+ * the four into one file page (three meshes, each one mapping call: a fault in any of
+ * them stops meshing there), and either way every pinned object keeps its address and
+ * bytes. The next collection (step "after") lets them die, which unmaps the meshed slots. */
+#define MESH_PAGES 4
+#define MESH_OBJS (MESH_PAGES * 64)
+static bool mesh_kept(size_t i) { return i % MESH_PAGES == (i / 64) % MESH_PAGES; }
 static void mesh_step(arena_t *a, arena_view_t *mirror)
 {
     char *m[MESH_OBJS], *p = NULL;
@@ -220,20 +223,20 @@ static void mesh_step(arena_t *a, arena_view_t *mirror)
             return;
     for (size_t i = 0; i < MESH_OBJS; i++) {
         memset(m[i], (int)(i * 7 + 1), 64);
-        if (i % 2 == (i / 64) % 2 && arena_pin(a, m[i]) != 0)
+        if (mesh_kept(i) && arena_pin(a, m[i]) != 0)
             fail("pin of a mesh object");
     }
     bool clean = !arena__fault_fired();
     mark_collect(a, mirror, NOBJ, keep_all);
-    /* Without a fault the second page is meshed: its file page is shown at two slots. */
+    /* Without a fault the four pages are meshed: one file page is shown at four slots. */
     arena_view_t *hv = arena_heap_view(a);
     size_t fp = arena_view_file_page(hv, (size_t)(m[64] - (char *)arena_view_base(hv)) / 4096), shown = 0;
     for (size_t s = 0; s < arena_view_slots(hv) && fp != ARENA_NO_PAGE; s++)
         shown += arena_view_file_page(hv, s) == fp;
-    if (clean && !arena__fault_fired() && shown < 2)
-        fail("two disjoint pinned pages were not meshed");
+    if (clean && !arena__fault_fired() && shown < MESH_PAGES)
+        fail("four disjoint pinned pages were not meshed into one file page (%zu slots show it)", shown);
     for (size_t i = 0; i < MESH_OBJS; i++) {
-        if (i % 2 != (i / 64) % 2)
+        if (!mesh_kept(i))
             continue;
         if (arena_forward(a, m[i]) != m[i])
             fail("pinned mesh object %zu moved or was lost", i);
