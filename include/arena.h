@@ -456,7 +456,8 @@ typedef struct arena_ss_head {
     const uint64_t *moved;      /* bit per granule: the object starting there was copied; its
                                    first word holds the copy's address */
     const uint64_t *kept;       /* bit per page below condemned_bytes: the page holds objects
-                                   this collection does not condemn (old, in a young one) */
+                                   this collection does not condemn (old, in a young one);
+                                   NULL when there is none (a full collection) */
     size_t page_shift;          /* log2 of the arena page */
 } arena_ss_head_t;
 
@@ -483,7 +484,7 @@ static inline int arena_fix_inline(arena_ss_t *ss, void **ref)
     if (!(__atomic_load_n(&h->reached[w], __ATOMIC_RELAXED) & bit)) {
         /* Not reached (a copied object was reached too): a first fix, unless the page is
          * not condemned. */
-        return ((h->kept[s >> 6] >> (s & 63)) & 1) ? 0 : arena_fix(ss, ref);
+        return h->kept != NULL && ((h->kept[s >> 6] >> (s & 63)) & 1) ? 0 : arena_fix(ss, ref);
     }
     if (__atomic_load_n(&h->moved[w], __ATOMIC_RELAXED) & bit) {
         char *copy;
