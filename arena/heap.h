@@ -187,7 +187,7 @@ static inline void arena__bit_clear(uint64_t *map, size_t bit)
  * discarded slots. */
 int arena__mesh_prepare(arena_t *a, void (*free_fp)(void *, size_t), void *ctx, size_t *freed_objects);
 /* After the slide: pinned small pages with at most max_percent of their granules occupied
- * are meshed in pairs (a file page may take several) while the VMA budget leaves
+ * are meshed (best fit: a file page may take several) while the VMA budget leaves
  * vma_margin mappings plus follow for each mesh made (what the mirrors following the
  * meshes may add); free_fp gets each emptied file page, *meshed the count. ARENA_ENOMEM or a
  * kernel error stops the pass; whatever was meshed stays meshed and correct. */
