@@ -104,9 +104,10 @@ void arena__heap_stats(const arena_t *a, arena_stats_t *s);
 /* fork.c's hook (struct arena__fork_hooks.heap): bump the epoch, so the thread caches of
  * threads that do not exist in the child go stale. */
 void arena__heap_forked(arena_t *a);
-/* The tracker's ARENA_TRACK_OLD hook (track.h): the slot holds objects (small or part of a
- * large one) that survived a collection. a->lock held. */
-bool arena__heap_slot_old(const arena_t *a, size_t slot);
+/* The tracker's ARENA_TRACK_OLD hook (track.h): set bit s of bits (zeroed by the caller,
+ * slots [0, end)) when slot s holds objects (small, or part of a large one) that survived
+ * a collection. a->lock held. */
+void arena__heap_old_slots(const arena_t *a, size_t end, uint64_t *bits);
 
 static inline struct arena__page *arena__page_at(const arena_t *a, size_t slot)
 {

@@ -647,6 +647,15 @@ ARENA_API int arena_track_start(arena_view_t *v, int what);
  * ARENA_ESTATE (not tracking), -errno. */
 ARENA_API int arena_track_take(arena_view_t *v, void **pages, size_t max, size_t *count);
 
+/* What arena_track_take would report now, without re-arming anything or taking it off
+ * the pending set: *count is the number of such pages, the first max of them are stored
+ * (in address order; call again with room for *count to have them all). A stop-the-world
+ * collector reads its remembered set with it, so that its own writes to those pages
+ * (fixing fields) do not fault, and re-arms everything with the take that ends the
+ * collection. With the libsigsegv backend the pages stay open, with userfaultfd written,
+ * until that take. Errors as arena_track_take, and ARENA_ENOMEM. */
+ARENA_API int arena_track_peek(arena_view_t *v, void **pages, size_t max, size_t *count);
+
 /* Stop tracking: every page becomes accessible again. Errors: ARENA_ENULL,
  * ARENA_ECLOSED, ARENA_ESTATE (not tracking). */
 ARENA_API int arena_track_stop(arena_view_t *v);
