@@ -1221,6 +1221,8 @@ int arena_collect(arena_t *a, arena_collect_stats_t *st)
         return ARENA_ENULL;
     if (arena__broken(a))
         return arena__broken(a);
+    if (arena__tracing(a))
+        return ARENA_ESTATE; /* from a callback of arena_trace_collect, which holds the lock */
     uint64_t t0 = arena__os_now_ns();
     pthread_mutex_lock(&a->lock);
     struct arena__heap *h = a->heap;

@@ -12,5 +12,7 @@
 void arena__gc_fini(arena_t *a);
 /* Free the one-pass collector's tables (trace.c; arena_destroy). */
 void arena__trace_fini(arena_t *a);
+/* True while arena_trace_collect runs a's callbacks on the calling thread (trace.c). */
+bool arena__tracing(const arena_t *a);
 
 #endif /* ARENA_COLLECT_H */

@@ -336,7 +336,8 @@ typedef struct arena_collect_stats {
  * heap (copying short runs into retained pages, moving long ones by mremap), and clear
  * the marks. Dead pages are retained (cfg.retain_*; arena_trim releases them). Mirror
  * views follow. st may be NULL. After it returns, use arena_forward() to update every
- * pointer the runtime holds. Errors: ARENA_ENULL; ARENA_ENOCOLLECT when the forwarding
+ * pointer the runtime holds. Errors: ARENA_ENULL; ARENA_ESTATE from a callback of
+ * arena_trace_collect (nothing collected); ARENA_ENOCOLLECT when the forwarding
  * table cannot be allocated (nothing was collected, the marks stay). A positive return: the
  * collection completed, and -rc is the first error it met (ARENA_ENOMEM, ARENA_EVMA, ...):
  * objects may have moved, so the runtime must still forward its pointers; a move
@@ -506,7 +507,8 @@ static inline int arena_fix_inline(arena_ss_t *ss, void **ref)
  * nothing had moved.
  * Errors: ARENA_ENULL (a, fmt, fmt->scan or fmt->roots NULL), ARENA_ECONFIG (mode),
  * ARENA_ENOCOLLECT when the collection's tables cannot be allocated (nothing was
- * collected, no callback was called); a positive return: -rc is the first error met by a
+ * collected, no callback was called), ARENA_ESTATE when called from one of this arena's
+ * own scan or roots callbacks (as arena_collect: the trace holds the lock); a positive return: -rc is the first error met by a
  * collection that still completed (references were fixed) (a page that could not be given back stays
  * allocated, no object is lost).
  * Thread rules: stop-the-world like arena_collect, and the callbacks run on the calling

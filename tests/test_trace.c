@@ -811,3 +811,31 @@ Test(trace, young_after_collect_scans_objects_in_recycled_gaps)
     cr_assert_eq(((struct cell *)y->ptr)->tag, 0x1234);
     arena_destroy(a);
 }
+
+/* A collection started from a callback of arena_trace_collect (which holds the arena's
+ * lock) is refused with ARENA_ESTATE instead of waiting forever for that lock. */
+static arena_t *reentered;
+static int reenter_trace_rc, reenter_collect_rc;
+static void roots_reenter(arena_ss_t *ss, void *closure)
+{
+    (void)ss;
+    reenter_trace_rc = arena_trace_collect(reentered, closure, ARENA_TRACE_FULL, NULL);
+    reenter_collect_rc = arena_collect(reentered, NULL);
+}
+
+Test(trace, collection_from_a_callback_is_refused, .timeout = 20)
+{
+    reentered = make(0, 0);
+    cr_assert_not_null(arena_alloc(reentered, 32));
+    arena_format_t f = {scan_cell, roots_reenter, NULL};
+    f.closure = &f;
+    cr_assert_eq(arena_trace_collect(reentered, &f, ARENA_TRACE_FULL, NULL), 0);
+    cr_assert_eq(reenter_trace_rc, ARENA_ESTATE);
+    cr_assert_eq(reenter_collect_rc, ARENA_ESTATE);
+    /* Outside a callback both run. */
+    f.roots = roots_cell;
+    cell_root = NULL;
+    cr_assert_eq(arena_trace_collect(reentered, &f, ARENA_TRACE_FULL, NULL), 0);
+    cr_assert_geq(arena_collect(reentered, NULL), 0);
+    arena_destroy(reentered);
+}
