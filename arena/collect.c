@@ -1215,6 +1215,20 @@ static void finish(struct cycle *c)
     a->gc = c->gc;
 }
 
+/* The arena whose arena_trace_collect runs its callbacks on this thread: a collection
+ * started from one of them would wait forever for the lock the trace holds. */
+static _Thread_local const arena_t *tracing;
+
+void arena__set_tracing(const arena_t *a)
+{
+    tracing = a;
+}
+
+bool arena__tracing(const arena_t *a)
+{
+    return a != NULL && tracing == a;
+}
+
 int arena_collect(arena_t *a, arena_collect_stats_t *st)
 {
     if (a == NULL)

@@ -72,15 +72,6 @@ struct arena_ss {
     const arena_format_t *fmt;
 };
 
-/* The arena whose trace runs its callbacks on this thread: a collection started from one
- * of them would wait forever for the lock the trace holds. */
-static _Thread_local const arena_t *tracing;
-
-bool arena__tracing(const arena_t *a)
-{
-    return tracing == a;
-}
-
 static void note_error(arena_ss_t *ss, int err)
 {
     if (err < 0 && err > ARENA_ELIBRARY && ss->err == 0) /* the kernel's (-errno) */
@@ -727,9 +718,9 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     unsigned sparse = a->cfg.sparse_percent ? a->cfg.sparse_percent : 75;
     size_t sparse_bytes = a->page_size * (sparse > 100 ? 100 : sparse) / 100;
     condemn(&ss, mode);
-    tracing = a;
+    arena__set_tracing(a);   /* a collection from a callback is refused (arena.h) */
     trace(&ss);
-    tracing = NULL;
+    arena__set_tracing(NULL);
     if (ss.pool_n != 0) {   /* to-space taken and not used */
         arena__heap_retain(a, ss.pool, ss.pool_n);
         ss.pool_n = 0;
