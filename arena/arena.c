@@ -88,7 +88,7 @@ static void install_hooks(void)
 {
     arena__view_set_hooks(&arena__track_view_hooks);
     arena__fork_set_hooks(&fork_hooks);
-    arena__track_set_old_hook(arena__heap_slot_old);
+    arena__track_set_old_hook(arena__heap_old_slots);
 }
 
 int arena_create(arena_t **out, const arena_config_t *cfg_in)

@@ -98,15 +98,16 @@ void arena__heap_forked(arena_t *a)
         atomic_fetch_add(&a->heap->epoch, 1);
 }
 
-bool arena__heap_slot_old(const arena_t *a, size_t slot)
+void arena__heap_old_slots(const arena_t *a, size_t end, uint64_t *bits)
 {
     const struct arena__heap *h = a->heap;
-    if (h == NULL || slot >= h->nslots)
-        return false;
-    const struct arena__page *pg = &h->pages[slot];
-    return (pg->kind == ARENA__PAGE_SMALL || pg->kind == ARENA__PAGE_LARGE_HEAD ||
-            pg->kind == ARENA__PAGE_LARGE_TAIL) &&
-           (pg->flags & ARENA__PAGE_OLD);
+    size_t top = h == NULL ? 0 : h->top < end ? h->top : end; /* nothing is old at or past top */
+    for (size_t s = 0; s < top; s++) {
+        const struct arena__page *pg = &h->pages[s];
+        if ((pg->flags & ARENA__PAGE_OLD) && (pg->kind == ARENA__PAGE_SMALL || pg->kind == ARENA__PAGE_LARGE_HEAD ||
+                                              pg->kind == ARENA__PAGE_LARGE_TAIL))
+            bits[s >> 6] |= (uint64_t)1 << (s & 63);
+    }
 }
 
 void arena__heap_stats(const arena_t *a, arena_stats_t *s)
@@ -860,14 +861,16 @@ static bool next_gap(const struct arena__heap *h, size_t slot, size_t g, size_t 
 
 /* The next gap of at least size bytes in the recycled page the thread claimed, else in the
  * next page of the list, which the thread claims: only it writes that page's bitmap words
- * (.req.heap.lock-free-bump) until the next collection voids every claim. NULL when the
- * list is spent. a->lock held. */
+ * (.req.heap.lock-free-bump) until the next collection voids every claim. At most one page
+ * is claimed per call, so an object no gap fits costs one page of the list, not all of it
+ * (the claim stays for smaller objects); objects above a quarter page do not look. NULL
+ * when nothing fits. a->lock held. */
 static char *take_gap(arena_t *a, struct tcache *c, uint64_t now, size_t size, char **end)
 {
     struct arena__heap *h = a->heap;
-    if (h->recycle_epoch != now)
+    if (h->recycle_epoch != now || size > a->page_size / 4)
         return NULL;
-    for (;;) {
+    for (int claims = 0;; claims++) {
         if (c->rslot != 0) {
             size_t slot = c->rslot - 1, from, to;
             if (next_gap(h, slot, c->rgran, size / ARENA__GRANULE, &from, &to)) {
@@ -875,6 +878,8 @@ static char *take_gap(arena_t *a, struct tcache *c, uint64_t now, size_t size, c
                 *end = h->base + to * ARENA__GRANULE;
                 return h->base + from * ARENA__GRANULE;
             }
+            if (claims > 0)
+                return NULL;
             c->rslot = 0;
         }
         if (h->recycle_next == h->nrecycle)

@@ -104,9 +104,10 @@ void arena__heap_stats(const arena_t *a, arena_stats_t *s);
 /* fork.c's hook (struct arena__fork_hooks.heap): bump the epoch, so the thread caches of
  * threads that do not exist in the child go stale. */
 void arena__heap_forked(arena_t *a);
-/* The tracker's ARENA_TRACK_OLD hook (track.h): the slot holds objects (small or part of a
- * large one) that survived a collection. a->lock held. */
-bool arena__heap_slot_old(const arena_t *a, size_t slot);
+/* The tracker's ARENA_TRACK_OLD hook (track.h): set bit s of bits (zeroed by the caller,
+ * slots [0, end)) when slot s holds objects (small, or part of a large one) that survived
+ * a collection. a->lock held. */
+void arena__heap_old_slots(const arena_t *a, size_t end, uint64_t *bits);
 
 static inline struct arena__page *arena__page_at(const arena_t *a, size_t slot)
 {
@@ -186,7 +187,7 @@ static inline void arena__bit_clear(uint64_t *map, size_t bit)
  * discarded slots. */
 int arena__mesh_prepare(arena_t *a, void (*free_fp)(void *, size_t), void *ctx, size_t *freed_objects);
 /* After the slide: pinned small pages with at most max_percent of their granules occupied
- * are meshed in pairs (a file page may take several) while the VMA budget leaves
+ * are meshed (best fit: a file page may take several) while the VMA budget leaves
  * vma_margin mappings plus follow for each mesh made (what the mirrors following the
  * meshes may add); free_fp gets each emptied file page, *meshed the count. ARENA_ENOMEM or a
  * kernel error stops the pass; whatever was meshed stays meshed and correct. */

@@ -674,7 +674,8 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     }
     ss.head = (arena_ss_head_t){.base = (uintptr_t)h->base, .heap_bytes = ss.heap_bytes,
                                 .condemned_bytes = ss.old_top * a->page_size, .reached = h->marks,
-                                .moved = ss.fwd, .kept = ss.kept, .page_shift = a->page_shift};
+                                .moved = ss.fwd, .kept = mode == ARENA_TRACE_YOUNG ? ss.kept : NULL,
+                                .page_shift = a->page_shift};
     ss.st.vmas_before = arena__budget_used(&a->budget);
     ss.st.pages_before = h->used_pages;
     /* Every thread's current page is retired: the next allocation refills (.req.heap.lock-free-bump). */

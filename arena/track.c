@@ -105,20 +105,40 @@ static void group_unlock(struct arena__track *t, size_t g)
 /* ---------------------------------------------------- ARENA_TRACK_OLD -- */
 
 /* heap.c's answer (registered by arena.c, docs/design.md §2: the heap sits above). */
-static bool (*slot_old)(const arena_t *a, size_t slot);
+static void (*old_slots)(const arena_t *a, size_t end, uint64_t *bits);
 
-void arena__track_set_old_hook(bool (*fn)(const arena_t *a, size_t slot))
+void arena__track_set_old_hook(void (*fn)(const arena_t *a, size_t end, uint64_t *bits))
 {
-    slot_old = fn;
+    old_slots = fn;
 }
 
-/* .req.track.old: whether a take reports and re-arms slot s. With ARENA_TRACK_OLD only slots holding
- * objects that survived a collection are: the others stay open (with the libsigsegv
- * backend their bit stays set, so the bit still says "unprotected") and are reported at
- * the first take that finds them old (the collection that made them old wrote them). */
+/* .req.track.old: whether a take reports and re-arms slot s. With ARENA_TRACK_OLD only
+ * slots holding objects that survived a collection are: the others stay open (with the
+ * libsigsegv backend their bit stays set, so the bit still says "unprotected") and are
+ * reported at the first take that finds them old (the collection that made them old wrote
+ * them). */
 static bool in_scope(const struct arena__track *t, size_t s)
 {
-    return !(t->what & ARENA_TRACK_OLD) || slot_old == NULL || slot_old(arena__view_arena(t->view), s);
+    if (!(t->what & ARENA_TRACK_OLD) || t->scope == NULL)
+        return true;
+    return s < t->scope_words * 64 && ((t->scope[s >> 6] >> (s & 63)) & 1);
+}
+
+/* Recompute the old slots of [0, used_end) before a take or a peek (lock held). */
+static void scope_refresh(struct arena__track *t, size_t end)
+{
+    if (!(t->what & ARENA_TRACK_OLD))
+        return;
+    size_t words = (end + 63) / 64;
+    if (words > t->scope_words || t->scope == NULL) {
+        free(t->scope);
+        t->scope = old_slots == NULL ? NULL : calloc(words, sizeof *t->scope);
+        t->scope_words = t->scope == NULL ? 0 : words;
+    }
+    if (t->scope == NULL)
+        return;
+    memset(t->scope, 0, t->scope_words * sizeof *t->scope);
+    old_slots(arena__view_arena(t->view), end, t->scope);
 }
 
 /* ------------------------------------------------------ opening pages ---- */
@@ -319,6 +339,7 @@ static void track_free(struct arena__track *t)
     free(t->shown_prot);
     free(t->carried);
     free((void *)t->lock);
+    free(t->scope);
     free(t);
 }
 
@@ -640,6 +661,16 @@ static int rearm(struct arena__track *t, size_t first, size_t end, const uint64_
     return err;
 }
 
+/* The bits of word w a take may act on: touched or carried, and in scope. Out of scope
+ * slots that stopped showing a page have no bit (sync_changes cleared it). */
+static uint64_t pending_word(const struct arena__track *t, size_t w)
+{
+    uint64_t x = atomic_load(&t->open[w]) | t->carried[w];
+    if ((t->what & ARENA_TRACK_OLD) && t->scope != NULL)
+        x &= w < t->scope_words ? t->scope[w] : 0;
+    return x;
+}
+
 /* Report and re-arm up to max pages whose bit is set, group by group. If re-arming is
  * refused, the pages not re-armed are taken back from the report and stay pending (their
  * bits set again, open): no touch is lost, none reported without being re-armed. */
@@ -663,7 +694,12 @@ static int take_bits(struct arena__track *t, void **pages, size_t max, size_t *c
             size_t pend = piece + ((size_t)1 << 12) < end ? piece + ((size_t)1 << 12) : end;
             for (size_t i = 0; i <= (pend - piece) / 64; i++)
                 sel[i] = 0;
+            size_t n_piece = n;
             for (size_t s = piece; s < pend && n < max; s++) {
+                if ((s & 63) == 0 && (pending_word(t, s >> 6)) == 0) {
+                    s += 63; /* a word with no bit to take */
+                    continue;
+                }
                 if (!bit_get(t, s) && !plain_get(t->carried, s))
                     continue;
                 if (arena__track_slot_mapped(t, s) && !in_scope(t, s))
@@ -675,6 +711,8 @@ static int take_bits(struct arena__track *t, void **pages, size_t max, size_t *c
                 plain_put(sel, s - piece, true);
                 pages[n++] = slot_addr(t, s);
             }
+            if (n == n_piece)
+                continue; /* nothing to re-arm in this piece */
             size_t bad = pend;
             err = rearm(t, piece, pend, sel, &bad);
             for (size_t s = bad; s < pend; s++)
@@ -732,9 +770,11 @@ static int take_locked(arena_view_t *v, void **pages, size_t max, size_t *count)
     size_t n = 0, more = 0;
     sync_changes(t);
     regroup(t);
+    scope_refresh(t, used_end(t));
     if (t->backend == ARENA_TRACKER_UFFD) {
-        int err = (t->what & ARENA_TRACK_OLD) ? arena__tuffd_scan_kept(t, pages, max, &n, in_scope)
-                                              : arena__tuffd_scan(t, pages, max, &n);
+        int err = (t->what & ARENA_TRACK_OLD) && t->scope != NULL
+                      ? arena__tuffd_scan_kept(t, pages, max, &n, t->scope, t->scope_words)
+                      : arena__tuffd_scan(t, pages, max, &n);
         if (err == ARENA_EPERM)
             err = reregister_lost(t, pages, max, &n);
         /* Pages the scan reported need no second report from the bitmap; if it failed
@@ -749,12 +789,52 @@ static int take_locked(arena_view_t *v, void **pages, size_t max, size_t *count)
         if (err != 0)
             return err;
     }
+    /* Only libsigsegv's handler takes group locks: with userfaultfd the kernel resolves
+     * the faults, and no signal needs masking. */
+    bool mask = t->backend == ARENA_TRACKER_SIGSEGV;
     sigset_t old;
-    block_signals(&old);
+    if (mask)
+        block_signals(&old);
     int err = take_bits(t, pages + n, max - n, &more);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (mask)
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     recount_splits(t);
     *count = n + more;
+    return err;
+}
+
+/* .req.track.peek: what a take would report now, changing nothing a take would see
+ * (sync_changes only records new contents as pending, as a take would first). Every page
+ * is counted in *count; the first max are stored, in address order. */
+static int peek_locked(arena_view_t *v, void **pages, size_t max, size_t *count)
+{
+    struct arena__track *t = arena__view_track(v);
+    sync_changes(t);
+    size_t end = used_end(t), words = (end + 63) / 64;
+    scope_refresh(t, end);
+    uint64_t *seen = calloc(words ? words : 1, sizeof *seen);
+    if (seen == NULL)
+        return ARENA_ENOMEM;
+    int err = 0;
+    if (t->backend == ARENA_TRACKER_UFFD && (t->what & ARENA_TRACK_OLD) && t->scope != NULL)
+        err = arena__tuffd_written_kept(t, seen, t->scope, t->scope_words);
+    else if (t->backend == ARENA_TRACKER_UFFD)
+        err = arena__tuffd_written(t, 0, end, seen);
+    size_t n = 0;
+    for (size_t w = 0; w < words && err == 0; w++) {
+        uint64_t x = seen[w] | pending_word(t, w);
+        while (x != 0) {
+            size_t s = w * 64 + (size_t)__builtin_ctzll(x);
+            x &= x - 1;
+            if (s >= end || !arena__track_slot_mapped(t, s) || !in_scope(t, s))
+                continue;
+            if (n < max)
+                pages[n] = slot_addr(t, s);
+            n++;
+        }
+    }
+    free(seen);
+    *count = err == 0 ? n : 0;
     return err;
 }
 
@@ -799,6 +879,21 @@ int arena_track_take(arena_view_t *v, void **pages, size_t max, size_t *count)
         return ARENA_ENULL;
     pthread_mutex_lock(&arena__view_arena(v)->lock);
     err = arena__view_track(v) == NULL ? ARENA_ESTATE : take_locked(v, pages, max, count);
+    pthread_mutex_unlock(&arena__view_arena(v)->lock);
+    return err;
+}
+
+int arena_track_peek(arena_view_t *v, void **pages, size_t max, size_t *count)
+{
+    if (count != NULL)
+        *count = 0;
+    int err = check_view(v);
+    if (err != 0)
+        return err;
+    if (count == NULL || (pages == NULL && max != 0))
+        return ARENA_ENULL;
+    pthread_mutex_lock(&arena__view_arena(v)->lock);
+    err = arena__view_track(v) == NULL ? ARENA_ESTATE : peek_locked(v, pages, max, count);
     pthread_mutex_unlock(&arena__view_arena(v)->lock);
     return err;
 }

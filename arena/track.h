@@ -21,10 +21,10 @@ void arena__track_arena_destroy(arena_t *a);      /* stop tracking every view of
  * Other changes of what slots show need no call: tracking finds them by comparing slot
  * records (arena__view_changed) and counts their pages as touched (.req.track.new-contents). */
 void arena__track_moved(arena_view_t *v, size_t dst, size_t src, size_t n);
-/* ARENA_TRACK_OLD's scope: whether heap slot `slot` holds objects that survived a
- * collection (heap.c's arena__heap_slot_old, registered by arena_create). Called with
- * the arena lock held. */
-void arena__track_set_old_hook(bool (*fn)(const arena_t *a, size_t slot));
+/* ARENA_TRACK_OLD's scope: set bit s of bits (zeroed, slots [0, end)) when heap slot s
+ * holds objects that survived a collection (heap.c's arena__heap_old_slots, registered by
+ * arena_create). Called with the arena lock held. */
+void arena__track_set_old_hook(void (*fn)(const arena_t *a, size_t end, uint64_t *bits));
 /* fork.c's hook (struct arena__fork_hooks.track), see fork.h. */
 void arena__track_forked(arena_t *a);
 

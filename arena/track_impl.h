@@ -44,6 +44,10 @@ struct arena__track {
     _Atomic size_t splits;    /* upper bound of the mappings the protection split adds */
     size_t fine_limit;        /* past this many splits, a fault opens its whole group */
     _Atomic int coarse;
+    /* ARENA_TRACK_OLD: the old slots, recomputed at each take and peek (scope_refresh);
+     * NULL when it could not be allocated (then every slot counts: conservative). */
+    uint64_t *scope;
+    size_t scope_words;
     /* The front end's fault handler (track.c), usable from a signal handler. 1: the fault
      * at addr was ours and the page is now open; 0: ours, but there was nothing to open
      * (already open, or the slot shows nothing); -1: its group is busy, let the
@@ -74,11 +78,15 @@ void arena__tuffd_detach(struct arena__track *t);
 int arena__tuffd_arm(struct arena__track *t, size_t slot, size_t n);
 /* Collect up to max written pages into pages[] and write-protect them again; *count. */
 int arena__tuffd_scan(struct arena__track *t, void **pages, size_t max, size_t *count);
-/* As arena__tuffd_scan, but only the written slots keep() accepts are reported and
- * write-protected again; the others stay written (unprotected) and unreported. */
+/* As arena__tuffd_scan, but only over the slots set in scope (words of bits from slot 0):
+ * the others stay written (unprotected) and unreported. */
 int arena__tuffd_scan_kept(struct arena__track *t, void **pages, size_t max, size_t *count,
-                           bool (*keep)(const struct arena__track *, size_t));
+                           const uint64_t *scope, size_t words);
 /* Set bit i of bits when slot+i was written since it was last armed (no state change). */
 int arena__tuffd_written(struct arena__track *t, size_t slot, size_t n, uint64_t *bits);
+/* Set bit s of bits (indexed from slot 0) for every slot set in scope that was written
+ * since it was last armed (no state change). */
+int arena__tuffd_written_kept(struct arena__track *t, uint64_t *bits, const uint64_t *scope,
+                              size_t words);
 
 #endif /* ARENA_TRACK_IMPL_H */

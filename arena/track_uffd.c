@@ -279,42 +279,41 @@ int arena__tuffd_scan(struct arena__track *t, void **pages, size_t max, size_t *
     return err;
 }
 
-struct collect_kept {
-    void **pages;
-    size_t n, max;
-    bool (*keep)(const struct arena__track *, size_t);
-};
-
-static void add_kept(struct arena__track *t, size_t slot, void *ctx)
+/* The next run [*run, *s) of slots set in scope (words of bits from slot 0) below end;
+ * false when none is left. */
+static bool next_scope_run(const uint64_t *scope, size_t words, size_t *s, size_t end, size_t *run)
 {
-    struct collect_kept *c = ctx;
-    char *addr = t->base + (slot << t->shift);
-    if (c->n == c->max || (c->n > 0 && c->pages[c->n - 1] == addr) || !c->keep(t, slot))
-        return;
-    c->pages[c->n++] = addr;
+    if (end > words * 64)
+        end = words * 64;
+    while (*s < end) {
+        uint64_t w = scope[*s >> 6] >> (*s & 63);
+        if (w == 0) {
+            *s = (*s | 63) + 1;
+            continue;
+        }
+        *s += (size_t)__builtin_ctzll(w);
+        break;
+    }
+    if (*s >= end)
+        return false;
+    *run = *s;
+    while (*s < end && ((scope[*s >> 6] >> (*s & 63)) & 1))
+        (*s)++;
+    return true;
 }
 
-/* Read the written state of the whole view, report only the slots keep() accepts, and
- * write-protect just those, one ioctl per run. A write between the scan and the
- * protection is not lost: the page is reported, and the caller reads it afterwards. */
+/* Scan only the runs of slots set in scope, write-protecting what they report in the
+ * same call (PM_SCAN_WP_MATCHING); the slots in between are not walked at all. */
 int arena__tuffd_scan_kept(struct arena__track *t, void **pages, size_t max, size_t *count,
-                           bool (*keep)(const struct arena__track *, size_t))
+                           const uint64_t *scope, size_t words)
 {
-    struct collect_kept c = {pages, 0, max, keep};
-    *count = 0;
-    int err = scan_runs(t, 0, arena__view_used_end(t->view), false, SIZE_MAX, add_kept, &c);
-    if (err != 0)
-        return err;
+    struct collect c = {pages, 0};
+    size_t end = arena__view_used_end(t->view), s = 0, run;
+    int err = 0;
+    while (c.n < max && err == 0 && next_scope_run(scope, words, &s, end, &run))
+        err = scan_runs(t, run, s, true, max - c.n, add_page, &c);
     *count = c.n;
-    for (size_t i = 0; i < c.n;) {
-        size_t first = (size_t)((char *)pages[i] - t->base) >> t->shift, end = first + 1;
-        for (i++; i < c.n && (size_t)((char *)pages[i] - t->base) >> t->shift == end; i++)
-            end++;
-        err = arena__tuffd_arm(t, first, end - first);
-        if (err != 0)
-            return err;
-    }
-    return 0;
+    return err;
 }
 
 struct bits_ctx {
@@ -334,4 +333,15 @@ int arena__tuffd_written(struct arena__track *t, size_t slot, size_t n, uint64_t
 {
     struct bits_ctx b = {bits, slot};
     return scan_runs(t, slot, slot + n, false, SIZE_MAX, add_bit, &b);
+}
+
+int arena__tuffd_written_kept(struct arena__track *t, uint64_t *bits, const uint64_t *scope,
+                              size_t words)
+{
+    struct bits_ctx b = {bits, 0};
+    size_t end = arena__view_used_end(t->view), s = 0, run;
+    int err = 0;
+    while (err == 0 && next_scope_run(scope, words, &s, end, &run))
+        err = scan_runs(t, run, s, false, SIZE_MAX, add_bit, &b);
+    return err;
 }

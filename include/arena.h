@@ -456,7 +456,8 @@ typedef struct arena_ss_head {
     const uint64_t *moved;      /* bit per granule: the object starting there was copied; its
                                    first word holds the copy's address */
     const uint64_t *kept;       /* bit per page below condemned_bytes: the page holds objects
-                                   this collection does not condemn (old, in a young one) */
+                                   this collection does not condemn (old, in a young one);
+                                   NULL when there is none (a full collection) */
     size_t page_shift;          /* log2 of the arena page */
 } arena_ss_head_t;
 
@@ -483,7 +484,7 @@ static inline int arena_fix_inline(arena_ss_t *ss, void **ref)
     if (!(__atomic_load_n(&h->reached[w], __ATOMIC_RELAXED) & bit)) {
         /* Not reached (a copied object was reached too): a first fix, unless the page is
          * not condemned. */
-        return ((h->kept[s >> 6] >> (s & 63)) & 1) ? 0 : arena_fix(ss, ref);
+        return h->kept != NULL && ((h->kept[s >> 6] >> (s & 63)) & 1) ? 0 : arena_fix(ss, ref);
     }
     if (__atomic_load_n(&h->moved[w], __ATOMIC_RELAXED) & bit) {
         char *copy;
@@ -645,6 +646,15 @@ ARENA_API int arena_track_start(arena_view_t *v, int what);
  * block (conservative, never a missed page). Errors: ARENA_ENULL, ARENA_ECLOSED,
  * ARENA_ESTATE (not tracking), -errno. */
 ARENA_API int arena_track_take(arena_view_t *v, void **pages, size_t max, size_t *count);
+
+/* What arena_track_take would report now, without re-arming anything or taking it off
+ * the pending set: *count is the number of such pages, the first max of them are stored
+ * (in address order; call again with room for *count to have them all). A stop-the-world
+ * collector reads its remembered set with it, so that its own writes to those pages
+ * (fixing fields) do not fault, and re-arms everything with the take that ends the
+ * collection. With the libsigsegv backend the pages stay open, with userfaultfd written,
+ * until that take. Errors as arena_track_take, and ARENA_ENOMEM. */
+ARENA_API int arena_track_peek(arena_view_t *v, void **pages, size_t max, size_t *count);
 
 /* Stop tracking: every page becomes accessible again. Errors: ARENA_ENULL,
  * ARENA_ECLOSED, ARENA_ESTATE (not tracking). */

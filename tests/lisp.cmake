@@ -95,6 +95,12 @@ if(ARENA_BUILD_DEMOS AND TARGET arena-lisp)
   # The libsigsegv tracker as the write barrier (AUTO picks userfaultfd where it may): a
   # collection once re-protected dirty moved pages whose state said open (crashed 10 of 10).
   lisp_test(lisp_strings_generational_sigsegv strings "--gc=arena --generational --tracker=sigsegv --heap 64k")
+  # Old-to-young stores through each barrier (only old pages are watched: ARENA_TRACK_OLD);
+  # a missed store frees a young object the program checks afterwards.
+  lisp_test(lisp_old-to-young_generational_sigsegv old-to-young "--gc=arena --generational --tracker=sigsegv --heap 64k")
+  if(CMAKE_SYSTEM_VERSION VERSION_GREATER_EQUAL 6.7)
+    lisp_test(lisp_old-to-young_generational_uffd old-to-young "--gc=arena --generational --tracker=uffd --heap 64k")
+  endif()
   lisp_test(lisp_error_semispace error "--gc=semispace" RC 1 ERRORS error.err)
   lisp_test(lisp_error_arena error "--gc=arena" RC 1 ERRORS error.err)
   lisp_test(lisp_stdin_semispace fib "--gc=semispace" STDIN)

@@ -245,6 +245,38 @@ Test(roots, new_objects_fill_the_gaps_of_pinned_pages)
     arena_destroy(a);
 }
 
+/* An object no gap fits costs the list at most one page: many 400-byte objects (the gaps
+ * are 192 bytes) still leave the pinned pages to the small objects that follow. */
+Test(roots, objects_no_gap_fits_leave_the_recycled_pages)
+{
+    arena_t *a = make(4096);
+    enum { PAGES = 20, PER = 64 };
+    char **o = calloc(PAGES * PER, sizeof *o);
+    cr_assert_not_null(o);
+    for (size_t i = 0; i < PAGES * PER; i++) {
+        o[i] = arena_alloc(a, 64);
+        if (i % 4 == 1)
+            cr_assert_eq(arena_pin(a, o[i]), 0);
+    }
+    char *lo = (char *)((uintptr_t)o[0] & ~(uintptr_t)4095);
+    char *hi = (char *)((uintptr_t)o[PAGES * PER - 1] | 4095);
+    arena_collect_stats_t st;
+    cr_assert_eq(arena_collect(a, &st), 0);
+    cr_assert_eq(st.pages_pinned, PAGES);
+    for (int i = 0; i < 4; i++) {
+        char *big = arena_alloc(a, 400);
+        cr_assert(big < lo || big > hi, "a 400-byte object in a 192-byte gap");
+    }
+    size_t in_pinned = 0;
+    for (size_t i = 0; i < PAGES * 48; i++) {
+        char *p = arena_alloc(a, 64);
+        in_pinned += p >= lo && p <= hi;
+    }
+    cr_assert_geq(in_pinned, (PAGES - 4) * 48, "the recycled pages were spent on objects that did not fit");
+    free(o);
+    arena_destroy(a);
+}
+
 /* A word into a gap names nothing until a new object takes that space; then it names the
  * new object, which the next collection keeps where it is. */
 Test(roots, recycled_space_pins_the_new_object)

@@ -911,3 +911,39 @@ BOTH(old_tracking_reports_only_old_pages_and_keeps_young_objects)
     cr_assert_eq(n, 300);
     arena_destroy(a);
 }
+
+/* .req.track.peek: a peek reports what the next take will, and changes nothing. */
+BOTH(peek_reports_what_take_will_and_rearms_nothing)
+{
+    enum { N = 16 };
+    arena_t *a;
+    arena_view_t *v = tracked(&a, backend, N, ARENA_TRACK_WRITES);
+    char *base = arena_view_base(v);
+    void *peeked[N], *taken[N];
+    size_t np, nt;
+    for (int i = 0; i < N; i += 3)
+        base[(size_t)i * PAGE] = 1;
+    cr_assert_eq(arena_track_peek(v, peeked, 2, &np), 0);
+    cr_assert_eq(np, 6, "peek counts every touched page, stores the first max");
+    cr_assert_eq(arena_track_peek(v, peeked, N, &np), 0);
+    cr_assert_eq(np, 6);
+    for (size_t i = 0; i < np; i++)
+        cr_assert_eq(peeked[i], base + 3 * i * PAGE, "in address order");
+    uint64_t faults = faults_of(a);
+    for (int i = 0; i < N; i += 3)
+        base[(size_t)i * PAGE + 8] = 2; /* a collector fixing fields: no new fault */
+    if (backend == ARENA_TRACKER_SIGSEGV)
+        cr_assert_eq(faults_of(a), faults, "a peek re-armed pages");
+    cr_assert_eq(arena_track_take(v, taken, N, &nt), 0);
+    cr_assert_eq(nt, np);
+    for (size_t i = 0; i < nt; i++)
+        cr_assert_eq(taken[i], peeked[i]);
+    cr_assert_eq(arena_track_peek(v, peeked, N, &np), 0);
+    cr_assert_eq(np, 0, "the take re-armed what the peek showed");
+    size_t count = 7;
+    cr_assert_eq(arena_track_peek(v, NULL, 1, &count), ARENA_ENULL);
+    cr_assert_eq(arena_track_peek(NULL, peeked, N, &count), ARENA_ENULL);
+    cr_assert_eq(arena_track_stop(v), 0);
+    cr_assert_eq(arena_track_peek(v, peeked, N, &count), ARENA_ESTATE);
+    arena_destroy(a);
+}

@@ -15,7 +15,7 @@
  * lies on a touched page.
  *
  * A young collection (arena_trace_collect with ARENA_TRACE_YOUNG):
- *   1. takes the touched pages;
+ *   1. reads the touched pages (arena_track_peek: the take at its end re-arms them);
  *   2. its roots are the interpreter's roots and the fields of the old objects on the
  *      touched pages that hold old objects (walked object by object with arena_object);
  *   3. the arena copies the young objects reached out of the nursery pages (Cheney),
@@ -47,6 +47,7 @@ static struct {
     char *heap_base;
     size_t page_size, nslots;
     uint64_t minors, majors, minor_ns, major_ns, dirty_pages, scanned_pages, take_ns;
+    size_t nursery;       /* bytes allocated between young collections */
 } G;
 
 static _Noreturn void fatal(const char *what, int err)
@@ -88,6 +89,10 @@ int gen_init(void)
     if (!G.old_pages)
         return -1;
     AH.gen = 1;
+    /* The nursery gets the memory a semispace collector holds for the same --heap (two
+     * spaces of --heap): young collections cost per collection, not per byte allocated. */
+    G.nursery = 2 * AH.initial;
+    AH.threshold = G.nursery;
     G.major_trigger = 4 * AH.initial;
     return 0;
 }
@@ -109,6 +114,25 @@ static void promote(obj *o)
     for (size_t s = slot_of(o), e = slot_of((char *)o + obj_bytes(o) - 1); s <= e; s++)
         G.old_pages[s / 64] |= (uint64_t)1 << (s % 64);
     G.old_bytes += obj_bytes(o);
+}
+
+/* The remembered set, read without re-arming: the collection's own writes to these pages
+ * (fixed fields) then cost no fault, and the take that ends it re-arms them all. */
+static void peek_dirty(void)
+{
+    uint64_t t0 = now_ns();
+    for (;;) {
+        size_t n = 0;
+        int rc = arena_track_peek(G.hv, G.dirty, G.dirtycap, &n);
+        if (rc)
+            fatal("arena_track_peek", rc);
+        G.ndirty = n;
+        if (n <= G.dirtycap)
+            break;
+        while (G.dirtycap < n)
+            G.dirty = grow(G.dirty, &G.dirtycap, sizeof *G.dirty);
+    }
+    G.take_ns += now_ns() - t0;
 }
 
 static void take_dirty(void)
@@ -185,7 +209,7 @@ static void full_roots(arena_ss_t *ss, void *closure)
 static void minor(void)
 {
     static const arena_format_t fmt = {scan_promote, young_roots, NULL};
-    take_dirty();
+    peek_dirty();
     G.dirty_pages += G.ndirty;
     ah_trace(&fmt, ARENA_TRACE_YOUNG);
     for (size_t i = 0; i < G.nscanned; i++)
@@ -220,8 +244,8 @@ void gen_collect(size_t need)
         G.minors++;
         G.minor_ns += dt;
     }
-    /* The nursery stays --heap bytes: young collections stay proportional to it. */
-    AH.threshold = AH.initial > 2 * need ? AH.initial : 2 * need;
+    /* The nursery keeps its size: young collections stay proportional to it. */
+    AH.threshold = G.nursery > 2 * need ? G.nursery : 2 * need;
     AH.since = 0;
 }
 
