@@ -6,8 +6,9 @@
  * copy of every arena:
  *   prepare  (parent, before fork): take every arena's lock, so no thread is in the middle
  *            of a slow-path allocation, a view change or a collection (.req.fork.no-tear);
- *   child    (only the forking thread exists): per arena, copy every file page in use into a
- *            new file, tell the parent the copy is complete, then re-map every view run onto
+ *   child    (only the forking thread exists): clear the view registry's reader counts that
+ *            other threads held at fork() (view.c); per arena, copy every file page in use into
+ *            a new file, tell the parent the copy is complete, then re-map every view run onto
  *            the new file at the same address (.req.fork.no-shared-memory);
  *   parent   wait until the child has copied, then unlock. Without the wait the forking thread
  *            could write into the heap before the child had read it, and the child would see a
@@ -102,6 +103,7 @@ static void parent(void)
 static void child(void)
 {
     int synced = handshake[1] >= 0;
+    arena__view_forked(); /* before anything opens, closes or untracks a view */
     if (synced)
         arena__os_close(handshake[0]);
     for (arena_t *a = registry; a != NULL; a = a->fork_next) {

@@ -443,8 +443,8 @@ static int choose_backend(const arena_view_t *v, int what, int *backend)
     }
 }
 
-/* Register first, protect second (.req.track.sigsegv-handler): no fault can reach the handler for an area the
- * dispatcher does not know yet. */
+/* Register first, protect second (.req.track.sigsegv-handler): no fault can reach the handler for a view
+ * whose tracker it cannot find yet. */
 static int sigsegv_arm_all(struct arena__track *t)
 {
     int err = arena__tsig_attach(t);
@@ -1112,7 +1112,6 @@ void arena__track_forked(arena_t *a)
             }
             continue;
         }
-        arena__tsig_forget(t);
         recount_splits(t);
     }
 }

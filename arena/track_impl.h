@@ -53,8 +53,6 @@ struct arena__track {
      * (already open, or the slot shows nothing); -1: its group is busy, let the
      * instruction fault again. */
     int (*fault)(struct arena__track *t, void *addr);
-    /* libsigsegv backend */
-    void *ticket;             /* the dispatcher's registration */
     /* userfaultfd backend */
     int uffd;
     int pagemap;              /* /proc/self/pagemap of the process that armed the view */
@@ -65,10 +63,9 @@ static inline bool arena__track_slot_mapped(const struct arena__track *t, size_t
     return arena__view_page(t->view, slot) != ARENA_NO_PAGE;
 }
 
-/* track_sigsegv.c */
-int arena__tsig_attach(struct arena__track *t);   /* register the area (before protecting) */
-void arena__tsig_detach(struct arena__track *t);  /* unregister; waits for handlers in flight */
-void arena__tsig_forget(struct arena__track *t);  /* forked child: drop the registration */
+/* track_sigsegv.c: the handler finds t through the view registry (arena__view_visit). */
+int arena__tsig_attach(struct arena__track *t);   /* install the handler, publish t in its view (before protecting) */
+void arena__tsig_detach(struct arena__track *t);  /* withdraw t from its view; waits for handlers in flight */
 
 /* track_uffd.c */
 bool arena__tuffd_available(void);

@@ -1,17 +1,17 @@
 /*
  * track_sigsegv.c -- the libsigsegv tracking backend (docs/design.md §8, .req.track.sigsegv-handler, .req.track.foreign-faults).
  *
- * One process-wide handler, installed once through sigsegv_install_handler. Tracked views
- * are areas of one sigsegv_dispatcher. The dispatcher is not thread-safe and
- * sigsegv_register mallocs, so registration happens only in normal context, under a mutex,
- * and waits until no handler is inside the dispatcher (a reader count the handler raises
- * around sigsegv_dispatch); handlers arriving meanwhile spin until it is done. The
- * registering thread blocks its other signals, so no handler on that very thread can wait
- * for it.
+ * One process-wide handler, installed once through sigsegv_install_handler. It finds the
+ * tracker of a faulting address through the view registry (arena__view_visit): a tracked
+ * view's tracker is published in the view (arena__view_set_track) before its pages are
+ * protected and given up after they are opened again; the handler opens the page inside
+ * the registry's reader bracket, so the tracker is not freed while the handler uses it
+ * (setting it NULL waits for a grace period). The handler takes no lock, mallocs nothing
+ * and never waits, so registration needs no lock against it.
  *
  * libsigsegv does not chain to the SIGSEGV handler that was installed before it, and its
  * handler does not pass the siginfo and context on. So its sigaction is wrapped by a
- * trampoline that keeps both for the thread, and a fault outside every tracked area goes
+ * trampoline that keeps both for the thread, and a fault outside every tracked view goes
  * to the prior handler with them; with no prior handler the default action is restored
  * and the fault, re-executed, kills the process with SIGSEGV as it would have without us.
  *
@@ -20,26 +20,24 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <sigsegv.h>
 #include <string.h>
 
 #include "track_impl.h"
 
-/* Area handler results: sigsegv_dispatch answers 0 for an address of no area. */
+/* What the handler found: 0 is "no tracked view here". */
 #define AREA_OPENED 1
 #define AREA_NOTHING 2
 #define AREA_BUSY 3
 
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static sigsegv_dispatcher dispatcher;
+/* Installation only. Taken by arena__tsig_attach, which runs under an arena lock, and
+ * fork's prepare handler holds every arena lock: no thread holds it at fork(). */
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool installed;
 static struct sigaction prior;      /* SIGSEGV disposition before ours */
 static struct sigaction lib_action; /* libsigsegv's own, wrapped by trampoline() */
-static _Atomic unsigned readers;    /* handlers inside the dispatcher */
-static _Atomic int writer;          /* a registration is changing it */
-static _Atomic unsigned long epoch; /* bumped at every registration change */
+static _Atomic unsigned long epoch; /* bumped whenever a tracker is published or given up */
 
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 static TLS siginfo_t *fault_info;
@@ -90,9 +88,14 @@ static int chain(void *addr)
     return 1;
 }
 
-static int area_handler(void *addr, void *arg)
+/* Runs inside the registry's reader bracket: t stays allocated until it returns. A view
+ * tracked by userfaultfd has nothing for this handler. */
+static int fault_in_view(arena_view_t *v, size_t slot, void *addr)
 {
-    struct arena__track *t = arg;
+    (void)slot;
+    struct arena__track *t = arena__view_track(v);
+    if (t == NULL || t->backend != ARENA_TRACKER_SIGSEGV)
+        return 0;
     int r = t->fault(t, addr);
     return r > 0 ? AREA_OPENED : r == 0 ? AREA_NOTHING : AREA_BUSY;
 }
@@ -100,16 +103,7 @@ static int area_handler(void *addr, void *arg)
 static int on_fault(void *addr, int serious)
 {
     (void)serious;
-    for (;;) {
-        atomic_fetch_add(&readers, 1);
-        if (!atomic_load(&writer))
-            break;
-        atomic_fetch_sub(&readers, 1);
-        while (atomic_load(&writer))
-            ;
-    }
-    int r = sigsegv_dispatch(&dispatcher, addr);
-    atomic_fetch_sub(&readers, 1);
+    int r = arena__view_visit(addr, fault_in_view, addr);
     if (r == AREA_OPENED) {
         retry_addr = NULL;
         return 1;
@@ -135,7 +129,7 @@ static int install_locked(void)
     struct sigaction before, bus_before, ours;
     if (sigaction(SIGSEGV, NULL, &before) != 0 || sigaction(SIGBUS, NULL, &bus_before) != 0)
         return arena__os_error(ARENA_EIO);
-    sigsegv_init(&dispatcher);
+    prior = before; /* a foreign fault may reach on_fault as soon as it is installed */
     if (sigsegv_install_handler(on_fault) != 0)
         return ARENA_ENOTSUP;
     /* Some libsigsegv builds take SIGBUS as well; tracking never needs it. */
@@ -155,65 +149,26 @@ static int install_locked(void)
         sigaction(SIGSEGV, &before, NULL);
         return err;
     }
-    prior = before;
     installed = true;
     return 0;
 }
 
-static void writer_enter(sigset_t *old)
-{
-    sigset_t all;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    pthread_sigmask(SIG_BLOCK, &all, old);
-    atomic_store(&writer, 1);
-    while (atomic_load(&readers) != 0)
-        sched_yield();
-}
-
-static void writer_leave(const sigset_t *old)
-{
-    atomic_fetch_add(&epoch, 1);
-    atomic_store(&writer, 0);
-    pthread_sigmask(SIG_SETMASK, old, NULL);
-}
-
 int arena__tsig_attach(struct arena__track *t)
 {
-    pthread_mutex_lock(&reg_lock);
+    pthread_mutex_lock(&install_lock);
     int err = install_locked();
-    if (err == 0) {
-        sigset_t old;
-        writer_enter(&old);
-        t->ticket = sigsegv_register(&dispatcher, t->base, t->nslots << t->shift, area_handler, t);
-        writer_leave(&old);
-        if (t->ticket == NULL)
-            err = ARENA_ENOMEM;
-    }
-    pthread_mutex_unlock(&reg_lock);
-    return err;
+    pthread_mutex_unlock(&install_lock);
+    if (err != 0)
+        return err;
+    arena__view_set_track(t->view, t);
+    atomic_fetch_add(&epoch, 1);
+    return 0;
 }
 
 void arena__tsig_detach(struct arena__track *t)
 {
-    if (t->ticket == NULL)
+    if (arena__view_track(t->view) != t)
         return;
-    pthread_mutex_lock(&reg_lock);
-    sigset_t old;
-    writer_enter(&old);
-    sigsegv_unregister(&dispatcher, t->ticket);
-    writer_leave(&old);
-    t->ticket = NULL;
-    pthread_mutex_unlock(&reg_lock);
-}
-
-/* In a forked child only the forking thread exists: whatever the other threads held
- * (the registration mutex, a place inside the dispatcher) is gone with them. */
-void arena__tsig_forget(struct arena__track *t)
-{
-    (void)t;
-    pthread_mutex_init(&reg_lock, NULL);
-    atomic_store(&readers, 0);
-    atomic_store(&writer, 0);
+    arena__view_set_track(t->view, NULL); /* returns once no handler still uses t */
+    atomic_fetch_add(&epoch, 1);
 }

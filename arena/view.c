@@ -19,7 +19,8 @@
  * .req.view.registry  Views can be found by address without a lock and from a signal handler: a
  *       process-wide table of (base, end, view) sorted by base, searched in O(log views),
  *       replaced as a whole through an atomic pointer, old tables freed after a grace
- *       period; no limit on the number of views.
+ *       period; no limit on the number of views. It is the SIGSEGV tracker's only lookup
+ *       (arena__view_visit); a view's tracker is given up after a grace period too.
  * .req.view.close-keeps-handle  A closed view keeps its handle (calls on it return ARENA_ECLOSED) until the arena
  *       is destroyed; its address range is given back at once.
  *
@@ -169,14 +170,10 @@ void arena__view_set_out_of_step(arena_view_t *v, bool out)
     v->out_of_step = out;
 }
 
+/* Atomic: a fault handler reads it inside the registry's reader bracket (arena__view_visit). */
 struct arena__track *arena__view_track(const arena_view_t *v)
 {
-    return v->track;
-}
-
-void arena__view_set_track(arena_view_t *v, struct arena__track *t)
-{
-    v->track = t;
+    return __atomic_load_n(&v->track, __ATOMIC_SEQ_CST);
 }
 
 void arena__view_snapshot(const arena_view_t *v, size_t lo, size_t hi, uint32_t *rec, uint8_t *prot)
@@ -207,12 +204,17 @@ bool arena__view_changed(const arena_view_t *v, size_t lo, size_t hi, const uint
 /* ----------------------------------------------------------------- registry -- */
 /* Every open view of the process, by address: a table of ranges sorted by base, published
  * through one atomic pointer. Lookups (a signal handler may make them) take no lock and
- * call nothing: they bracket their reading with a reader count and binary-search the
- * table they loaded. Changes (view create / close, under registry_lock) build a new table,
+ * call nothing but a visitor's callback: they bracket their reading with a reader count
+ * and binary-search the table they loaded. Changes (view create / close, under registry_lock) build a new table,
  * publish it, and free the old one only once no reader can still hold it: readers count
  * themselves in one of two counters, chosen by a phase bit; the writer flips the phase and
  * waits for the old phase's counter to drain, twice, so a reader that loaded the old table
- * under either phase has left (the two-phase grace period of user-space RCU). */
+ * under either phase has left (the two-phase grace period of user-space RCU).
+ * arena__view_visit keeps a reader inside the bracket while its callback runs (the
+ * SIGSEGV tracker's handler opening a page), and arena__view_set_track waits for a grace
+ * period before the old tracker may be freed, so what a reader found outlives its use.
+ * Grace periods are serialised by registry_lock. In a forked child arena__view_forked
+ * clears the counts other threads held at fork() (fork.c's child handler). */
 struct registry_entry {
     uintptr_t base, end;
     arena_view_t *view;
@@ -327,30 +329,47 @@ static void registry_remove(arena_view_t *v)
         struct registry_table *cur = atomic_load(&registry);
         for (size_t i = 0; cur && i < cur->n; i++)
             if (cur->e[i].view == v)
-                __atomic_store_n(&cur->e[i].view, NULL, __ATOMIC_RELEASE);
+                __atomic_store_n(&cur->e[i].view, NULL, __ATOMIC_SEQ_CST);
         grace_period(); /* no reader still holds v when it is freed */
     }
     pthread_mutex_unlock(&registry_lock);
     v->registered = false;
 }
 
-/* Async-signal-safe: atomics and a binary search, no lock, no call. */
-static arena_view_t *find(const arena_t *a, const void *addr, size_t *slot)
+/* A reader's bracket: count itself in the current phase's counter (async-signal-safe). */
+static unsigned reader_enter(void)
 {
-    uintptr_t p = (uintptr_t)addr;
     unsigned phase = atomic_load(&registry_phase) & 1u;
     atomic_fetch_add(&registry_readers[phase], 1);
-    const struct registry_table *t = atomic_load(&registry);
-    arena_view_t *v = NULL;
-    size_t i = t ? upper(t, p) : 0;
-    if (i > 0 && p < t->e[i - 1].end) {
-        v = __atomic_load_n(&t->e[i - 1].view, __ATOMIC_ACQUIRE);
-        if (v && a && v->arena != a)
-            v = NULL;
-        if (v && slot)
-            *slot = (p - t->e[i - 1].base) >> v->arena->page_shift;
-    }
+    return phase;
+}
+
+static void reader_leave(unsigned phase)
+{
     atomic_fetch_sub(&registry_readers[phase], 1);
+}
+
+/* Inside a reader bracket: atomics and a binary search, no lock, no call. */
+static arena_view_t *lookup(const arena_t *a, const void *addr, size_t *slot)
+{
+    uintptr_t p = (uintptr_t)addr;
+    const struct registry_table *t = atomic_load(&registry);
+    size_t i = t ? upper(t, p) : 0;
+    if (i == 0 || p >= t->e[i - 1].end)
+        return NULL;
+    arena_view_t *v = __atomic_load_n(&t->e[i - 1].view, __ATOMIC_SEQ_CST);
+    if (v && a && v->arena != a)
+        return NULL;
+    if (v && slot)
+        *slot = (p - t->e[i - 1].base) >> v->arena->page_shift;
+    return v;
+}
+
+static arena_view_t *find(const arena_t *a, const void *addr, size_t *slot)
+{
+    unsigned phase = reader_enter();
+    arena_view_t *v = lookup(a, addr, slot);
+    reader_leave(phase);
     return v;
 }
 
@@ -362,6 +381,37 @@ arena_view_t *arena__view_find(const arena_t *a, const void *addr, size_t *slot)
 arena_view_t *arena__view_find_any(const void *addr, size_t *slot)
 {
     return find(NULL, addr, slot);
+}
+
+int arena__view_visit(const void *addr, int (*fn)(arena_view_t *v, size_t slot, void *arg), void *arg)
+{
+    unsigned phase = reader_enter();
+    size_t slot = 0;
+    arena_view_t *v = lookup(NULL, addr, &slot);
+    int r = v ? fn(v, slot, arg) : 0;
+    reader_leave(phase);
+    return r;
+}
+
+/* Only the forking thread exists in the child: a count another thread had raised, or the
+ * lock it held, belongs to no thread and would make the next grace period wait for ever. */
+void arena__view_forked(void)
+{
+    atomic_store(&registry_readers[0], 0);
+    atomic_store(&registry_readers[1], 0);
+    pthread_mutex_init(&registry_lock, NULL);
+}
+
+/* The tracker is published like a table: a reader that found the view may be using the
+ * old one, so it is given up only after a grace period (the caller then frees it). */
+void arena__view_set_track(arena_view_t *v, struct arena__track *t)
+{
+    struct arena__track *old = __atomic_exchange_n(&v->track, t, __ATOMIC_SEQ_CST);
+    if (old == NULL || old == t)
+        return;
+    pthread_mutex_lock(&registry_lock);
+    grace_period();
+    pthread_mutex_unlock(&registry_lock);
 }
 
 /* -------------------------------------------------------- mapping accounting -- */

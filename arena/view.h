@@ -84,7 +84,10 @@ arena_view_t *arena__view_next(const arena_view_t *v); /* in arena->views */
 /* MIRROR: the last collection could not update it; until one does, arena_view_addr
  * returns NULL for it (.req.fault.no-data-loss). */
 void arena__view_set_out_of_step(arena_view_t *v, bool out);
-/* The tracker's per-view state (track.c owns it; NULL when not tracking). */
+/* The tracker's per-view state (track.c owns it; NULL when not tracking). Published for
+ * registry readers (arena__view_visit): set it before a fault can need it; replacing a
+ * tracker returns only after every reader that may have read the old one has left, so the
+ * caller may then free it. */
 struct arena__track *arena__view_track(const arena_view_t *v);
 void arena__view_set_track(arena_view_t *v, struct arena__track *t);
 
@@ -100,9 +103,19 @@ bool arena__view_changed(const arena_view_t *v, size_t lo, size_t hi, const uint
                          const uint8_t *prot);
 
 /* The view of arena a containing addr, or NULL; *slot gets the slot. Lock-free and
- * async-signal-safe: it reads a process-wide published table of view ranges. */
+ * async-signal-safe: it reads a process-wide published table of view ranges. The view may
+ * close (and its tracker go) as soon as it returns: a caller that uses it concurrently
+ * with its owner needs arena__view_visit. */
 arena_view_t *arena__view_find(const arena_t *a, const void *addr, size_t *slot);
-/* The same across every arena of the process (for the SIGSEGV tracker). */
+/* The same across every arena of the process. */
 arena_view_t *arena__view_find_any(const void *addr, size_t *slot);
+/* fn(v, slot, arg) for the view v of any arena containing addr, run inside the registry's
+ * reader bracket: until fn returns, v is not freed and neither is a tracker replaced by
+ * arena__view_set_track. Returns fn's result, or 0 when no view contains addr. Lock-free;
+ * async-signal-safe when fn is (the SIGSEGV tracker's fault handler). fn must not change
+ * the registry (create or close a view, set a tracker): that waits for it. */
+int arena__view_visit(const void *addr, int (*fn)(arena_view_t *v, size_t slot, void *arg), void *arg);
+/* fork.c, in the child: the registry's reader counts and lock as no thread holds them. */
+void arena__view_forked(void);
 
 #endif /* ARENA_VIEW_H */
