@@ -88,6 +88,7 @@ void arena__heap_fini(arena_t *a)
     free(h->kept);
     free(h->parked);
     free(h->recycle);
+    free(h->recycle_old);
     free(h);
     a->heap = NULL;
 }
@@ -833,9 +834,22 @@ void arena__heap_recycle_add(arena_t *a, size_t slot)
         if (r == NULL)
             return;
         h->recycle = r;
+        uint64_t *o = realloc(h->recycle_old, cap * h->words * sizeof *o);
+        if (o == NULL)
+            return;
+        h->recycle_old = o;
         h->recycle_cap = cap;
     }
+    memcpy(h->recycle_old + h->nrecycle * h->words, h->starts + slot * h->words, h->words * sizeof(uint64_t));
     h->recycle[h->nrecycle++] = (uint32_t)slot;
+}
+
+size_t arena__heap_recycle_claimed(const arena_t *a, const uint32_t **slots, const uint64_t **old)
+{
+    const struct arena__heap *h = a->heap;
+    *slots = h->recycle;
+    *old = h->recycle_old;
+    return h->recycle_next;
 }
 
 /* The first gap of at least n granules in slot's page from page granule g on (g is free or

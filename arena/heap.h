@@ -88,6 +88,9 @@ struct arena__heap {
     uint64_t surplus_since;      /* when the retained pages last rose above the kept amount, 0 = not above */
     uint32_t *recycle;           /* pinned pages with free granules, low to high: the allocator
                                     bumps through their gaps (.req.heap.recycle-pinned) */
+    uint64_t *recycle_old;       /* per listed page, its object-start words when listed (words
+                                    each): the objects that survived; a start not in them is an
+                                    object allocated into the page since (trace.c's young mode) */
     size_t nrecycle, recycle_cap, recycle_next; /* next = the first page no thread claimed yet */
     uint64_t recycle_epoch;      /* the epoch the list belongs to: any later collection voids it */
     bool one_pass;               /* arena_trace_collect ran on this heap: no recycling (its young
@@ -159,6 +162,10 @@ void arena__heap_drop_pool(arena_t *a);
  * only means fewer pages are recycled. */
 void arena__heap_recycle_begin(arena_t *a);
 void arena__heap_recycle_add(arena_t *a, size_t slot);
+/* The listed pages a thread claimed since the list was made (whatever the epoch did since,
+ * fork included): the objects put into their gaps are young in old pages. *old gets the
+ * start words each page had when listed (words per page, in list order). */
+size_t arena__heap_recycle_claimed(const arena_t *a, const uint32_t **slots, const uint64_t **old);
 /* Recompute top, the holes and the retained runs after a collection. */
 int arena__heap_rebuild_free(arena_t *a);
 /* The first set bit in [bit, limit), or (size_t)-1. */

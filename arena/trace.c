@@ -379,9 +379,38 @@ static void push_premarked(arena_ss_t *ss)
     }
 }
 
+/* A young collection after arena_collect: the objects allocated since into the gaps of
+ * its pinned pages (.req.heap.recycle-pinned) are young on old pages, which this
+ * collection neither condemns nor scans, and the runtime's remembered set does not name
+ * them (they are not old): they are roots that stay where they are, or the young objects
+ * they reference would be freed or moved under them. */
+static void push_recycled(arena_ss_t *ss)
+{
+    struct arena__heap *h = ss->h;
+    const uint32_t *slots;
+    const uint64_t *old;
+    size_t n = arena__heap_recycle_claimed(ss->a, &slots, &old);
+    for (size_t i = 0; i < n; i++) {
+        size_t s = slots[i];
+        if (s >= ss->old_top || h->pages[s].kind != ARENA__PAGE_SMALL || (h->pages[s].flags & ARENA__PAGE_CONDEMNED))
+            continue;   /* a full collection traces the page like any other */
+        for (size_t w = 0; w < h->words; w++) {
+            size_t word = s * h->words + w;
+            /* Marked ones are pinned since: push_premarked pushed them. */
+            uint64_t young = h->starts[word] & ~old[i * h->words + w] & ~h->marks[word];
+            while (young != 0) {
+                size_t bit = word * 64 + (size_t)__builtin_ctzll(young);
+                young &= young - 1;
+                push(ss, ss->base + bit * ARENA__GRANULE, small_size(h, bit, (s + 1) * h->granules));
+            }
+        }
+    }
+}
+
 static void trace(arena_ss_t *ss)
 {
     push_premarked(ss);
+    push_recycled(ss);
     ss->fmt->roots(ss, ss->fmt->closure);
     drain(ss);
     while (ss->overflow) {
@@ -693,6 +722,7 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
         ss.pool_n = 0;
     }
     sweep(&ss, sparse_bytes);
+    arena__heap_recycle_begin(a);   /* what went into recycled gaps is old now */
     finish(&ss, mode);
     h->collecting = false;
     (void)arena__heap_restore_reserve(a); /* best effort, as arena_collect */
