@@ -1043,7 +1043,7 @@ int arena_lab_init(arena_t *a, arena_lab_t *lab)
 
 void *arena_lab_refill(arena_lab_t *lab, size_t size)
 {
-    arena_t *a = lab->arena;
+    arena_t *a = lab == NULL ? NULL : lab->arena; /* NULL lab: EINVAL, as arena_alloc(NULL) */
     if (a == NULL || size == 0 || size > a->page_size)
         return arena_alloc(a, size); /* large objects (and errors) take the ordinary path */
     if (arena__broken(a)) {

@@ -123,6 +123,10 @@ Test(badinput, alloc_bad_sizes)
     errno = 0;
     cr_expect_null(arena_alloc(a, SIZE_MAX - 15)); /* rounds up past SIZE_MAX */
     cr_expect_eq(errno, EINVAL);
+    /* the lab's slow path, called directly: the same results as arena_alloc */
+    errno = 0;
+    cr_expect_null(arena_lab_refill(NULL, 16));
+    cr_expect_eq(errno, EINVAL);
     /* still usable */
     cr_expect_not_null(arena_alloc(a, 16));
 }
