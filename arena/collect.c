@@ -262,27 +262,6 @@ static void retain(struct cycle *c, size_t slot, size_t n)
     c->st.pages_retained += n;
 }
 
-/* Unmarked objects die: their bits are cleared (.req.collect.sweep). */
-static void sweep_small(struct cycle *c, size_t slot)
-{
-    struct arena__heap *h = c->h;
-    size_t first = slot * h->words, limit = (slot + 1) * h->granules;
-    for (size_t w = first; w < first + h->words; w++) {
-        uint64_t dead = h->starts[w] & ~h->marks[w];
-        c->st.objects_live += (size_t)__builtin_popcountll(h->starts[w] & h->marks[w]);
-        while (dead != 0) {
-            size_t bit = w * 64 + (size_t)__builtin_ctzll(dead);
-            dead &= dead - 1;
-            size_t end = arena__bit_next(h->ends, bit, limit);
-            arena__bit_clear(h->starts, bit);
-            if (end != (size_t)-1)
-                arena__bit_clear(h->ends, end);
-            c->st.objects_freed++;
-        }
-        h->marks[w] = 0;
-    }
-}
-
 /* -------------------------------------------------------------- evacuation -- */
 
 static bool evac_append(struct arena__gc *gc, size_t new_off)
@@ -470,7 +449,7 @@ static void sweep_all(struct cycle *c)
                 fwd[s] = FWD_EVAC;
                 retain(c, s, 1);
             } else {
-                sweep_small(c, s);
+                c->st.objects_freed += arena__heap_sweep_page(c->h, s, &c->st.objects_live);
                 fwd[s] = (uint32_t)s;
             }
         } else if (pg->kind == ARENA__PAGE_LARGE_HEAD) {

@@ -188,6 +188,32 @@ static inline void arena__bit_clear(uint64_t *map, size_t bit)
     __atomic_store_n(&map[bit >> 6], w & ~((uint64_t)1 << (bit & 63)), __ATOMIC_RELAXED);
 }
 
+/* The sweep of one small page (.req.collect.sweep), for both collectors: every unmarked
+ * object's start and end bits are cleared, and the page's marks. Returns the objects freed;
+ * *live (may be NULL) gets the marked ones added. Always inlined: the one-pass collector
+ * compiles its sweep twice (with and without popcnt). */
+static inline __attribute__((always_inline)) size_t arena__heap_sweep_page(struct arena__heap *h, size_t slot,
+                                                                            size_t *live)
+{
+    size_t first = slot * h->words, limit = (slot + 1) * h->granules, freed = 0;
+    for (size_t w = first; w < first + h->words; w++) {
+        uint64_t dead = h->starts[w] & ~h->marks[w];
+        if (live != NULL)
+            *live += (size_t)__builtin_popcountll(h->starts[w] & h->marks[w]);
+        while (dead != 0) {
+            size_t bit = w * 64 + (size_t)__builtin_ctzll(dead);
+            dead &= dead - 1;
+            size_t end = arena__bit_next(h->ends, bit, limit);
+            arena__bit_clear(h->starts, bit);
+            if (end != (size_t)-1)
+                arena__bit_clear(h->ends, end);
+            freed++;
+        }
+        h->marks[w] = 0;
+    }
+    return freed;
+}
+
 /* mesh.c (.req.mesh.what to .req.mesh.budget), called by arena_collect. Before the sweep: every meshed slot with a
  * live object is pinned, a meshed slot with none is discarded (STALE), and free_fp(ctx, fp)
  * is called for a file page no slot shows any more; *freed_objects counts the objects of the

@@ -473,26 +473,6 @@ static void release_add(arena_ss_t *ss, struct release *r, size_t slot, size_t n
  * without. */
 #define SWEEP_INLINE static inline __attribute__((always_inline))
 
-/* A condemned small page that keeps some object, after settle_small: clear the dead and
- * the moved (their marks are clear now). */
-SWEEP_INLINE void sweep_small(arena_ss_t *ss, size_t s)
-{
-    struct arena__heap *h = ss->h;
-    size_t limit = (s + 1) * h->granules;
-    for (size_t w = s * h->words; w < (s + 1) * h->words; w++) {
-        uint64_t gone = h->starts[w] & ~h->marks[w];
-        while (gone != 0) {
-            size_t bit = w * 64 + (size_t)__builtin_ctzll(gone);
-            gone &= gone - 1;
-            size_t end = arena__bit_next(h->ends, bit, limit);
-            arena__bit_clear(h->starts, bit);
-            if (end != (size_t)-1)
-                arena__bit_clear(h->ends, end);
-        }
-        h->marks[w] = 0;
-    }
-}
-
 /* A condemned small page after the trace: counts its dead objects (the unmarked) into
  * objects_freed, leaves marked only the objects kept in place (the forwarding words are
  * zero on pages that did not evacuate) and clears its forwarding words, so the bitmap is
@@ -545,7 +525,7 @@ SWEEP_INLINE void sweep_body(arena_ss_t *ss, size_t sparse_bytes)
             /* A meshed page shares its file page: never retained here (.req.mesh.placement). */
             kept = settle_small(ss, s) || (f & ARENA__PAGE_MESHED);
             if (kept) {
-                sweep_small(ss, s);
+                (void)arena__heap_sweep_page(ss->h, s, NULL); /* the dead were counted by settle_small; the moved go too */
                 ss->st.pages_in_place++;
             }
         } else if (pg->kind == ARENA__PAGE_LARGE_HEAD) {
