@@ -868,7 +868,10 @@ int arena_track_start(arena_view_t *v, int what) /* .req.track.api */
     return err;
 }
 
-int arena_track_take(arena_view_t *v, void **pages, size_t max, size_t *count)
+/* The checks and locking that arena_track_take and arena_track_peek share; locked is
+ * take_locked or peek_locked. */
+static int report(arena_view_t *v, void **pages, size_t max, size_t *count,
+                  int (*locked)(arena_view_t *, void **, size_t, size_t *))
 {
     if (count != NULL)
         *count = 0;
@@ -878,24 +881,19 @@ int arena_track_take(arena_view_t *v, void **pages, size_t max, size_t *count)
     if (count == NULL || (pages == NULL && max != 0))
         return ARENA_ENULL;
     pthread_mutex_lock(&arena__view_arena(v)->lock);
-    err = arena__view_track(v) == NULL ? ARENA_ESTATE : take_locked(v, pages, max, count);
+    err = arena__view_track(v) == NULL ? ARENA_ESTATE : locked(v, pages, max, count);
     pthread_mutex_unlock(&arena__view_arena(v)->lock);
     return err;
 }
 
+int arena_track_take(arena_view_t *v, void **pages, size_t max, size_t *count)
+{
+    return report(v, pages, max, count, take_locked);
+}
+
 int arena_track_peek(arena_view_t *v, void **pages, size_t max, size_t *count)
 {
-    if (count != NULL)
-        *count = 0;
-    int err = check_view(v);
-    if (err != 0)
-        return err;
-    if (count == NULL || (pages == NULL && max != 0))
-        return ARENA_ENULL;
-    pthread_mutex_lock(&arena__view_arena(v)->lock);
-    err = arena__view_track(v) == NULL ? ARENA_ESTATE : peek_locked(v, pages, max, count);
-    pthread_mutex_unlock(&arena__view_arena(v)->lock);
-    return err;
+    return report(v, pages, max, count, peek_locked);
 }
 
 int arena_track_stop(arena_view_t *v)
