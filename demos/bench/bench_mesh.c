@@ -107,7 +107,7 @@ int bench_mesh(const struct bench_opts *o)
     struct mesh_result on = {0}, off = {0};
     for (int r = 0; r < reps; r++) {
         bench_progress("%s %d/%d", bench, r + 1, reps);
-        if (one(o, ARENA_MESH_AUTO, &on, why, sizeof why) || one(o, ARENA_MESH_OFF, &off, why, sizeof why)) {
+        if (one(o, ARENA_MESH_ON, &on, why, sizeof why) || one(o, ARENA_MESH_OFF, &off, why, sizeof why)) {
             bench_note(bench, "resident_per_live", why);
             free(pause);
             return 0;
