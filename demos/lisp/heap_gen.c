@@ -13,16 +13,16 @@
  * one was allocated, i.e. after the last collection, so the old object's field lies on
  * a dirty page. Two ways to know the dirty pages:
  *   cards: the interpreter's stores go through set_field (lisp.h), which marks the card
- *          (a byte per heap page) of a field of an old object that receives a heap
- *          pointer, and lists the page the first time (lisp_card_dirty). No system call;
- *          a test and a load per store.
+ *          (a byte per CARD_BYTES of heap) of a field of an old object that receives a
+ *          heap pointer, and lists the card the first time (lisp_card_dirty). No system
+ *          call; a test and a load per store.
  *   pages: the arena tracks the heap view's old pages (ARENA_TRACK_OLD): the pages
  *          written since the last take. No code in the interpreter; a fault per first
  *          write to a page, and system calls per collection to read and re-arm them.
  *
  * A young collection (arena_trace_collect with ARENA_TRACE_YOUNG):
  *   1. its roots are the interpreter's roots and the fields of the old objects that lie
- *      on the dirty pages (walked object by object with arena_object);
+ *      on the dirty cards or pages (walked object by object with arena_object);
  *   2. the arena copies the young objects reached out of the nursery pages (Cheney),
  *      fixing every reference as it goes; old objects are neither traced nor moved, so
  *      references to them never change;
@@ -41,14 +41,19 @@
 
 #include "heap_arena.h"
 
+/* A card: small, so that the collection walks few objects per dirty card (a page of
+ * symbols holds a hundred); a power of two that divides every arena page. */
+#define CARD_BYTES 256
+
 static struct {
     arena_view_t *hv;
     size_t old_bytes, major_trigger;
-    void **dirty;         /* the remembered set: dirty pages (cards: in the order dirtied) */
+    void **dirty;         /* the remembered set: dirty cards (CARD_BYTES) or pages */
     size_t ndirty, dirtycap;
     uint64_t *old_pages;  /* bit per heap slot: holds (part of) an old object */
     char *heap_base;
     size_t page_size, nslots;
+    size_t dirty_bytes;   /* what an entry of dirty covers: CARD_BYTES or a page */
     uint64_t minors, majors, minor_ns, major_ns, dirty_pages, scanned_pages, take_ns;
     size_t nursery;       /* bytes allocated between young collections */
 } G;
@@ -87,17 +92,19 @@ int gen_init(void)
     if (!G.old_pages)
         return -1;
     if (L.barrier == LISP_BARRIER_CARDS) {
-        L.card = calloc(G.nslots, 1);
+        L.card_shift = (unsigned)__builtin_ctzl(CARD_BYTES);
+        L.card = calloc(G.nslots * G.page_size / CARD_BYTES, 1);
         if (!L.card)
             return -1;
         L.card_base = (uintptr_t)G.heap_base;
-        L.card_shift = (unsigned)__builtin_ctzl(G.page_size);
+        G.dirty_bytes = CARD_BYTES;
     } else {
         int rc = arena_track_start(G.hv, ARENA_TRACK_WRITES | ARENA_TRACK_OLD);
         if (rc) {
             fprintf(stderr, "arena-lisp: --barrier pages needs page tracking: %s\n", arena_strerror(rc));
             return -1;
         }
+        G.dirty_bytes = G.page_size;
     }
     AH.gen = 1;
     /* The nursery gets the memory a semispace collector holds for the same --heap (two
@@ -151,7 +158,7 @@ void lisp_card_dirty(size_t card)
     L.card[card] = 1;
     if (G.ndirty == G.dirtycap)
         G.dirty = grow(G.dirty, &G.dirtycap, sizeof *G.dirty);
-    G.dirty[G.ndirty++] = G.heap_base + card * G.page_size;
+    G.dirty[G.ndirty++] = G.heap_base + (card << L.card_shift);
 }
 
 /* Every heap page is clean again. Cards: the dirty ones are reset. Pages: the take reads
@@ -162,7 +169,7 @@ static void take_dirty(void)
     uint64_t t0 = now_ns();
     if (L.card) {
         for (size_t i = 0; i < G.ndirty; i++)
-            L.card[slot_of(G.dirty[i])] = 0;
+            L.card[(size_t)((char *)G.dirty[i] - G.heap_base) >> L.card_shift] = 0;
         G.ndirty = 0;
         G.take_ns += now_ns() - t0;
         return;
@@ -183,11 +190,11 @@ static void take_dirty(void)
     G.take_ns += now_ns() - t0;
 }
 
-/* The remembered set: fix the fields of the old objects that lie on the page (only
- * those: a large object spans several pages, each dirty or not on its own). */
-static void scan_page(arena_ss_t *ss, char *page)
+/* The remembered set: fix the fields of the old objects that lie on the card or page
+ * (only those: a large object spans several, each dirty or not on its own). */
+static void scan_dirty(arena_ss_t *ss, char *page)
 {
-    char *end = page + G.page_size;
+    char *end = page + G.dirty_bytes;
     for (char *p = page; p < end;) {
         obj *o = arena_object(AH.a, p);
         if (!o) {
@@ -227,7 +234,7 @@ static void young_roots(arena_ss_t *ss, void *closure)
         if (!page_has_old(G.dirty[i]))
             continue;
         G.scanned_pages++;
-        scan_page(ss, G.dirty[i]);
+        scan_dirty(ss, G.dirty[i]);
     }
 }
 
