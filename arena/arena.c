@@ -54,6 +54,8 @@ static int check_config(const arena_config_t *cfg, size_t os_page)
         return ARENA_ECONFIG;
     if (cfg->mesh < ARENA_MESH_AUTO || cfg->mesh > ARENA_MESH_OFF)
         return ARENA_ECONFIG;
+    if (cfg->shuffle < ARENA_SHUFFLE_OFF || cfg->shuffle > ARENA_SHUFFLE_ON)
+        return ARENA_ECONFIG;
     if (cfg->debug & ~ARENA_DEBUG_FORWARD)
         return ARENA_ECONFIG;
     return 0;

@@ -960,8 +960,159 @@ static char *take_page(arena_t *a, struct tcache *c, size_t size, bool valid, ch
     return page;
 }
 
+/* ------------------------------------------------------- shuffled placement -- */
+
+/* .req.heap.shuffle (cfg.shuffle, Mesh's shuffle vectors): an object of at most SHUFFLE_MAX
+ * bytes goes to a random free slot of a page of its size class, which the thread owns as it
+ * owns its bump page; the page's slots are handed out in the order of a Fisher-Yates
+ * permutation drawn when the page is taken. One class per granule count: no slack inside
+ * a slot on a 4 KiB page. Order entries are 8 bits, as Mesh's, so a larger page is cut
+ * into SHUFFLE_SLOTS slots of at least a class's size. */
+#define SHUFFLE_MAX 256u
+#define SHUFFLE_CLASSES (SHUFFLE_MAX / ARENA__GRANULE)
+#define SHUFFLE_SLOTS 256u
+
+struct shuffle_page {
+    char *page;                     /* NULL: none yet */
+    uint64_t epoch;                 /* the epoch the page belongs to */
+    uint16_t stride, n, left;       /* slot size in granules, slots, slots not handed out */
+    uint8_t order[SHUFFLE_SLOTS];   /* the slots not handed out: order[0..left) */
+};
+
+struct shuffle {
+    uint64_t id;                    /* the arena this state belongs to (as tcache.id) */
+    uint64_t rng;
+    char *cur, *end;                /* bump page for objects above SHUFFLE_MAX */
+    uint64_t epoch;
+    struct shuffle_page cls[SHUFFLE_CLASSES];
+};
+
+/* Per thread, per tcache way: malloc'd at a thread's first shuffled allocation (nothing for
+ * threads and arenas that never shuffle), freed by a key destructor when the thread exits. */
+static _Thread_local struct shuffle *shuffles[TCACHE_WAYS];
+static pthread_key_t shuffle_key;
+static bool shuffle_key_ok;
+static pthread_once_t shuffle_once = PTHREAD_ONCE_INIT;
+
+static void shuffle_free(void *unused)
+{
+    (void)unused;
+    for (size_t w = 0; w < TCACHE_WAYS; w++) {
+        free(shuffles[w]);
+        shuffles[w] = NULL;
+    }
+}
+
+static void shuffle_key_init(void)
+{
+    shuffle_key_ok = pthread_key_create(&shuffle_key, shuffle_free) == 0;
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* The calling thread's state for a, reset when the way last served another arena; NULL
+ * when it cannot be had (no memory, no key): the caller allocates unshuffled. */
+static struct shuffle *shuffle_state(arena_t *a)
+{
+    struct shuffle **sp = &shuffles[a->id % TCACHE_WAYS], *s = *sp;
+    if (s != NULL && s->id == a->id)
+        return s;
+    if (s == NULL) {
+        (void)pthread_once(&shuffle_once, shuffle_key_init);
+        if (!shuffle_key_ok || (s = malloc(sizeof *s)) == NULL)
+            return NULL;
+        if (pthread_setspecific(shuffle_key, shuffles) != 0) {
+            free(s);
+            return NULL;
+        }
+        *sp = s;
+    }
+    /* Another arena's pages (destroyed or not) are dropped, uncounted, as a stale tcache's. */
+    memset(s, 0, sizeof *s);
+    s->id = a->id;
+    /* One stream per thread and arena: the seed, then the order threads came. */
+    uint64_t stream = atomic_fetch_add_explicit(&a->heap->shuffle_streams, 1, memory_order_relaxed);
+    s->rng = (a->cfg.shuffle_seed ? a->cfg.shuffle_seed : arena__os_now_ns() ^ (uintptr_t)s) + stream * 0x2545f4914f6cdd1du;
+    (void)splitmix64(&s->rng);
+    return s;
+}
+
+/* Uniform in [0, n) (Lemire's multiply-shift; the bias for n <= 256 is below 2^-56). */
+static size_t shuffle_below(struct shuffle *s, size_t n)
+{
+    return (size_t)(((unsigned __int128)splitmix64(&s->rng) * n) >> 64);
+}
+
+/* A fresh page for class k: the unused slots of the old one are uncounted (when it is of
+ * this epoch), the slots are shuffled. False with errno set when no page can be had. */
+static bool shuffle_refill(arena_t *a, struct shuffle *s, struct shuffle_page *cp, size_t k)
+{
+    char *cur = NULL, *end = NULL;
+    if (cp->page != NULL) {
+        size_t used = (size_t)(cp->n - cp->left) * cp->stride * ARENA__GRANULE;
+        cur = cp->page + used; /* [cur, end): the bytes of the page this thread did not use */
+        end = cp->page + a->page_size;
+    }
+    char *page = take_page(a, NULL, (k + 1) * ARENA__GRANULE, cp->page != NULL, &cur, &end, &cp->epoch);
+    cp->page = page;
+    if (page == NULL)
+        return false;
+    size_t granules = a->heap->granules, stride = k + 1;
+    if (stride < granules / SHUFFLE_SLOTS)
+        stride = granules / SHUFFLE_SLOTS;
+    size_t n = granules / stride;
+    cp->stride = (uint16_t)stride;
+    cp->n = cp->left = (uint16_t)n;
+    for (size_t i = 0; i < n; i++)
+        cp->order[i] = (uint8_t)i;
+    for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates (Durstenfeld) */
+        size_t j = shuffle_below(s, i + 1);
+        uint8_t t = cp->order[i];
+        cp->order[i] = cp->order[j];
+        cp->order[j] = t;
+    }
+    return true;
+}
+
+/* An object of size bytes (rounded, at most a page) with shuffling on. */
+static void *shuffled_alloc(arena_t *a, struct shuffle *s, size_t size)
+{
+    struct arena__heap *h = a->heap;
+    uint64_t now = atomic_load_explicit(&h->epoch, memory_order_relaxed);
+    if (size > SHUFFLE_MAX) {
+        if (s->cur == NULL || s->epoch != now || (size_t)(s->end - s->cur) < size) {
+            if (take_page(a, NULL, size, s->cur != NULL, &s->cur, &s->end, &s->epoch) == NULL)
+                return NULL;
+        }
+        char *obj = s->cur;
+        s->cur += size;
+        set_object_bits(h, a, obj, size);
+        return obj;
+    }
+    size_t k = size / ARENA__GRANULE - 1;
+    struct shuffle_page *cp = &s->cls[k];
+    if (cp->page == NULL || cp->epoch != now || cp->left == 0) {
+        if (!shuffle_refill(a, s, cp, k))
+            return NULL;
+    }
+    char *obj = cp->page + (size_t)cp->order[--cp->left] * cp->stride * ARENA__GRANULE;
+    set_object_bits(h, a, obj, size);
+    return obj;
+}
+
 static void *alloc_slow(arena_t *a, struct tcache *c, size_t size)
 {
+    if (a->cfg.shuffle) {
+        struct shuffle *s = shuffle_state(a);
+        if (s != NULL)
+            return shuffled_alloc(a, s, size);
+    }
     bool valid = c->id == a->id;
     c->id = 0;
     char *page = take_page(a, c, size, valid, &c->cur, &c->end, &c->epoch);
@@ -1051,6 +1202,13 @@ void *arena_lab_refill(arena_lab_t *lab, size_t size)
         return NULL;
     }
     size_t rounded = (size + ARENA__GRANULE - 1) & ~(size_t)(ARENA__GRANULE - 1);
+    if (a->cfg.shuffle) {
+        struct shuffle *s = shuffle_state(a);
+        if (s != NULL) {
+            arena_lab_retire(lab); /* never a page here, unless the state once failed */
+            return shuffled_alloc(a, s, rounded);
+        }
+    }
     char *page = take_page(a, NULL, rounded, lab->cur != NULL, &lab->cur, &lab->end, &lab->epoch);
     if (page == NULL)
         return NULL;

@@ -95,6 +95,7 @@ struct arena__heap {
     uint64_t recycle_epoch;      /* the epoch the list belongs to: any later collection voids it */
     bool one_pass;               /* arena_trace_collect ran on this heap: no recycling (its young
                                     mode would take objects put into old pages for old ones) */
+    _Atomic uint64_t shuffle_streams; /* threads that took shuffle state (.req.heap.shuffle): each its own random stream */
     size_t live_bytes;           /* after the last collection */
     size_t allocated_bytes;      /* handed out since the last collection, plus live; written under
                                     the lock, read lock-free (arena_allocated_bytes): atomic access */

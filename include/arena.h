@@ -169,11 +169,36 @@ typedef struct arena_config {
     unsigned debug;          /* ARENA_DEBUG_* flags; 0 = none */
     int mesh;                /* enum arena_mesh: meshing of pinned pages in collections (docs/design.md
                                 §7, .req.mesh.what); default ARENA_MESH_AUTO */
+    int shuffle;             /* enum arena_shuffle: randomised placement of small objects within
+                                their page (docs/design.md §6, .req.heap.shuffle); default OFF */
+    uint64_t shuffle_seed;   /* seeds ARENA_SHUFFLE_ON's random order: the same seed, the same
+                                allocation sequence on one thread give the same layout;
+                                0 = seeded from the clock */
 } arena_config_t;
 
 enum arena_mesh {
     ARENA_MESH_AUTO = 0,     /* mesh pinned pages at most half occupied (Mesh, PLDI 2019) */
     ARENA_MESH_OFF,          /* never mesh */
+};
+
+/* cfg.shuffle. ARENA_SHUFFLE_ON places each object of at most 256 bytes at a random slot
+ * of a page that holds only objects of its size (16-byte classes, 1 to 16 granules; a
+ * page larger than 4 KiB is cut into at most 256 slots), in the order of a per-page
+ * shuffle vector: a Fisher-Yates permutation of the page's slots drawn when the thread
+ * takes the page (Mesh, Powers, Tench, Berger and McGregor, PLDI 2019: shuffle vectors).
+ * Larger objects are bump allocated as without it. It helps meshing (cfg.mesh) where
+ * objects that survive pinned follow a regular pattern (every k-th object of a run of
+ * equal-sized ones: the survivors of bump-allocated pages then sit at the same offsets in
+ * every page and no two pages mesh). Costs: every small allocation takes the call and a
+ * vector pop instead of the inline bump (arena_lab_alloc always calls arena_lab_refill),
+ * each thread holds a partly filled page per size it allocates (their unused slots stay
+ * empty until a collection evacuates the page), a thread's first shuffled allocation in
+ * an arena mallocs 4.5 KiB of state (when that fails the thread allocates unshuffled),
+ * and pinned pages' gaps are not recycled (.req.heap.recycle-pinned). arena-bench rows
+ * mesh.regular and alloc/ns_per_object_shuffled measure both sides. */
+enum arena_shuffle {
+    ARENA_SHUFFLE_OFF = 0,   /* bump allocation: objects in allocation order */
+    ARENA_SHUFFLE_ON,        /* shuffle vectors for objects up to 256 bytes */
 };
 
 /* cfg.debug: arena_collect never moves an object to an address where a live object was

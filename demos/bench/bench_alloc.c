@@ -15,6 +15,10 @@
  * so the arena allocates from the pages its collections retained (docs/design.md .req.heap.retain-pages).
  * The row allocates with arena_lab_alloc, the header's inline fast path;
  * ns_per_object_steady_call does the same through the arena_alloc call.
+ * ns_per_object_shuffled: ns_per_object_16_256 with cfg.shuffle on (shuffle vectors for
+ * objects up to 256 bytes); the baseline is the same loop without it, in the same run.
+ * ns_per_object_steady_shuffled: ns_per_object_steady_call with cfg.shuffle on (no first
+ * touch of fresh pages in either: the allocation path's own cost); baseline likewise.
  */
 #include "bench.h"
 
@@ -23,13 +27,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static double time_arena(const size_t *sizes, void **ptrs, size_t n, size_t reserve, bool touch,
+static double time_arena(const size_t *sizes, void **ptrs, size_t n, size_t reserve, bool touch, int shuffle,
                          char *why, size_t whylen)
 {
     arena_t *a = NULL;
     arena_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.reserve = reserve;
+    cfg.shuffle = shuffle;
+    cfg.shuffle_seed = 42;
     int err = arena_create(&a, &cfg);
     if (err) {
         snprintf(why, whylen, "arena_create: %s", arena_have_strerror(err));
@@ -84,7 +90,7 @@ static void one(const struct bench_opts *o, const size_t *sizes, void **ptrs, si
         /* Alternate the order so neither side always runs on a warmer machine. */
         if (r % 2)
             vm[r] = time_malloc(sizes, ptrs, n, touch);
-        va[r] = time_arena(sizes, ptrs, n, reserve, touch, why, sizeof why);
+        va[r] = time_arena(sizes, ptrs, n, reserve, touch, ARENA_SHUFFLE_OFF, why, sizeof why);
         if (!(r % 2))
             vm[r] = time_malloc(sizes, ptrs, n, touch);
         if (isnan(va[r])) {
@@ -96,6 +102,38 @@ static void one(const struct bench_opts *o, const size_t *sizes, void **ptrs, si
     bench_row("alloc", touch ? "ns_per_object_16_256" : "ns_per_object_untouched",
               bench_median(va, o->repeat), "ns", bench_median(vm, o->repeat));
     free(va);
+}
+
+/* Shuffled against unshuffled arena_alloc, objects written, alternating which runs first. */
+static double steady_arena(const size_t *sizes, size_t n, size_t reserve, bool inline_path, int shuffle,
+                           double *collect_ns, char *why, size_t whylen);
+
+/* Shuffled against unshuffled arena_alloc (steady: in the steady ring, else on a fresh
+ * heap), objects written, alternating which runs first. */
+static void shuffled(const struct bench_opts *o, const size_t *sizes, void **ptrs, size_t n, size_t reserve,
+                     bool steady)
+{
+    double *vs = malloc((size_t)o->repeat * 2 * sizeof *vs), *vb = vs + o->repeat, gc;
+    char why[256] = "";
+    for (int r = 0; r < o->repeat; r++) {
+        bench_progress("alloc shuffled %d/%d", r + 1, o->repeat);
+        int first = r % 2 ? ARENA_SHUFFLE_ON : ARENA_SHUFFLE_OFF;
+        double t0 = steady ? steady_arena(sizes, n, reserve, false, first, &gc, why, sizeof why)
+                           : time_arena(sizes, ptrs, n, reserve, true, first, why, sizeof why);
+        double t1 = steady ? steady_arena(sizes, n, reserve, false, !first, &gc, why, sizeof why)
+                           : time_arena(sizes, ptrs, n, reserve, true, !first, why, sizeof why);
+        vs[r] = first == ARENA_SHUFFLE_ON ? t0 : t1;
+        vb[r] = first == ARENA_SHUFFLE_ON ? t1 : t0;
+        if (isnan(vs[r]) || isnan(vb[r])) {
+            bench_note("alloc", "failed", why);
+            free(vs);
+            return;
+        }
+    }
+    bench_row_note("alloc", steady ? "ns_per_object_steady_shuffled" : "ns_per_object_shuffled",
+                   bench_median(vs, o->repeat), "ns", bench_median(vb, o->repeat),
+                   "baseline: the same loop with cfg.shuffle off");
+    free(vs);
 }
 
 #define STEADY_RING ((size_t)1 << 16)
@@ -127,13 +165,15 @@ static double steady_collect(arena_t *a, void **ring, size_t n, char *why, size_
     return (double)(bench_now_ns() - t0);
 }
 
-static double steady_arena(const size_t *sizes, size_t n, size_t reserve, bool inline_path, double *collect_ns,
-                           char *why, size_t whylen)
+static double steady_arena(const size_t *sizes, size_t n, size_t reserve, bool inline_path, int shuffle,
+                           double *collect_ns, char *why, size_t whylen)
 {
     arena_t *a = NULL;
     arena_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.reserve = reserve;
+    cfg.shuffle = shuffle;
+    cfg.shuffle_seed = 42;
     int err = arena_create(&a, &cfg);
     if (err) {
         snprintf(why, whylen, "arena_create: %s", arena_have_strerror(err));
@@ -208,7 +248,7 @@ static void steady(const struct bench_opts *o, const size_t *sizes, size_t n, si
         bench_progress("alloc steady %d/%d", r + 1, o->repeat);
         if (r % 2)
             vm[r] = steady_malloc(sizes, n);
-        va[r] = steady_arena(sizes, n, reserve, inline_path, &vc[r], why, sizeof why);
+        va[r] = steady_arena(sizes, n, reserve, inline_path, ARENA_SHUFFLE_OFF, &vc[r], why, sizeof why);
         if (!(r % 2))
             vm[r] = steady_malloc(sizes, n);
         if (isnan(va[r])) {
@@ -246,8 +286,11 @@ int bench_alloc(const struct bench_opts *o)
     }
     one(o, sizes, ptrs, n, total * 4 + ((size_t)64 << 20), true);
     one(o, sizes, ptrs, n, total * 4 + ((size_t)64 << 20), false);
+    shuffled(o, sizes, ptrs, n, total * 4 + ((size_t)64 << 20), false);
     steady(o, sizes, n, (size_t)1 << 32, true);
     steady(o, sizes, n, (size_t)1 << 32, false);
+    if (ARENA_HAVE(arena_collect) && ARENA_HAVE(arena_mark) && ARENA_HAVE(arena_forward))
+        shuffled(o, sizes, ptrs, n, (size_t)1 << 32, true);
     free(ptrs);
     free(sizes);
     return 0;

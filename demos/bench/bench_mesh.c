@@ -10,10 +10,17 @@
  *   resident_vs_unmeshed  file bytes with meshing / without, on the same heap shape;
  *   pause_per_meshed_page the collection's meshing time per meshed page / a memcpy of a
  *                         page into resident memory (the cost of a copying compaction).
+ *
+ * Rows mesh.regular: the same objects, but a regular survivor pattern (every 4th object
+ * pinned, as an array of handles to every 4th object would pin them), meshing on:
+ *   resident_per_live     file bytes / live bytes with cfg.shuffle on (report);
+ *   resident_vs_unshuffled file bytes with shuffling / without (report). Bump allocation
+ *                         puts every page's survivors at the same offsets: nothing meshes.
  */
 #include "bench.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +31,17 @@ struct mesh_result {
     double file, live, mesh_ns, meshed;
 };
 
-static int one(const struct bench_opts *o, int mesh, struct mesh_result *r, char *why, size_t whylen)
+/* One heap: survivors drawn at random (regular false) or every 4th object (regular true). */
+static int one(const struct bench_opts *o, int mesh, int shuffle, bool regular, struct mesh_result *r,
+               char *why, size_t whylen)
 {
     size_t total = o->heap / 4;
     arena_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.reserve = o->heap * 4;
     cfg.mesh = mesh;
+    cfg.shuffle = shuffle;
+    cfg.shuffle_seed = 11; /* one layout for every repetition */
     arena_t *a = NULL;
     int err = arena_create(&a, &cfg);
     if (err) {
@@ -47,7 +58,7 @@ static int one(const struct bench_opts *o, int mesh, struct mesh_result *r, char
             goto out;
         }
         p[0] = i;
-        if (bench_rand(&seed) % 4 == 0) {
+        if (regular ? i % 4 == 0 : bench_rand(&seed) % 4 == 0) {
             arena_pin(a, p);
             live += OBJ_SIZE;
         }
@@ -95,6 +106,24 @@ static double page_copy_ns(void)
     return bench_median(t, PASSES);
 }
 
+/* mesh.regular: the layout is seeded and the rows are bytes, so one run says it all. */
+static void regular(const struct bench_opts *o)
+{
+    const char *bench = "mesh.regular";
+    char why[256], note[256];
+    struct mesh_result on = {0}, off = {0};
+    bench_progress("%s", bench);
+    if (one(o, ARENA_MESH_AUTO, ARENA_SHUFFLE_ON, true, &on, why, sizeof why) ||
+        one(o, ARENA_MESH_AUTO, ARENA_SHUFFLE_OFF, true, &off, why, sizeof why)) {
+        bench_note(bench, "resident_per_live", why);
+        return;
+    }
+    snprintf(note, sizeof note, "%d-byte objects, every 4th pinned, meshing on: %.0f pages meshed shuffled, "
+             "%.0f unshuffled (%.2fx live)", OBJ_SIZE, on.meshed, off.meshed, off.file / off.live);
+    bench_row_note(bench, "resident_per_live", on.file, "bytes", on.live, note);
+    bench_row(bench, "resident_vs_unshuffled", on.file, "bytes", off.file);
+}
+
 int bench_mesh(const struct bench_opts *o)
 {
     const char *bench = "mesh.pinned";
@@ -107,7 +136,8 @@ int bench_mesh(const struct bench_opts *o)
     struct mesh_result on = {0}, off = {0};
     for (int r = 0; r < reps; r++) {
         bench_progress("%s %d/%d", bench, r + 1, reps);
-        if (one(o, ARENA_MESH_AUTO, &on, why, sizeof why) || one(o, ARENA_MESH_OFF, &off, why, sizeof why)) {
+        if (one(o, ARENA_MESH_AUTO, ARENA_SHUFFLE_OFF, false, &on, why, sizeof why) ||
+            one(o, ARENA_MESH_OFF, ARENA_SHUFFLE_OFF, false, &off, why, sizeof why)) {
             bench_note(bench, "resident_per_live", why);
             free(pause);
             return 0;
@@ -121,5 +151,6 @@ int bench_mesh(const struct bench_opts *o)
     bench_row(bench, "resident_vs_unmeshed", on.file, "bytes", off.file);
     bench_row(bench, "pause_per_meshed_page", bench_median(pause, reps), "ns", page_copy_ns());
     free(pause);
+    regular(o);
     return 0;
 }
