@@ -52,7 +52,7 @@ static int check_config(const arena_config_t *cfg, size_t os_page)
         return ARENA_ECONFIG;
     if (cfg->sparse_percent > 100)
         return ARENA_ECONFIG;
-    if (cfg->mesh < ARENA_MESH_AUTO || cfg->mesh > ARENA_MESH_OFF)
+    if (cfg->mesh < ARENA_MESH_AUTO || cfg->mesh > ARENA_MESH_ON)
         return ARENA_ECONFIG;
     if (cfg->shuffle < ARENA_SHUFFLE_OFF || cfg->shuffle > ARENA_SHUFFLE_ON)
         return ARENA_ECONFIG;

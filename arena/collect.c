@@ -1136,10 +1136,11 @@ static void defer_free_cb(void *ctx, size_t fp)
     defer_free(ctx, fp);
 }
 
-/* .req.mesh.what: pages that stayed where they are (pinned) and are sparse share file pages. */
+/* .req.mesh.what: pages that stayed where they are (pinned) and are sparse share file pages;
+ * only with ARENA_MESH_ON (.req.mesh.default: the default leaves their gaps to recycling). */
 static void mesh(struct cycle *c)
 {
-    if (c->a->cfg.mesh == ARENA_MESH_OFF)
+    if (c->a->cfg.mesh != ARENA_MESH_ON)
         return;
     uint64_t t0 = arena__os_now_ns();
     /* Mirrors follow the heap's layout at the end of the collection: what the slides

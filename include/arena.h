@@ -168,7 +168,7 @@ typedef struct arena_config {
                                 keep nothing (every dead page released by each collection) */
     unsigned debug;          /* ARENA_DEBUG_* flags; 0 = none */
     int mesh;                /* enum arena_mesh: meshing of pinned pages in collections (docs/design.md
-                                §7, .req.mesh.what); default ARENA_MESH_AUTO */
+                                §7, .req.mesh.what); default ARENA_MESH_AUTO, which does not mesh */
     int shuffle;             /* enum arena_shuffle: randomised placement of small objects within
                                 their page (docs/design.md §6, .req.heap.shuffle); default OFF */
     uint64_t shuffle_seed;   /* seeds ARENA_SHUFFLE_ON's random order: the same seed, the same
@@ -177,8 +177,14 @@ typedef struct arena_config {
 } arena_config_t;
 
 enum arena_mesh {
-    ARENA_MESH_AUTO = 0,     /* mesh pinned pages at most half occupied (Mesh, PLDI 2019) */
+    ARENA_MESH_AUTO = 0,     /* the library's choice; now: never mesh. New objects refill the gaps of
+                                pinned pages (.req.heap.recycle-pinned), which a meshed page never
+                                gets, and each mesh costs a mapping call (docs/design.md §7) */
     ARENA_MESH_OFF,          /* never mesh */
+    ARENA_MESH_ON,           /* mesh pinned pages at most half occupied in each collection (Mesh,
+                                PLDI 2019): for a heap that stays sparse after a collection, e.g. a
+                                runtime that pins much and then allocates little (arena_trim
+                                releases the file pages meshing frees) */
 };
 
 /* cfg.shuffle. ARENA_SHUFFLE_ON places each object of at most 256 bytes at a random slot

@@ -72,3 +72,14 @@ arena_demo_test(demo_compaction_svg_unwritable arena-compaction 1 "cannot write 
 arena_demo_test(demo_conservative arena-conservative 0 "every reachable node verified" --quick)
 arena_demo_test(demo_conservative_all_survive arena-conservative 0 "every reachable node verified"
   --quick --survive 100 --rounds 3)
+# The earlier pattern (one size mix) stays available; meshing on by request; --json's figures.
+arena_demo_test(demo_conservative_uniform arena-conservative 0 "uniform pattern.*every reachable node verified"
+  --quick --pattern uniform --mesh on)
+arena_demo_test(demo_conservative_json arena-conservative 0 "\"peak_live_bytes\":[1-9][0-9]*,\"heap_peak_bytes\":[1-9]"
+  --quick --json --lifetime 2)
+arena_demo_test(demo_conservative_bad_pattern arena-conservative 64 "--pattern: shift or uniform" --pattern round)
+# The same program on Boehm GC (peer.conservative's baseline) verifies the same way.
+if(BDWGC_FOUND AND NOT ARENA_SANITIZE AND NOT ARENA_TSAN)
+  arena_demo_test(demo_conservative_boehm arena-conservative 0 "Boehm GC, shift pattern.*every reachable node verified"
+    --quick --gc boehm)
+endif()

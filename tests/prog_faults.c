@@ -377,6 +377,7 @@ static int sequence(void)
     cfg.reserve = (size_t)256 << 20;
     cfg.copy_below = 2;
     cfg.mover = sequence_mover;
+    cfg.mesh = ARENA_MESH_ON; /* mesh_step */
 
     step = "create";
     int err = arena_create(&a, &cfg);

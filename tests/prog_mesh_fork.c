@@ -50,6 +50,7 @@ int main(void)
     arena_config_init(&cfg);
     cfg.page_size = PAGE;
     cfg.reserve = (size_t)1 << 30;
+    cfg.mesh = ARENA_MESH_ON;
     arena_t *a = NULL;
     if (arena_create(&a, &cfg) != 0) {
         fprintf(stderr, "prog_mesh_fork: arena_create failed\n");

@@ -112,7 +112,7 @@ Test(shuffle, objects_never_overlap, .timeout = 120)
     enum { N = 20000 };
     struct obj *v = malloc(N * sizeof *v);
     for (uint64_t seed = 1; seed <= 6; seed++) {
-        arena_t *a = make(ARENA_SHUFFLE_ON, seed, ARENA_MESH_AUTO);
+        arena_t *a = make(ARENA_SHUFFLE_ON, seed, ARENA_MESH_ON);
         arena_lab_t lab;
         cr_assert_eq(arena_lab_init(a, &lab), 0);
         uint64_t r = seed * 977;
@@ -137,7 +137,7 @@ Test(shuffle, order_is_shuffled)
 {
     enum { N = 64 * 40, SIZE = 64 };
     for (int on = 0; on <= 1; on++) {
-        arena_t *a = make(on ? ARENA_SHUFFLE_ON : ARENA_SHUFFLE_OFF, 7, ARENA_MESH_AUTO);
+        arena_t *a = make(on ? ARENA_SHUFFLE_ON : ARENA_SHUFFLE_OFF, 7, ARENA_MESH_ON);
         char *prev = arena_alloc(a, SIZE);
         size_t rising = 0, same_page = 0;
         for (size_t i = 1; i < N; i++) {
@@ -167,7 +167,7 @@ Test(shuffle, seed_decides_layout)
     uintptr_t off[3][N];
     uint64_t seeds[3] = {5, 5, 6};
     for (int k = 0; k < 3; k++) {
-        arena_t *a = make(ARENA_SHUFFLE_ON, seeds[k], ARENA_MESH_AUTO);
+        arena_t *a = make(ARENA_SHUFFLE_ON, seeds[k], ARENA_MESH_ON);
         for (size_t i = 0; i < N; i++) {
             char *p = arena_alloc(a, 16 + (i % 7) * 16);
             cr_assert_not_null(p);
@@ -187,7 +187,7 @@ Test(shuffle, collections_and_forwarding, .timeout = 120)
     enum { N = 12000, ROUNDS = 4 };
     struct obj *v = malloc(N * sizeof *v), *keep = malloc(N * ROUNDS * sizeof *keep);
     for (uint64_t seed = 1; seed <= 5; seed++) {
-        arena_t *a = make(ARENA_SHUFFLE_ON, seed, seed % 2 ? ARENA_MESH_AUTO : ARENA_MESH_OFF);
+        arena_t *a = make(ARENA_SHUFFLE_ON, seed, seed % 2 ? ARENA_MESH_ON : ARENA_MESH_OFF);
         uint64_t r = seed * 31;
         size_t nkeep = 0;
         uint32_t tag = 0;
@@ -240,7 +240,7 @@ Test(shuffle, collections_and_forwarding, .timeout = 120)
 static size_t regular_meshes(int shuffle, uint64_t seed, size_t *pages)
 {
     enum { SIZE = 256, N = 16 * 400 };
-    arena_t *a = make(shuffle, seed, ARENA_MESH_AUTO);
+    arena_t *a = make(shuffle, seed, ARENA_MESH_ON);
     struct obj *v = malloc(N / 4 * sizeof *v);
     size_t n = 0;
     for (size_t i = 0; i < N; i++) {
@@ -306,7 +306,7 @@ static void *work(void *arg)
 Test(shuffle, threads_never_overlap, .timeout = 120)
 {
     enum { N = 20000, T = 3 };
-    arena_t *a = make(ARENA_SHUFFLE_ON, 9, ARENA_MESH_AUTO);
+    arena_t *a = make(ARENA_SHUFFLE_ON, 9, ARENA_MESH_ON);
     struct obj *all = malloc(N * T * sizeof *all);
     struct worker w[T];
     pthread_t th[T];

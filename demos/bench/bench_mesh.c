@@ -113,8 +113,8 @@ static void regular(const struct bench_opts *o)
     char why[256], note[256];
     struct mesh_result on = {0}, off = {0};
     bench_progress("%s", bench);
-    if (one(o, ARENA_MESH_AUTO, ARENA_SHUFFLE_ON, true, &on, why, sizeof why) ||
-        one(o, ARENA_MESH_AUTO, ARENA_SHUFFLE_OFF, true, &off, why, sizeof why)) {
+    if (one(o, ARENA_MESH_ON, ARENA_SHUFFLE_ON, true, &on, why, sizeof why) ||
+        one(o, ARENA_MESH_ON, ARENA_SHUFFLE_OFF, true, &off, why, sizeof why)) {
         bench_note(bench, "resident_per_live", why);
         return;
     }
@@ -136,7 +136,7 @@ int bench_mesh(const struct bench_opts *o)
     struct mesh_result on = {0}, off = {0};
     for (int r = 0; r < reps; r++) {
         bench_progress("%s %d/%d", bench, r + 1, reps);
-        if (one(o, ARENA_MESH_AUTO, ARENA_SHUFFLE_OFF, false, &on, why, sizeof why) ||
+        if (one(o, ARENA_MESH_ON, ARENA_SHUFFLE_OFF, false, &on, why, sizeof why) ||
             one(o, ARENA_MESH_OFF, ARENA_SHUFFLE_OFF, false, &off, why, sizeof why)) {
             bench_note(bench, "resident_per_live", why);
             free(pause);

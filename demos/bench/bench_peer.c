@@ -11,8 +11,9 @@
  * same metrics with the suffix _vs_malloc: against malloc/free; with the suffix
  * _mark_forward: the arena through arena_mark / arena_collect / arena_forward against
  * Boehm GC.
- * Row peer.conservative: arena-conservative on the arena (its stack scanned
- * conservatively) against the same program on Boehm GC.
+ * Rows peer.conservative: arena-conservative on the arena (its stack scanned
+ * conservatively) against the same program on Boehm GC, for its default pattern (shift)
+ * and, with the suffix _uniform, for --pattern uniform.
  */
 #include "bench.h"
 
@@ -163,18 +164,22 @@ static void one_program(const struct bench_opts *o, const char *peer, const char
 /* peer.conservative: arena-conservative (roots only in C locals, the stack scanned
  * conservatively) on the arena against the same program on Boehm GC (default-configured:
  * GC_INIT, GC_MALLOC, GC_gcollect where the arena collects), one process each, the check
- * sums compared. The arena runs with the demo's --json defaults (meshing off: the gaps of
- * pinned pages are recycled instead). Rows peak_rss, total_time, heap_resident (arena /
- * Boehm). */
-enum { C_RSS, C_TOTAL, C_RESIDENT, C_N };
-static const char *const c_keys[C_N] = {"peak_rss_kb", "total_ms", "heap_resident_bytes"};
-static const char *const c_metrics[C_N] = {"peak_rss", "total_time", "heap_resident"};
-static const char *const c_units[C_N] = {"KiB", "ms", "bytes"};
+ * sums compared. The arena runs with the demo's --json defaults (the library's default
+ * meshing). Rows peak_rss, total_time, heap_peak (the heap at its largest: the backing
+ * file's blocks / GC_get_heap_size), heap_resident (after the last collection) for the
+ * demo's default pattern (shift: node sizes change from round to round, survivors live
+ * several rounds), and peak_rss_uniform, total_time_uniform for --pattern uniform (one
+ * size mix, the pattern of earlier versions, whose peak is its live data). */
+enum { C_RSS, C_TOTAL, C_HEAP_PEAK, C_RESIDENT, C_N };
+static const char *const c_keys[C_N] = {"peak_rss_kb", "total_ms", "heap_peak_bytes", "heap_resident_bytes"};
+static const char *const c_metrics[C_N] = {"peak_rss", "total_time", "heap_peak", "heap_resident"};
+static const char *const c_units[C_N] = {"KiB", "ms", "bytes", "bytes"};
 
-static int conservative_one(const struct bench_opts *o, const char *prog, int v, double f[C_N], char *sum,
-                            size_t sumlen)
+static int conservative_one(const struct bench_opts *o, const char *prog, const char *pattern, int v,
+                            double f[C_N], char *sum, size_t sumlen)
 {
-    char *argv[] = {(char *)prog, "--json", "--gc", (char *)variants[v], o->quick ? "--quick" : NULL, NULL};
+    char *argv[] = {(char *)prog, "--json", "--pattern", (char *)pattern, "--gc", (char *)variants[v],
+                    o->quick ? "--quick" : NULL, NULL};
     char out[4096];
     struct rusage ru;
     int rc = spawn(argv, out, sizeof out, &ru);
@@ -185,15 +190,12 @@ static int conservative_one(const struct bench_opts *o, const char *prog, int v,
     return rc == 0 && !isnan(f[C_RSS]) && bench_json_string(out, "checksum", sum, sumlen) ? 0 : -1;
 }
 
-static void conservative(const struct bench_opts *o)
+/* One pattern: the rows of the metrics in rows[] (count n), named with suffix appended. */
+static void conservative_pattern(const struct bench_opts *o, const char *prog, const char *pattern,
+                                 const char *suffix, const int *rows, int n)
 {
     const char *bench = "peer.conservative";
-    char prog[4096], sums[2][32] = {"", ""};
-    snprintf(prog, sizeof prog, "%s/arena-conservative", o->self);
-    if (access(prog, X_OK)) {
-        bench_note(bench, "peak_rss", "arena-conservative is not built next to arena-bench");
-        return;
-    }
+    char sums[2][32] = {"", ""}, metric[64], why[128];
     size_t reps = (size_t)o->repeat;
     double *v = malloc(2 * C_N * reps * sizeof *v); /* v[(variant * C_N + figure) * reps + r] */
     bool boehm = true;
@@ -202,17 +204,18 @@ static void conservative(const struct bench_opts *o)
             int var = r % 2 ? 1 - k : k; /* V_ARENA or V_BOEHM, alternating which runs first */
             if (var == V_BOEHM && !boehm)
                 continue;
-            bench_progress("%s %s %zu/%zu", bench, variants[var], r + 1, reps);
+            bench_progress("%s %s %s %zu/%zu", bench, pattern, variants[var], r + 1, reps);
             double f[C_N];
             char sum[32];
-            int rc = conservative_one(o, prog, var, f, sum, sizeof sum);
+            int rc = conservative_one(o, prog, pattern, var, f, sum, sizeof sum);
             if (rc == 77 && var == V_BOEHM) {
                 boehm = false;
                 continue;
             }
             if (rc != 0) {
-                bench_note(bench, "failed", var == V_ARENA ? "arena-conservative --gc arena failed its verification"
-                                                           : "arena-conservative --gc boehm failed its verification");
+                snprintf(why, sizeof why, "arena-conservative --pattern %s --gc %s failed its verification", pattern,
+                         variants[var]);
+                bench_note(bench, "failed", why);
                 free(v);
                 return;
             }
@@ -222,19 +225,35 @@ static void conservative(const struct bench_opts *o)
         }
     }
     if (boehm && strcmp(sums[V_ARENA], sums[V_BOEHM])) {
-        bench_note(bench, "failed", "check sums of the arena and Boehm GC runs differ");
+        snprintf(why, sizeof why, "check sums of the arena and Boehm GC runs differ (--pattern %s)", pattern);
+        bench_note(bench, "failed", why);
         free(v);
         return;
     }
-    for (int m = 0; m < C_N; m++) {
+    for (int i = 0; i < n; i++) {
+        int m = rows[i];
+        snprintf(metric, sizeof metric, "%s%s", c_metrics[m], suffix);
         if (!boehm) {
-            bench_note(bench, c_metrics[m], "Boehm GC is not in this build (libgc-dev, pkg-config bdw-gc)");
+            bench_note(bench, metric, "Boehm GC is not in this build (libgc-dev, pkg-config bdw-gc)");
             continue;
         }
-        bench_row(bench, c_metrics[m], bench_median(v + (size_t)m * reps, (int)reps), c_units[m],
+        bench_row(bench, metric, bench_median(v + (size_t)m * reps, (int)reps), c_units[m],
                   bench_median(v + ((size_t)V_BOEHM * C_N + (size_t)m) * reps, (int)reps));
     }
     free(v);
+}
+
+static void conservative(const struct bench_opts *o)
+{
+    char prog[4096];
+    snprintf(prog, sizeof prog, "%s/arena-conservative", o->self);
+    if (access(prog, X_OK)) {
+        bench_note("peer.conservative", "peak_rss", "arena-conservative is not built next to arena-bench");
+        return;
+    }
+    static const int all[] = {C_RSS, C_TOTAL, C_HEAP_PEAK, C_RESIDENT}, uniform[] = {C_RSS, C_TOTAL};
+    conservative_pattern(o, prog, "shift", "", all, 4);
+    conservative_pattern(o, prog, "uniform", "_uniform", uniform, 2);
 }
 
 int bench_peer(const struct bench_opts *o)
