@@ -56,6 +56,9 @@ static int check_config(const arena_config_t *cfg, size_t os_page)
         return ARENA_ECONFIG;
     if (cfg->shuffle < ARENA_SHUFFLE_OFF || cfg->shuffle > ARENA_SHUFFLE_ON)
         return ARENA_ECONFIG;
+    /* .req.heap.shuffle: 16-bit slot numbers, and per-thread orders that grow with the page. */
+    if (cfg->shuffle == ARENA_SHUFFLE_ON && (cfg->page_size ? cfg->page_size : os_page) > ARENA_SHUFFLE_MAX_PAGE)
+        return ARENA_ECONFIG;
     if (cfg->debug & ~ARENA_DEBUG_FORWARD)
         return ARENA_ECONFIG;
     return 0;

@@ -965,27 +965,46 @@ static char *take_page(arena_t *a, struct tcache *c, size_t size, bool valid, ch
 /* .req.heap.shuffle (cfg.shuffle, Mesh's shuffle vectors): an object of at most SHUFFLE_MAX
  * bytes goes to a random free slot of a page of its size class, which the thread owns as it
  * owns its bump page; the page's slots are handed out in the order of a Fisher-Yates
- * permutation drawn when the page is taken. One class per granule count: no slack inside
- * a slot on a 4 KiB page. Order entries are 8 bits, as Mesh's, so a larger page is cut
- * into SHUFFLE_SLOTS slots of at least a class's size. */
-#define SHUFFLE_MAX 256u
-#define SHUFFLE_CLASSES (SHUFFLE_MAX / ARENA__GRANULE)
-#define SHUFFLE_SLOTS 256u
+ * permutation drawn when the page is taken. One class per granule count up to SHUFFLE_EXACT
+ * (no slack inside a slot), then classes SHUFFLE_STEP apart. Order entries are 16 bits, not
+ * Mesh's 8: a page holds up to page/16 objects (arena.c refuses pages the entries cannot
+ * number). */
+#define SHUFFLE_EXACT 256u
+#define SHUFFLE_STEP 64u
+#define SHUFFLE_MAX 1024u
+#define SHUFFLE_CLASSES (SHUFFLE_EXACT / ARENA__GRANULE + (SHUFFLE_MAX - SHUFFLE_EXACT) / SHUFFLE_STEP)
 
 struct shuffle_page {
     char *page;                     /* NULL: none yet */
     uint64_t epoch;                 /* the epoch the page belongs to */
+    uint16_t *order;                /* the slots not handed out: order[0..left) */
     uint16_t stride, n, left;       /* slot size in granules, slots, slots not handed out */
-    uint8_t order[SHUFFLE_SLOTS];   /* the slots not handed out: order[0..left) */
 };
 
 struct shuffle {
-    uint64_t id;                    /* the arena this state belongs to (as tcache.id) */
+    uint64_t id;                    /* the arena it belongs to (as tcache.id) */
+    size_t granules;                /* that arena's granules per page: the orders' sizes */
     uint64_t rng;
     char *cur, *end;                /* bump page for objects above SHUFFLE_MAX */
     uint64_t epoch;
     struct shuffle_page cls[SHUFFLE_CLASSES];
+    uint16_t orders[];              /* every class's order, one after the other */
 };
+
+/* Size class of a rounded size of at most SHUFFLE_MAX, and a class's slot in granules. */
+static size_t shuffle_class(size_t size)
+{
+    if (size <= SHUFFLE_EXACT)
+        return size / ARENA__GRANULE - 1;
+    return SHUFFLE_EXACT / ARENA__GRANULE + (size - SHUFFLE_EXACT - 1) / SHUFFLE_STEP;
+}
+
+static size_t shuffle_stride(size_t k)
+{
+    return k < SHUFFLE_EXACT / ARENA__GRANULE
+               ? k + 1
+               : (SHUFFLE_EXACT + (k + 1 - SHUFFLE_EXACT / ARENA__GRANULE) * SHUFFLE_STEP) / ARENA__GRANULE;
+}
 
 /* Per thread, per tcache way: malloc'd at a thread's first shuffled allocation (nothing for
  * threads and arenas that never shuffle), freed by a key destructor when the thread exits. */
@@ -1016,34 +1035,54 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-/* The calling thread's state for a, reset when the way last served another arena; NULL
- * when it cannot be had (no memory, no key): the caller allocates unshuffled. */
-static struct shuffle *shuffle_state(arena_t *a)
+/* A fresh state for a: NULL when it cannot be had (no memory, no key). */
+static struct shuffle *shuffle_new(arena_t *a, struct shuffle *old)
 {
-    struct shuffle **sp = &shuffles[a->id % TCACHE_WAYS], *s = *sp;
-    if (s != NULL && s->id == a->id)
-        return s;
-    if (s == NULL) {
+    size_t granules = a->heap->granules, total = 0;
+    for (size_t k = 0; k < SHUFFLE_CLASSES; k++)
+        total += granules / shuffle_stride(k);
+    struct shuffle *s = old;
+    if (s == NULL || s->granules != granules) {
         (void)pthread_once(&shuffle_once, shuffle_key_init);
-        if (!shuffle_key_ok || (s = malloc(sizeof *s)) == NULL)
+        if (!shuffle_key_ok || (s = malloc(sizeof *s + total * sizeof(uint16_t))) == NULL)
             return NULL;
         if (pthread_setspecific(shuffle_key, shuffles) != 0) {
             free(s);
             return NULL;
         }
-        *sp = s;
+        free(old);
     }
     /* Another arena's pages (destroyed or not) are dropped, uncounted, as a stale tcache's. */
     memset(s, 0, sizeof *s);
     s->id = a->id;
+    s->granules = granules;
+    for (size_t k = 0, at = 0; k < SHUFFLE_CLASSES; k++) {
+        s->cls[k].order = s->orders + at;
+        at += granules / shuffle_stride(k);
+    }
     /* One stream per thread and arena: the seed, then the order threads came. */
     uint64_t stream = atomic_fetch_add_explicit(&a->heap->shuffle_streams, 1, memory_order_relaxed);
-    s->rng = (a->cfg.shuffle_seed ? a->cfg.shuffle_seed : arena__os_now_ns() ^ (uintptr_t)s) + stream * 0x2545f4914f6cdd1du;
+    s->rng = (a->cfg.shuffle_seed ? a->cfg.shuffle_seed : arena__os_now_ns() ^ (uintptr_t)s) +
+             stream * 0x2545f4914f6cdd1du;
     (void)splitmix64(&s->rng);
     return s;
 }
 
-/* Uniform in [0, n) (Lemire's multiply-shift; the bias for n <= 256 is below 2^-56). */
+/* The calling thread's state for a, fresh when the way last served another arena; NULL
+ * when it cannot be had: the caller allocates unshuffled. */
+static struct shuffle *shuffle_state(arena_t *a)
+{
+    struct shuffle **sp = &shuffles[a->id % TCACHE_WAYS];
+    if (*sp != NULL && (*sp)->id == a->id)
+        return *sp;
+    struct shuffle *s = shuffle_new(a, *sp);
+    if (s == NULL && *sp != NULL && (*sp)->granules != a->heap->granules)
+        return NULL; /* the old state stays for its own arena */
+    *sp = s;
+    return s;
+}
+
+/* Uniform in [0, n) (Lemire's multiply-shift; the bias for n <= 4096 is below 2^-52). */
 static size_t shuffle_below(struct shuffle *s, size_t n)
 {
     return (size_t)(((unsigned __int128)splitmix64(&s->rng) * n) >> 64);
@@ -1059,21 +1098,18 @@ static bool shuffle_refill(arena_t *a, struct shuffle *s, struct shuffle_page *c
         cur = cp->page + used; /* [cur, end): the bytes of the page this thread did not use */
         end = cp->page + a->page_size;
     }
-    char *page = take_page(a, NULL, (k + 1) * ARENA__GRANULE, cp->page != NULL, &cur, &end, &cp->epoch);
+    size_t stride = shuffle_stride(k), n = s->granules / stride;
+    char *page = take_page(a, NULL, stride * ARENA__GRANULE, cp->page != NULL, &cur, &end, &cp->epoch);
     cp->page = page;
     if (page == NULL)
         return false;
-    size_t granules = a->heap->granules, stride = k + 1;
-    if (stride < granules / SHUFFLE_SLOTS)
-        stride = granules / SHUFFLE_SLOTS;
-    size_t n = granules / stride;
     cp->stride = (uint16_t)stride;
     cp->n = cp->left = (uint16_t)n;
     for (size_t i = 0; i < n; i++)
-        cp->order[i] = (uint8_t)i;
+        cp->order[i] = (uint16_t)i;
     for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates (Durstenfeld) */
         size_t j = shuffle_below(s, i + 1);
-        uint8_t t = cp->order[i];
+        uint16_t t = cp->order[i];
         cp->order[i] = cp->order[j];
         cp->order[j] = t;
     }
@@ -1095,7 +1131,7 @@ static void *shuffled_alloc(arena_t *a, struct shuffle *s, size_t size)
         set_object_bits(h, a, obj, size);
         return obj;
     }
-    size_t k = size / ARENA__GRANULE - 1;
+    size_t k = shuffle_class(size);
     struct shuffle_page *cp = &s->cls[k];
     if (cp->page == NULL || cp->epoch != now || cp->left == 0) {
         if (!shuffle_refill(a, s, cp, k))

@@ -187,25 +187,29 @@ enum arena_mesh {
                                 releases the file pages meshing frees) */
 };
 
-/* cfg.shuffle. ARENA_SHUFFLE_ON places each object of at most 256 bytes at a random slot
- * of a page that holds only objects of its size (16-byte classes, 1 to 16 granules; a
- * page larger than 4 KiB is cut into at most 256 slots), in the order of a per-page
- * shuffle vector: a Fisher-Yates permutation of the page's slots drawn when the thread
- * takes the page (Mesh, Powers, Tench, Berger and McGregor, PLDI 2019: shuffle vectors).
- * Larger objects are bump allocated as without it. It helps meshing (cfg.mesh) where
- * objects that survive pinned follow a regular pattern (every k-th object of a run of
- * equal-sized ones: the survivors of bump-allocated pages then sit at the same offsets in
- * every page and no two pages mesh). Costs: every small allocation takes the call and a
- * vector pop instead of the inline bump (arena_lab_alloc always calls arena_lab_refill),
- * each thread holds a partly filled page per size it allocates (their unused slots stay
- * empty until a collection evacuates the page), a thread's first shuffled allocation in
- * an arena mallocs 4.5 KiB of state (when that fails the thread allocates unshuffled),
- * and pinned pages' gaps are not recycled (.req.heap.recycle-pinned). arena-bench rows
+/* cfg.shuffle. ARENA_SHUFFLE_ON places each object of at most 1 KiB at a random slot of a
+ * page that holds only objects of its size class (one class per 16 bytes up to 256 bytes,
+ * then one per 64 bytes: an object of 257-1024 bytes may leave up to 48 bytes of its slot
+ * unused), in the order of a per-page shuffle vector: a Fisher-Yates permutation of the
+ * page's slots drawn when the thread takes the page (Mesh, Powers, Tench, Berger and
+ * McGregor, PLDI 2019: shuffle vectors). Larger objects are bump allocated as without it.
+ * It helps meshing (cfg.mesh = ARENA_MESH_ON; without meshing it only costs) where the
+ * objects that survive pinned follow a regular
+ * pattern (every k-th object of a run of equal-sized ones: bump allocation puts every
+ * page's survivors at the same offsets, so no two pages mesh); with random survivors it
+ * changes nothing. Costs: every small allocation takes a call and a vector pop instead of
+ * the inline bump (arena_lab_alloc always calls arena_lab_refill), each thread holds a
+ * partly filled page per size class it allocates (their unused slots stay empty until a
+ * collection evacuates the page), pinned pages' gaps are not recycled, and a thread's
+ * first shuffled allocation in an arena mallocs its state (about 3 KiB on 4 KiB pages, 16
+ * times that on 64 KiB pages; when that fails the thread allocates unshuffled). Pages
+ * larger than ARENA_SHUFFLE_MAX_PAGE are refused (ARENA_ECONFIG). arena-bench rows
  * mesh.regular and alloc/ns_per_object_shuffled measure both sides. */
 enum arena_shuffle {
     ARENA_SHUFFLE_OFF = 0,   /* bump allocation: objects in allocation order */
-    ARENA_SHUFFLE_ON,        /* shuffle vectors for objects up to 256 bytes */
+    ARENA_SHUFFLE_ON,        /* shuffle vectors for objects up to 1 KiB */
 };
+#define ARENA_SHUFFLE_MAX_PAGE ((size_t)64 << 10)
 
 /* cfg.debug: arena_collect never moves an object to an address where a live object was
  * before (a unit whose target held one stays in place), so arena_forward_check can tell

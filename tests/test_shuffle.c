@@ -65,12 +65,12 @@ static int by_addr(const void *x, const void *y)
 
 /* One fresh object checked the way every caller needs: aligned, zeroed, within its page
  * when it is not larger than one, its own object to arena_object at both ends. */
-static void check_new(arena_t *a, const struct obj *o)
+static void check_new(arena_t *a, const struct obj *o, size_t page)
 {
     cr_assert_not_null(o->p, "allocation of %zu bytes failed", o->size);
     cr_assert_eq((uintptr_t)o->p % 16, 0);
-    if (o->size <= PAGE)
-        cr_assert_leq((uintptr_t)o->p % PAGE + o->size, PAGE, "object of %zu bytes crosses its page", o->size);
+    if (o->size <= page)
+        cr_assert_leq((uintptr_t)o->p % page + o->size, page, "object of %zu bytes crosses its page", o->size);
     for (size_t i = 0; i < o->size; i++)
         cr_assert_eq(o->p[i], 0, "object of %zu bytes not zeroed at byte %zu", o->size, i);
     cr_assert_eq(arena_object(a, o->p), o->p);
@@ -100,28 +100,38 @@ Test(shuffle, config_is_checked)
     cfg.shuffle = -1;
     cr_assert_eq(arena_create(&a, &cfg), ARENA_ECONFIG);
     cr_assert_null(a);
-    cfg.shuffle = ARENA_SHUFFLE_ON; /* any seed is valid, 0 included */
+    cfg.shuffle = ARENA_SHUFFLE_ON;
+    cfg.page_size = ARENA_SHUFFLE_MAX_PAGE * 2; /* slot numbers are 16 bits */
+    cr_assert_eq(arena_create(&a, &cfg), ARENA_ECONFIG);
+    cfg.page_size = 0; /* any seed is valid, 0 included */
+    cr_assert_eq(arena_create(&a, &cfg), 0);
+    arena_destroy(a);
+    cfg.page_size = ARENA_SHUFFLE_MAX_PAGE;
     cr_assert_eq(arena_create(&a, &cfg), 0);
     arena_destroy(a);
 }
 
-/* Mixed sizes (small shuffled ones, larger bumped ones, a few over a page) through
- * arena_alloc and a lab, several seeds. */
+/* Mixed sizes (exact classes up to 256 bytes, 64-byte classes up to 1 KiB, larger bumped
+ * ones, a few over a page) through arena_alloc and a lab, several seeds and two page sizes. */
 Test(shuffle, objects_never_overlap, .timeout = 120)
 {
     enum { N = 20000 };
     struct obj *v = malloc(N * sizeof *v);
     for (uint64_t seed = 1; seed <= 6; seed++) {
-        arena_t *a = make(ARENA_SHUFFLE_ON, seed, ARENA_MESH_ON);
+        arena_t *a = seed % 3 ? make(ARENA_SHUFFLE_ON, seed, ARENA_MESH_ON)
+                              : TEST_ARENA(.page_size = 4 * PAGE, .reserve = (size_t)1 << 30,
+                                           .shuffle = ARENA_SHUFFLE_ON, .shuffle_seed = seed);
+        size_t page = arena_page_size(a);
         arena_lab_t lab;
         cr_assert_eq(arena_lab_init(a, &lab), 0);
         uint64_t r = seed * 977;
         for (size_t i = 0; i < N; i++) {
-            size_t want = rnd(&r) % 50 == 0 ? 257 + rnd(&r) % 5000 : 1 + rnd(&r) % 256;
+            uint64_t kind = rnd(&r) % 50;
+            size_t want = kind == 0 ? 1025 + rnd(&r) % 20000 : kind < 20 ? 257 + rnd(&r) % 768 : 1 + rnd(&r) % 256;
             v[i].p = rnd(&r) % 2 ? arena_lab_alloc(&lab, want) : arena_alloc(a, want);
             v[i].size = round16(want);
             v[i].tag = (uint32_t)i;
-            check_new(a, &v[i]);
+            check_new(a, &v[i], page);
             fill(&v[i]);
         }
         check_disjoint(v, N);
@@ -193,9 +203,9 @@ Test(shuffle, collections_and_forwarding, .timeout = 120)
         uint32_t tag = 0;
         for (int round = 0; round < ROUNDS; round++) {
             for (size_t i = 0; i < N; i++) {
-                size_t want = rnd(&r) % 20 == 0 ? 300 + rnd(&r) % 700 : 16 + rnd(&r) % 241;
+                size_t want = rnd(&r) % 20 == 0 ? 1100 + rnd(&r) % 700 : 16 + rnd(&r) % 1000;
                 v[i] = (struct obj){arena_alloc(a, want), round16(want), ++tag};
-                check_new(a, &v[i]);
+                check_new(a, &v[i], PAGE);
                 fill(&v[i]);
                 if (rnd(&r) % 5 == 0)
                     keep[nkeep++] = v[i];
@@ -224,7 +234,7 @@ Test(shuffle, collections_and_forwarding, .timeout = 120)
         /* What is still kept and a last batch do not overlap. */
         for (size_t i = 0; i < 2000; i++) {
             keep[nkeep] = (struct obj){arena_alloc(a, 48), 48, ++tag};
-            check_new(a, &keep[nkeep]);
+            check_new(a, &keep[nkeep], PAGE);
             fill(&keep[nkeep++]);
         }
         check_disjoint(keep, nkeep);
@@ -234,14 +244,15 @@ Test(shuffle, collections_and_forwarding, .timeout = 120)
     free(keep);
 }
 
-/* The pattern mesh.regular measures: 256-byte objects, every 4th one pinned, one
- * collection. Bump allocation puts the survivors of every page at the same offsets, so no
- * two pages mesh; shuffled, their offsets differ from page to page. */
-static size_t regular_meshes(int shuffle, uint64_t seed, size_t *pages)
+/* The pattern mesh.regular measures: 256-byte objects (and 512-byte ones, a 64-byte
+ * class), every 4th one pinned, one collection. Bump allocation puts the survivors of
+ * every page at the same offsets, so no two pages mesh; shuffled, their offsets differ
+ * from page to page. */
+static size_t regular_meshes(int shuffle, uint64_t seed, size_t size, size_t *pages)
 {
-    enum { SIZE = 256, N = 16 * 400 };
+    const size_t SIZE = size, N = PAGE / size * 400;
     arena_t *a = make(shuffle, seed, ARENA_MESH_ON);
-    struct obj *v = malloc(N / 4 * sizeof *v);
+    struct obj *v = malloc((N / 4 + 1) * sizeof *v);
     size_t n = 0;
     for (size_t i = 0; i < N; i++) {
         char *p = arena_alloc(a, SIZE);
@@ -267,12 +278,14 @@ static size_t regular_meshes(int shuffle, uint64_t seed, size_t *pages)
 
 Test(shuffle, regular_pattern_meshes_more, .timeout = 120)
 {
-    size_t pages_off, pages_on;
-    size_t off = regular_meshes(ARENA_SHUFFLE_OFF, 1, &pages_off);
-    for (uint64_t seed = 1; seed <= 3; seed++) {
-        size_t on = regular_meshes(ARENA_SHUFFLE_ON, seed, &pages_on);
-        cr_assert_gt(on, off + pages_on / 4, "seed %llu: %zu of %zu pages meshed shuffled, %zu of %zu without",
-                     (unsigned long long)seed, on, pages_on, off, pages_off);
+    for (size_t size = 256; size <= 512; size *= 2) {
+        size_t pages_off, pages_on;
+        size_t off = regular_meshes(ARENA_SHUFFLE_OFF, 1, size, &pages_off);
+        for (uint64_t seed = 1; seed <= 3; seed++) {
+            size_t on = regular_meshes(ARENA_SHUFFLE_ON, seed, size, &pages_on);
+            cr_assert_gt(on, off + pages_on / 4, "%zu bytes, seed %llu: %zu of %zu pages meshed shuffled, %zu of %zu without",
+                         size, (unsigned long long)seed, on, pages_on, off, pages_off);
+        }
     }
 }
 
@@ -291,7 +304,7 @@ static void *work(void *arg)
     if (arena_lab_init(w->a, &lab) != 0)
         return NULL;
     for (size_t i = 0; i < w->n; i++) {
-        size_t want = 1 + rnd(&r) % 300;
+        size_t want = 1 + rnd(&r) % 1200;
         w->v[i] = (struct obj){i % 2 ? arena_lab_alloc(&lab, want) : arena_alloc(w->a, want), round16(want),
                                (uint32_t)(w->seed * 1000003u + i)};
         if (w->v[i].p == NULL)
