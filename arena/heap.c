@@ -440,6 +440,24 @@ static int take_unmapped(arena_t *a, size_t n, bool exact, size_t *slot, size_t 
     return err;
 }
 
+/* Clear the bitmap words the UNSWEPT slots among [slot, slot+n) kept (.req.trace.lazy-sweep). */
+static void sweep_unswept(struct arena__heap *h, size_t slot, size_t n)
+{
+    if (h->unswept == 0)
+        return;
+    size_t bytes = h->words * sizeof(uint64_t);
+    for (size_t i = slot; i < slot + n; i++) {
+        struct arena__page *pg = &h->pages[i];
+        if (!(pg->flags & ARENA__PAGE_UNSWEPT))
+            continue;
+        memset(&h->starts[i * h->words], 0, bytes);
+        memset(&h->ends[i * h->words], 0, bytes);
+        memset(&h->marks[i * h->words], 0, bytes);
+        pg->flags &= (uint16_t)~ARENA__PAGE_UNSWEPT;
+        h->unswept--;
+    }
+}
+
 /* Retained slots first (no system call, .req.heap.retain-pages), then parked pages (mapped, no
  * fallocate), else fresh ones. */
 static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind, size_t *slot_out,
@@ -457,6 +475,7 @@ static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind,
             return err;
         }
         h->retained_pages -= got;
+        sweep_unswept(h, slot, got); /* before the slots show objects again */
     } else {
         err = take_unmapped(a, n, exact, &slot, &got, &old_bytes);
         if (err != 0)
@@ -511,6 +530,22 @@ void arena__heap_retain(arena_t *a, size_t slot, size_t n)
     a->heap->retained_pages += n;
 }
 
+void arena__heap_retain_unswept(arena_t *a, size_t slot, size_t n)
+{
+    struct arena__heap *h = a->heap;
+    for (size_t i = slot; i < slot + n; i++) {
+        struct arena__page *pg = &h->pages[i];
+        __atomic_store_n(&pg->kind, ARENA__PAGE_FREE, __ATOMIC_RELAXED);
+        pg->live = 0;
+        pg->pinned = 0;
+        pg->aux = 0;
+        pg->flags = ARENA__PAGE_RETAINED | ARENA__PAGE_UNSWEPT;
+    }
+    h->used_pages -= n;
+    h->retained_pages += n;
+    h->unswept += n;
+}
+
 void arena__heap_discard(arena_t *a, size_t slot, size_t n)
 {
     mark_free(a->heap, slot, n, ARENA__PAGE_STALE);
@@ -538,12 +573,18 @@ int arena__heap_unmap_stale(arena_t *a, size_t limit)
     return err;
 }
 
-void arena__heap_drop_pool(arena_t *a)
+void arena__heap_retire_pool(arena_t *a)
 {
     struct arena__heap *h = a->heap;
     if (h->pool_n != 0)
         arena__heap_retain(a, h->pool_slot, h->pool_n);
     h->pool_n = 0;
+}
+
+void arena__heap_drop_pool(arena_t *a)
+{
+    arena__heap_retire_pool(a);
+    sweep_unswept(a->heap, 0, a->heap->top);
 }
 
 static int runs_append(struct arena__hole **runs, size_t *n, size_t *cap, size_t slot, size_t len)
@@ -684,6 +725,7 @@ static int release_kept(arena_t *a, size_t slot, size_t n)
     int err = arena__view_set_run(a->heap_view, slot, ARENA_NO_PAGE, n, ARENA_MOVE_MMAP_FIXED);
     if (err != 0)
         return err; /* all-or-nothing: the slots stay retained */
+    sweep_unswept(h, slot, n); /* unmapped free slots have clear bitmaps */
     (void)mirrors_set_run(a, slot, ARENA_NO_PAGE, n); /* mirrors already show nothing there */
     for (size_t i = 0; i < n;) {
         size_t fp = h->pages[slot + i].file_page, j = i + 1;

@@ -43,6 +43,11 @@ enum arena__page_kind {
  * and when its objects die it is unmapped, not retained. A one-pass collection (trace.c)
  * traces and sweeps it in place but never evacuates or releases it: arena_collect does. */
 #define ARENA__PAGE_MESHED 128u
+/* A RETAINED slot whose start and end bitmap words still hold the bits of the objects that
+ * died on it (.req.trace.lazy-sweep): a one-pass collection leaves them, and heap.c clears
+ * them when the slot is taken again, released, or before arena_collect (which writes
+ * object bits into retained slots). Nothing reads a FREE slot's bitmaps in between. */
+#define ARENA__PAGE_UNSWEPT 256u
 
 /* Per-slot page information (.req.heap.page-info). Written under a->lock or stop-the-world; kind and
  * aux are read lock-free by arena_object, hence the atomic accessors in heap.c. */
@@ -82,6 +87,7 @@ struct arena__heap {
     struct arena__hole *kept;    /* runs of RETAINED slots, low to high (.req.heap.retain-pages) */
     size_t nkept, kept_cap;
     size_t retained_pages;       /* RETAINED slots */
+    size_t unswept;              /* UNSWEPT slots (all of them RETAINED) */
     uint32_t *parked;            /* file pages allocated and resident but shown by no slot
                                     (displaced by a move in a collection): retained too */
     size_t nparked, parked_cap;
@@ -134,6 +140,10 @@ int arena__heap_take(arena_t *a, size_t n, int kind, bool use_kept, size_t *slot
 int arena__heap_take_some(arena_t *a, size_t n, int kind, size_t *slot_out, size_t *got);
 /* Mark slots FREE and RETAINED: they keep showing their file pages (collect.c). */
 void arena__heap_retain(arena_t *a, size_t slot, size_t n);
+/* As arena__heap_retain, but the slots' start and end bits are left for heap.c to clear when
+ * the slots are used again (ARENA__PAGE_UNSWEPT, .req.trace.lazy-sweep): the caller has cleared
+ * their marks (trace.c's sweep). */
+void arena__heap_retain_unswept(arena_t *a, size_t slot, size_t n);
 /* File pages no slot shows any more, kept allocated for the trim (collect.c, after a move
  * displaced retained slots). On ENOMEM the caller punches them itself. */
 int arena__heap_park(arena_t *a, const size_t *fp, size_t n);
@@ -155,8 +165,12 @@ int arena__heap_purge_due(arena_t *a, uint64_t now, bool release);
 void arena__heap_discard(arena_t *a, size_t slot, size_t n);
 /* Unmap every run of STALE slots below limit. */
 int arena__heap_unmap_stale(arena_t *a, size_t limit);
-/* The unused part of the allocation pool becomes retained (collect.c, before it moves pages). */
+/* The unused part of the allocation pool becomes retained (collect.c, before it moves pages),
+ * and every UNSWEPT slot is swept: arena_collect evacuates into retained slots and moves
+ * their bitmap words. */
 void arena__heap_drop_pool(arena_t *a);
+/* The same without sweeping the UNSWEPT slots (trace.c: they stay unswept, .req.trace.lazy-sweep). */
+void arena__heap_retire_pool(arena_t *a);
 /* .req.heap.recycle-pinned: arena_collect lists the pinned pages whose gaps the allocator may
  * fill until the next collection: begin (the list is emptied and stamped with the heap's
  * epoch), then add each pinned small page (the sparse ones are kept). No memory for the list

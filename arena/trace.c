@@ -445,21 +445,42 @@ static void condemn(arena_ss_t *ss, int mode)
     }
 }
 
+/* A run of consecutive condemned slots whose objects all died or moved (.req.trace.lazy-sweep). */
 struct release {
     size_t slot, n;
 };
 
+/* The sweep's helpers are inlined into sweep_body, which is compiled twice: with the
+ * popcnt instruction where the CPU has it (the dead are counted a word at a time), and
+ * without. */
+#define SWEEP_INLINE static inline __attribute__((always_inline))
+
 /* Dead pages stay mapped and resident (retained, .req.heap.retain-pages): the next allocations and the
- * next collection's to-space reuse them; finish() trims the surplus. */
-static void release_flush(arena_ss_t *ss, struct release *r)
+ * next collection's to-space reuse them; finish() trims the surplus. The run's bitmap words
+ * are contiguous: its dead objects (started, not marked: the marked ones moved) are counted
+ * in one pass, its marks and forwarding words cleared in one call each; the start and end
+ * bits are left for heap.c to clear when a slot is used again (.req.trace.lazy-sweep). */
+SWEEP_INLINE void release_flush(arena_ss_t *ss, struct release *r)
 {
     if (r->n == 0)
         return;
-    arena__heap_retain(ss->a, r->slot, r->n);
+    struct arena__heap *h = ss->h;
+    size_t first = r->slot * h->words, words = r->n * h->words;
+    const uint64_t *starts = h->starts + first, *marks = h->marks + first;
+    size_t dead = 0;
+    for (size_t w = 0; w < words; w++)
+        dead += (size_t)__builtin_popcountll(starts[w] & ~marks[w]);
+    ss->st.objects_freed += dead;
+    memset(h->marks + first, 0, words * sizeof(uint64_t));
+    /* Only candidates have forwarding bits, and every condemned slot is below old_top. */
+    size_t fwd_end = r->slot + r->n < ss->old_top ? r->slot + r->n : ss->old_top;
+    if (fwd_end > r->slot)
+        memset(ss->fwd + first, 0, (fwd_end - r->slot) * h->words * sizeof(uint64_t));
+    arena__heap_retain_unswept(ss->a, r->slot, r->n);
     r->n = 0;
 }
 
-static void release_add(arena_ss_t *ss, struct release *r, size_t slot, size_t n)
+SWEEP_INLINE void release_add(arena_ss_t *ss, struct release *r, size_t slot, size_t n)
 {
     if (r->n != 0 && r->slot + r->n != slot)
         release_flush(ss, r);
@@ -467,11 +488,6 @@ static void release_add(arena_ss_t *ss, struct release *r, size_t slot, size_t n
         r->slot = slot;
     r->n += n;
 }
-
-/* The sweep's helpers are inlined into sweep_body, which is compiled twice: with the
- * popcnt instruction where the CPU has it (the dead are counted a word at a time), and
- * without. */
-#define SWEEP_INLINE static inline __attribute__((always_inline))
 
 /* A condemned small page after the trace: counts its dead objects (the unmarked) into
  * objects_freed, leaves marked only the objects kept in place (the forwarding words are
@@ -502,7 +518,10 @@ static void clear_marks(struct arena__heap *h, size_t s, size_t n)
 }
 
 /* After the trace: free the dead, give back empty pages, record each kept page's
- * density for the next collection's choice of candidates. */
+ * density for the next collection's choice of candidates. A condemned page keeps an
+ * object in place exactly when its live count is not zero (the trace counts every object
+ * it marks in place, and arena_mark and arena_pin count theirs): the others are released
+ * without looking at their objects one page at a time. */
 SWEEP_INLINE void sweep_body(arena_ss_t *ss, size_t sparse_bytes)
 {
     struct arena__heap *h = ss->h;
@@ -511,31 +530,41 @@ SWEEP_INLINE void sweep_body(arena_ss_t *ss, size_t sparse_bytes)
     for (size_t s = 0; s < top; s++) {
         struct arena__page *pg = &h->pages[s];
         uint16_t f = pg->flags;
-        size_t n = pg->kind == ARENA__PAGE_LARGE_HEAD ? pg->aux : 1;
-        bool kept = true;
-        if (pg->kind == ARENA__PAGE_FREE) {
+        uint8_t kind = pg->kind;
+        size_t n = kind == ARENA__PAGE_LARGE_HEAD ? pg->aux : 1;
+        if (kind == ARENA__PAGE_FREE)
             continue;
-        } else if (pg->kind == ARENA__PAGE_POOL) {
+        if ((f & ARENA__PAGE_CONDEMNED) && pg->live == 0 && !(f & ARENA__PAGE_MESHED) &&
+            (kind == ARENA__PAGE_SMALL || kind == ARENA__PAGE_LARGE_HEAD)) {
+            release_add(ss, &r, s, n);   /* nothing kept in place: its objects died or moved */
+            s += n - 1;
+            continue;
+        }
+        bool kept = true;
+        if (kind == ARENA__PAGE_POOL) {
             kept = false;
         } else if (!(f & ARENA__PAGE_CONDEMNED)) {
-            /* Marks of pins on old pages; to-space pages (from retained or fresh slots) have none. */
-            if (s < ss->old_top)
+            /* Marks of pins on old pages (counted in live); to-space pages (from retained or
+             * fresh slots) have none. */
+            if (s < ss->old_top && pg->live != 0)
                 clear_marks(h, s, n);
-        } else if (pg->kind == ARENA__PAGE_SMALL) {
+        } else if (kind == ARENA__PAGE_SMALL) {
             /* A meshed page shares its file page: never retained here (.req.mesh.placement). */
             kept = settle_small(ss, s) || (f & ARENA__PAGE_MESHED);
             if (kept) {
                 (void)arena__heap_sweep_page(ss->h, s, NULL); /* the dead were counted by settle_small; the moved go too */
                 ss->st.pages_in_place++;
             }
-        } else if (pg->kind == ARENA__PAGE_LARGE_HEAD) {
+        } else if (kind == ARENA__PAGE_LARGE_HEAD) {
             kept = arena__bit_get(h->marks, s * h->granules);
             ss->st.objects_freed += !kept;
             clear_marks(h, s, 1);
             ss->st.pages_in_place += kept ? n : 0;
         }
         if (!kept) {
-            release_add(ss, &r, s, n);
+            /* Counted and cleared already: released eagerly. */
+            release_flush(ss, &r);
+            arena__heap_retain(ss->a, s, n);
         } else {
             release_flush(ss, &r);
             for (size_t i = 0; i < n; i++) {
@@ -691,7 +720,7 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     ss.st.pages_before = h->used_pages;
     /* Every thread's current page is retired: the next allocation refills (.req.heap.lock-free-bump). */
     atomic_fetch_add(&h->epoch, 1);
-    arena__heap_drop_pool(a);
+    arena__heap_retire_pool(a); /* unswept slots stay so (.req.trace.lazy-sweep) */
     /* At the file's cap the collector's reserve is the only to-space (.req.collect.full-file-no-jam): without it a
      * heap whose every page keeps a survivor could never evacuate one, and stayed full. */
     h->collecting = true;
