@@ -6,18 +6,21 @@
  *   (arena_format_t: a scan callback fixes a node's two fields, a roots callback the
  *   shadow stack) and arena_trace_collect() marks, moves and updates in one trace.
  *   Generational by default (docs/runtime-guide.md §4; "sticky" generations: Demers
- *   et al., POPL 1990): an ARENA_TRACE_YOUNG collection every --nursery bytes traces
+ *   et al., POPL 1990): an ARENA_TRACE_YOUNG collection when the nursery is full traces
  *   only what was allocated since the previous collection; every object it finds
- *   reachable is old from then on (a bit per heap page in old_pages), and the
- *   remembered set is the old pages written since (by card marking in SET_FIELD, or
- *   with --barrier pages by the arena's page tracking of the old pages,
- *   ARENA_TRACK_OLD, as demos/lisp/heap_gen.c). A full collection (ARENA_TRACE_FULL)
- *   when the old objects have grown by --grow percent of the live bytes the last full
- *   one found (at least --min-heap; later while the heap grows, see heap_growing)
- *   frees the old objects that died since, which young collections keep. So the
- *   long-lived tree and array are traced only by full collections, and the array, a
- *   large pointer-free object, never moves. --nursery 0: every collection is full,
- *   one after allocating max(--min-heap, live * --grow / 100) bytes.
+ *   reachable is old from then on (every page in use that allocation did not touch
+ *   since the last collection, see page_is_old), and the remembered set is the old
+ *   pages written since (by card marking in SET_FIELD, or with --barrier pages by the
+ *   arena's page tracking of the old pages, ARENA_TRACK_OLD, as demos/lisp/heap_gen.c).
+ *   A young collection's pause is the copying of its survivors, so the nursery adapts
+ *   (nursery_adapt) to make them about --nursery / 4 bytes. A full collection
+ *   (ARENA_TRACE_FULL) when the old objects have grown by --grow percent of the live
+ *   bytes the last full one found (at least --min-heap; later while the heap grows, see
+ *   heap_growing; and at a moment when little is live, see full_due) frees the old
+ *   objects that died since, which young collections keep. So the long-lived tree and
+ *   array are traced only by full collections, and the array, a large pointer-free
+ *   object, never moves. --nursery 0: every collection is full, one after allocating
+ *   max(--min-heap, live * --grow / 100) bytes.
  *
  * --gc arena-mark, the way a runtime that cannot describe its objects does it (.req.runtime.one-trace):
  *   1. mark:    trace from the roots with an explicit stack; a side bitmap (one bit per
@@ -32,6 +35,7 @@
 #include "peer.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "arena.h"
@@ -55,6 +59,7 @@ static struct {
     size_t since, threshold, min_heap;
     unsigned grow;
     bool one_pass;
+    bool log;              /* --log: a line per collection on stderr */
     struct peer_result *res;
 } H;
 
@@ -65,11 +70,19 @@ static struct {
     char *heap_base;
     size_t page_size, nslots;
     unsigned page_shift;   /* log2(page_size): slot numbers by shifts on the barrier's path */
-    uint64_t *old_pages;   /* bit per heap slot: holds (part of) an object that survived */
+    size_t nursery_max;    /* --nursery: the nursery adapts between young_budget and this */
+    size_t young_budget;   /* bytes a young collection should copy at most (its pause) */
+    unsigned char *young;  /* byte per heap slot: allocation put an object there since the
+                              last collection (every other page in use holds old objects) */
+    size_t *young_list;    /* those slots, to clear after a collection */
+    size_t nyoung, young_cap;
+    size_t alloc_slot;     /* slot of the last allocation (SIZE_MAX after a collection) */
     size_t old_bytes;      /* live after the last full collection plus promoted since */
     size_t full_trigger;   /* a full collection when old_bytes passes this */
     bool last_full_freed;  /* the last full collection freed a quarter of the old bytes */
     bool last_young_kept;  /* the last young collection kept half of the bytes allocated */
+    size_t last_promoted;  /* bytes the last young collection promoted */
+    double survival;       /* recent young collections' promoted / allocated (nursery_adapt) */
     unsigned char *card;   /* card marking: a byte per heap slot, a node on it was written
                               (SET_FIELD); NULL with --barrier pages (the arena's tracking) */
     void **dirty;          /* pages written since the last collection */
@@ -145,21 +158,6 @@ static void scan_node(arena_ss_t *ss, void *obj, size_t size, void *closure)
     arena_fix(ss, &f[1]);
 }
 
-/* Every object the arena scans survived this collection: from now on it is old. */
-static void promote(const char *obj, size_t size)
-{
-    size_t s = (size_t)(obj - G.heap_base) >> G.page_shift, e = (size_t)(obj + size - 1 - G.heap_base) >> G.page_shift;
-    for (; s <= e; s++)
-        G.old_pages[s / 64] |= (uint64_t)1 << (s % 64);
-    G.old_bytes += size;
-}
-
-static void scan_promote(arena_ss_t *ss, void *obj, size_t size, void *closure)
-{
-    scan_node(ss, obj, size, closure);
-    promote(obj, size);
-}
-
 static void scan_roots(arena_ss_t *ss, void *closure)
 {
     (void)closure;
@@ -211,10 +209,42 @@ static void take_dirty(void)
     }
 }
 
+/* A written page holds old objects unless allocation used it since the last collection:
+ * a collection retires the allocation buffer's page, so no page holds both, and what a
+ * collection keeps (copies, objects kept in place) is old from then on. */
 static bool page_is_old(const char *page)
 {
     size_t s = (size_t)(page - G.heap_base) >> G.page_shift;
-    return s < G.nslots && (G.old_pages[s / 64] >> (s % 64) & 1);
+    return s < G.nslots && !G.young[s];
+}
+
+/* Allocation at p (size bytes) on a slot the previous allocation did not use: note its
+ * slots as young. */
+static __attribute__((noinline)) void young_note(const char *p, size_t size)
+{
+    size_t s = (size_t)(p - G.heap_base) >> G.page_shift, e = (size_t)(p + size - 1 - G.heap_base) >> G.page_shift;
+    G.alloc_slot = e;
+    for (; s <= e; s++) {
+        if (G.young[s])
+            continue;
+        if (G.nyoung == G.young_cap) {
+            G.young_cap = G.young_cap ? 2 * G.young_cap : 1024;
+            G.young_list = realloc(G.young_list, G.young_cap * sizeof *G.young_list);
+            if (!G.young_list)
+                peer_fail("arena: out of memory for the young-page list");
+        }
+        G.young[s] = 1;
+        G.young_list[G.nyoung++] = s;
+    }
+}
+
+/* After a collection: every page in use holds old objects. */
+static void young_clear(void)
+{
+    for (size_t i = 0; i < G.nyoung; i++)
+        G.young[G.young_list[i]] = 0;
+    G.nyoung = 0;
+    G.alloc_slot = SIZE_MAX;
 }
 
 /* The remembered set: the fields of every node on a written page of old objects (every
@@ -250,9 +280,15 @@ static void young_roots(arena_ss_t *ss, void *closure)
 static size_t trace_collect(const arena_format_t *format, int mode)
 {
     arena_collect_stats_t st;
+    uint64_t cpu = H.log ? peer_cpu_ns() : 0;
     int rc = arena_trace_collect(H.a, format, mode, &st);
     if (rc < 0)
         peer_fail("arena_trace_collect: %s", arena_strerror(rc));
+    if (H.log)
+        fprintf(stderr, "%s pause_us %.1f cpu_us %.1f since %zu live %zu evacuated %zu objects_evacuated %zu pages_before %zu pages_after %zu in_place %zu remembered %zu nursery %zu\n",
+                mode == ARENA_TRACE_YOUNG ? "young" : "full", (double)st.pause_ns / 1e3,
+                (double)(peer_cpu_ns() - cpu) / 1e3, H.since, st.bytes_live, st.bytes_evacuated,
+                st.objects_evacuated, st.pages_before, st.pages_after, st.pages_in_place, G.ndirty, G.nursery);
     return st.bytes_live;
 }
 
@@ -272,28 +308,58 @@ static bool heap_growing(void)
     return !G.last_full_freed && G.last_young_kept && G.old_bytes < 2 * G.full_trigger;
 }
 
+/* A due full collection waits for a young one that promoted less than half its budget,
+ * while the old objects grow by at most FULL_WAIT budgets: opportunistic collection (Wilson
+ * and Moher, OOPSLA 1989: collect where little is live). Survivors that stop surviving
+ * mark the end of a structure's construction; in the middle of one, a full collection
+ * would trace the part built so far, and its pause would grow by that much. */
+#define FULL_WAIT 8
+
+static bool full_due(void)
+{
+    if (G.old_bytes < G.full_trigger || heap_growing())
+        return false;
+    return G.last_promoted < G.young_budget / 2 || G.old_bytes >= G.full_trigger + FULL_WAIT * G.young_budget;
+}
+
+/* The next nursery: a young collection's pause is mostly the copying of what survives,
+ * so the nursery is sized to make the expected survivors fit young_budget, between
+ * young_budget and nursery_max. The expected survival rate is an average of the last
+ * ones (a single collection's survivors depend on where in a structure's construction it
+ * fell); the nursery at most doubles per collection. */
+static void nursery_adapt(size_t since, size_t promoted)
+{
+    double rate = since ? (double)promoted / (double)since : 1;
+    G.survival = (G.survival + rate) / 2;
+    size_t want = G.survival > 0 ? (size_t)((double)G.young_budget / G.survival) : G.nursery_max;
+    if (want > 2 * G.nursery)
+        want = 2 * G.nursery;
+    G.nursery = want < G.young_budget ? G.young_budget : want > G.nursery_max ? G.nursery_max : want;
+}
+
 /* Sticky generations (Demers et al., POPL 1990): a young collection traces only what
  * was allocated since the previous collection; a full one when the old objects have
  * grown by --grow percent since the last full one (unless heap_growing). Returns the
  * bytes allocated since the collection to allow before the next one. */
 static size_t collect_generational(size_t since)
 {
-    static const arena_format_t young = {.scan = scan_promote, .roots = young_roots};
-    static const arena_format_t full = {.scan = scan_promote, .roots = scan_roots};
+    static const arena_format_t young = {.scan = scan_node, .roots = young_roots};
+    static const arena_format_t full = {.scan = scan_node, .roots = scan_roots};
     size_t old = G.old_bytes;
-    if (old >= G.full_trigger && !heap_growing()) {
-        memset(G.old_pages, 0, (G.nslots + 63) / 64 * sizeof *G.old_pages);
-        G.old_bytes = 0;
-        trace_collect(&full, ARENA_TRACE_FULL);
+    if (full_due()) {
+        G.old_bytes = trace_collect(&full, ARENA_TRACE_FULL);
         size_t t = G.old_bytes / 100 * (100 + H.grow);
         G.full_trigger = t > H.min_heap ? t : H.min_heap;
         G.last_full_freed = old - (G.old_bytes < old ? G.old_bytes : old) >= old / 4;
     } else {
         take_dirty();
-        trace_collect(&young, ARENA_TRACE_YOUNG);
-        G.last_young_kept = G.old_bytes - old > since / 2;
+        G.last_promoted = trace_collect(&young, ARENA_TRACE_YOUNG);
+        G.old_bytes += G.last_promoted;
+        G.last_young_kept = G.last_promoted > since / 2;
+        nursery_adapt(since, G.last_promoted);
         H.res->young++;
     }
+    young_clear();
     /* What the collection wrote itself (copies, fixed fields) is no old-to-young store. */
     take_dirty();
     if (G.card) {
@@ -301,7 +367,9 @@ static size_t collect_generational(size_t since)
             G.card[(size_t)((char *)G.dirty[i] - G.heap_base) >> G.page_shift] = 0;
         G.ndirty = 0;
     }
-    return G.nursery;
+    /* A full collection due now comes after a short allocation run: it copies what was
+     * allocated since this collection too, and the pause grows by that much. */
+    return full_due() ? G.young_budget / 8 : G.nursery;
 }
 
 static size_t collect_mark_forward(void)
@@ -365,6 +433,8 @@ static void *alloc(size_t size)
     if (!p)
         peer_fail("arena_alloc(%zu) failed", size);
     H.since += rounded;
+    if (G.young && ((size_t)((char *)p - G.heap_base) >> G.page_shift != G.alloc_slot || size > G.page_size))
+        young_note(p, size);
     return p;
 }
 
@@ -395,6 +465,7 @@ static void drop_atomic(void **slot)
 static int run(const char *program, const struct peer_params *p, struct peer_result *r, bool one_pass)
 {
     H.one_pass = one_pass;
+    H.log = p->log;
     arena_config_t cfg;
     arena_config_init(&cfg);
     cfg.reserve = (size_t)1 << 30;
@@ -419,9 +490,14 @@ static int run(const char *program, const struct peer_params *p, struct peer_res
         G.page_size = arena_page_size(H.a);
         G.page_shift = (unsigned)__builtin_ctzl(G.page_size);
         G.nslots = arena_view_slots(v);
-        G.old_pages = calloc((G.nslots + 63) / 64, sizeof *G.old_pages);
-        if (!G.old_pages)
-            peer_fail("arena: no memory for the old-page bitmap");
+        G.young = calloc(G.nslots, 1);
+        if (!G.young)
+            peer_fail("arena: no memory for the young-page table");
+        G.alloc_slot = SIZE_MAX;
+        G.nursery_max = G.nursery;
+        G.young_budget = G.nursery / 4 >= 4096 ? G.nursery / 4 : G.nursery;
+        G.nursery = G.young_budget; /* grows while few survive */
+        G.survival = 1;
         G.full_trigger = p->min_heap;
         G.last_full_freed = true; /* no sign of growth yet: the first one comes at --min-heap */
         H.threshold = G.nursery;
@@ -437,7 +513,8 @@ static int run(const char *program, const struct peer_params *p, struct peer_res
     if (G.nursery && !G.card)
         arena_track_stop(v);
     free(G.card);
-    free(G.old_pages);
+    free(G.young);
+    free(G.young_list);
     free(G.dirty);
     memset(&G, 0, sizeof G);
     arena_lab_retire(&H.lab);

@@ -7,6 +7,7 @@
  *
  *   arena-peer [--program gcbench|binary-trees] [--gc arena|arena-mark|boehm|malloc] [--depth N]
  *              [--quick] [--min-heap SIZE] [--grow PERCENT] [--nursery SIZE] [--barrier cards|pages]
+ *              [--log]
  */
 #include "peer.h"
 
@@ -22,6 +23,13 @@ uint64_t peer_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t peer_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -55,7 +63,7 @@ static void usage(FILE *f)
 {
     fputs("usage: arena-peer [--program gcbench|binary-trees] [--gc arena|arena-mark|boehm|malloc]\n"
           "                  [--depth N] [--quick] [--min-heap SIZE] [--grow PERCENT]\n"
-          "                  [--nursery SIZE] [--barrier cards|pages]\n"
+          "                  [--nursery SIZE] [--barrier cards|pages] [--log]\n"
           "  Runs one classic collector benchmark on one collector and prints one JSON line\n"
           "  (total_ms, gc_ms, max_pause_ms, collections, young_collections, peak_rss_kb,\n"
           "  system_ms, checksum).\n"
@@ -63,10 +71,13 @@ static void usage(FILE *f)
           "  500000-double array, trees of depth 4..16 top-down and bottom-up).\n"
           "  binary-trees: the Benchmarks Game program, max depth --depth (default 16).\n"
           "  --gc arena: precise roots, an object format and arena_trace_collect (one pass),\n"
-          "  generational: a young collection (ARENA_TRACE_YOUNG) after every --nursery bytes\n"
-          "  (default --min-heap / 4), a full one when the old objects grew by --grow % of\n"
-          "  what the last full one kept, at least --min-heap (defaults 4M, 100; --quick:\n"
-          "  256K), deferred while the heap grows. The remembered set: --barrier cards\n"
+          "  generational: a young collection (ARENA_TRACE_YOUNG) when the nursery is full;\n"
+          "  the nursery adapts between --nursery / 4 and --nursery (default --min-heap / 4)\n"
+          "  so that a young collection copies about --nursery / 4 bytes; a full one when\n"
+          "  the old objects grew by --grow % of what the last full one kept, at least\n"
+          "  --min-heap (defaults 4M, 100; --quick: 256K), deferred while the heap grows,\n"
+          "  and once due, until a young collection promotes little (at most 2 * --nursery\n"
+          "  bytes of promotion later). The remembered set: --barrier cards\n"
           "  (default: a card per page, marked by the program's writes) or pages (the\n"
           "  arena's page tracking of the heap's old pages, ARENA_TRACK_OLD).\n"
           "  --nursery 0: every collection full, after allocating max(--min-heap, live *\n"
@@ -75,6 +86,8 @@ static void usage(FILE *f)
           "  full, after allocating max(--min-heap, live * --grow %) bytes.\n"
           "  --gc boehm: Boehm GC defaults (exit 77 when built without libgc).\n"
           "  --gc malloc: glibc malloc, every dropped tree freed at once.\n"
+          "  --log: one line per collection of --gc arena on stderr (kind, pause, CPU time,\n"
+          "  bytes allocated since the last one, live and evacuated bytes, pages, nursery).\n"
           "  --quick: small sizes (gcbench depths 14/12/4..12, binary-trees depth 10).\n",
           f);
 }
@@ -107,6 +120,8 @@ int main(int argc, char **argv)
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(arg, "--log")) {
+            p.log = true;
         } else if (!strcmp(arg, "--quick")) {
             quick = true;
         } else if (!strcmp(arg, "--program") && val) {

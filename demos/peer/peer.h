@@ -21,6 +21,7 @@ struct peer_params {
     unsigned grow_percent; /* arena: collect after allocating this % of the live bytes */
     size_t nursery;        /* arena (one pass): young collections this many bytes apart, 0 = none */
     bool track_pages;      /* arena (one pass): the remembered set by page tracking, not cards */
+    bool log;              /* arena (one pass): one line per collection on stderr */
 };
 
 struct peer_result {
@@ -38,6 +39,7 @@ peer_run_fn peer_run_arena, peer_run_arena_mark, peer_run_boehm, peer_run_malloc
 extern const bool peer_have_boehm;
 
 uint64_t peer_now_ns(void);
+uint64_t peer_cpu_ns(void); /* this thread's CPU time */
 /* Print "arena-peer: ..." to stderr and exit 1: a verification failure. */
 _Noreturn void peer_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
