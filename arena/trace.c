@@ -69,6 +69,9 @@ struct arena_ss {
     bool to_exhausted;      /* no more free pages: mark the rest in place */
     arena_collect_stats_t st;
     int err;                /* first kernel error met */
+    size_t reached;         /* objects arena_fix's common case reached: added to
+                               st.objects_live after the trace (apart from st, so the two
+                               counts are not updated as one vector) */
     const arena_format_t *fmt;
 };
 
@@ -172,18 +175,33 @@ static bool fwd_get(const arena_ss_t *ss, size_t bit)
     return (ss->fwd[bit >> 6] >> (bit & 63)) & 1;
 }
 
-/* The object at obj (granule bit, on a condemned page) is reached for the first time:
- * copy it when its page is an evacuation candidate and to-space has room, else mark it
- * in place. Returns where it lives now. */
+/* Copy size bytes (a multiple of the granule): objects of a few granules, the common
+ * case, without a call. */
+static inline __attribute__((always_inline)) void copy_granules(char *dst, const char *src, size_t size)
+{
+    if (size <= 4 * ARENA__GRANULE) {
+        for (size_t i = 0; i < size; i += ARENA__GRANULE)
+            __builtin_memcpy(dst + i, src + i, ARENA__GRANULE);
+    } else {
+        memcpy(dst, src, size);
+    }
+}
+
 /* Copy the object at obj (granule bit, size bytes, at most a page) into to-space and leave
  * its forwarding address; NULL when to-space has no room. */
-static __attribute__((noinline)) char *evacuate(arena_ss_t *ss, char *obj, size_t bit, size_t size)
+static inline __attribute__((always_inline)) char *copy_out(arena_ss_t *ss, char *obj, size_t bit, size_t size)
 {
     struct arena__heap *h = ss->h;
-    char *dst = tospace_room(ss, size);
-    if (dst == NULL)
+    struct tospace *t = ss->nto ? &ss->to[ss->nto - 1] : NULL;
+    char *dst;
+    if (__builtin_expect(t != NULL && t->used + size <= ss->a->page_size, 1)) {
+        dst = ss->base + t->slot * ss->a->page_size + t->used;
+        t->used += size;
+        h->pages[t->slot].live += (uint32_t)size;
+    } else if ((dst = tospace_room(ss, size)) == NULL) {
         return NULL;
-    memcpy(dst, obj, size);
+    }
+    copy_granules(dst, obj, size);
     size_t g = (size_t)(dst - ss->base) / ARENA__GRANULE;
     arena__bit_set(h->ends, g + size / ARENA__GRANULE - 1);
     arena__bit_set(h->starts, g);
@@ -194,6 +212,14 @@ static __attribute__((noinline)) char *evacuate(arena_ss_t *ss, char *obj, size_
     return dst;   /* scanned when the Cheney scan reaches it */
 }
 
+static __attribute__((noinline)) char *evacuate(arena_ss_t *ss, char *obj, size_t bit, size_t size)
+{
+    return copy_out(ss, obj, bit, size);
+}
+
+/* The object at obj (granule bit, on a condemned page) is reached for the first time:
+ * copy it when its page is an evacuation candidate and to-space has room, else mark it
+ * in place. Returns where it lives now. */
 static inline __attribute__((always_inline)) char *reach(arena_ss_t *ss, struct arena__page *pg, char *obj,
                                                           size_t bit, size_t size)
 {
@@ -215,8 +241,8 @@ static inline __attribute__((always_inline)) char *reach(arena_ss_t *ss, struct 
 static __attribute__((noinline)) int reach_evac(arena_ss_t *ss, void **ref, struct arena__page *pg,
                                                 size_t bit, size_t size)
 {
-    char *obj = *ref, *dst = evacuate(ss, obj, bit, size);
-    if (dst != NULL) {
+    char *obj = *ref, *dst = copy_out(ss, obj, bit, size);
+    if (__builtin_expect(dst != NULL, 1)) {
         *ref = dst;
         return 0;
     }
@@ -225,27 +251,13 @@ static __attribute__((noinline)) int reach_evac(arena_ss_t *ss, void **ref, stru
     return 0;
 }
 
-/* The first fix of the small object starting at obj (granule bit, on a condemned page):
- * the common case. Every call in it is a tail call, so it needs no stack frame. */
-static inline __attribute__((always_inline)) int reach_small(arena_ss_t *ss, void **ref, char *obj,
-                                                              struct arena__page *pg, size_t slot, size_t bit)
-{
-    struct arena__heap *h = ss->h;
-    size_t size = small_size(h, bit, (slot + 1) * h->granules);
-    arena__bit_set(h->marks, bit);
-    ss->st.objects_live++;
-    ss->st.bytes_live += size;
-    if (pg->flags & ARENA__PAGE_EVAC)
-        return reach_evac(ss, ref, pg, bit, size);
-    pg->live += (uint32_t)size;
-    if (__builtin_expect(ss->sp == ss->cap, 0))
-        return push_grow(ss, obj, size);
-    ss->stack[ss->sp++] = (struct grey){obj, size};
-    return 0;
-}
-
 static int fix_general(arena_ss_t *ss, void **ref, struct arena__page *pg, size_t slot, size_t off);
 
+/* The common case is a first fix of a small object named by its start on a condemned page
+ * (arena_fix_inline settled the others): one load of each bitmap word it needs, the mark
+ * stored from the word read (only the collector writes marks during the trace), and every
+ * other case a tail call to fix_general with what it needs recomputed there, so the common
+ * case keeps few values live. */
 int arena_fix(arena_ss_t *ss, void **ref)
 {
     if (ss == NULL || ref == NULL)
@@ -256,18 +268,33 @@ int arena_fix(arena_ss_t *ss, void **ref)
     if (off >= ss->heap_bytes)
         return 0;
     struct arena__heap *h = ss->h;
-    size_t slot = off >> ss->head.page_shift;
-    struct arena__page *pg = &h->pages[slot];
+    struct arena__page *pg = &h->pages[off >> ss->head.page_shift];
     if (!(pg->flags & ARENA__PAGE_CONDEMNED)) {
         /* Not condemned: a to-space copy, an old object in a young collection, or a page
          * holding nothing (which the runtime should hear about). */
         return pg->kind == ARENA__PAGE_FREE || pg->kind == ARENA__PAGE_POOL ? ARENA_ENOTOBJ : 0;
     }
-    size_t bit = off / ARENA__GRANULE;
-    if (__builtin_expect((off & (ARENA__GRANULE - 1)) == 0 && pg->kind == ARENA__PAGE_SMALL &&
-                             arena__bit_get(h->starts, bit) && !arena__bit_get(h->marks, bit), 1))
-        return reach_small(ss, ref, p, pg, slot, bit);
-    return fix_general(ss, ref, pg, slot, off);
+    if (__builtin_expect((off & (ARENA__GRANULE - 1)) != 0 || pg->kind != ARENA__PAGE_SMALL, 0))
+        return fix_general(ss, ref, pg, off >> ss->head.page_shift, off);
+    size_t w = off / (64 * ARENA__GRANULE);
+    unsigned shift = (unsigned)(off / ARENA__GRANULE) & 63;
+    uint64_t marks = __atomic_load_n(&h->marks[w], __ATOMIC_RELAXED);
+    uint64_t unreached = __atomic_load_n(&h->starts[w], __ATOMIC_RELAXED) & ~marks;
+    /* Its size: the end bit is most often in the same word (else fix_general finds it). */
+    uint64_t ends = __atomic_load_n(&h->ends[w], __ATOMIC_RELAXED) >> shift;
+    if (__builtin_expect(!((unreached >> shift) & 1) || ends == 0, 0))
+        return fix_general(ss, ref, pg, off >> ss->head.page_shift, off);
+    size_t size = ((size_t)__builtin_ctzll(ends) + 1) * ARENA__GRANULE;
+    __atomic_store_n(&h->marks[w], marks | (uint64_t)1 << shift, __ATOMIC_RELAXED);
+    ss->reached++;
+    ss->st.bytes_live += size;
+    if (pg->flags & ARENA__PAGE_EVAC)
+        return reach_evac(ss, ref, pg, off / ARENA__GRANULE, size);
+    pg->live += (uint32_t)size;
+    if (__builtin_expect(ss->sp == ss->cap, 0))
+        return push_grow(ss, p, size);
+    ss->stack[ss->sp++] = (struct grey){p, size};
+    return 0;
 }
 
 /* arena_fix on a condemned page, every case but the first fix of a small object named by its
@@ -307,25 +334,31 @@ static void scan(arena_ss_t *ss, char *obj, size_t size)
     ss->fmt->scan(ss, obj, size, ss->fmt->closure);
 }
 
-/* Scan grey objects until none is left: to-space in order, then the stack. */
+/* Scan grey objects until none is left: the stack (objects marked in place), then
+ * to-space in order (the copies: Cheney's scan). Every callback may push, copy and grow
+ * both, so each step reloads what it reads. */
 static void drain(arena_ss_t *ss)
 {
-    struct arena__heap *h = ss->h;
+    const struct arena__heap *h = ss->h;
+    const size_t page_size = ss->a->page_size;
     for (;;) {
+        if (ss->sp != 0) {
+            struct grey gr = ss->stack[--ss->sp];
+            scan(ss, gr.obj, gr.size);
+            continue;
+        }
         size_t ti = ss->scan_page;
-        if (ti < ss->nto && ss->scan_off < ss->to[ti].used) {
+        if (ti >= ss->nto)
+            return;
+        if (ss->scan_off < ss->to[ti].used) {
             size_t slot = ss->to[ti].slot;
-            char *obj = (ss->base + slot * ss->a->page_size) + ss->scan_off;
-            size_t g = (size_t)(obj - ss->base) / ARENA__GRANULE;
-            size_t size = small_size(h, g, (slot + 1) * h->granules);
+            char *obj = ss->base + slot * page_size + ss->scan_off;
+            size_t size = small_size(h, (size_t)(obj - ss->base) / ARENA__GRANULE, (slot + 1) * h->granules);
             ss->scan_off += size;
             scan(ss, obj, size);
         } else if (ti + 1 < ss->nto) {
             ss->scan_page++;
             ss->scan_off = 0;
-        } else if (ss->sp != 0) {
-            struct grey gr = ss->stack[--ss->sp];
-            scan(ss, gr.obj, gr.size);
         } else {
             return;
         }
@@ -730,6 +763,7 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     arena__set_tracing(a);   /* a collection from a callback is refused (arena.h) */
     trace(&ss);
     arena__set_tracing(NULL);
+    ss.st.objects_live += ss.reached;
     if (ss.pool_n != 0) {   /* to-space taken and not used */
         arena__heap_retain(a, ss.pool, ss.pool_n);
         ss.pool_n = 0;

@@ -5,12 +5,13 @@
  *
  *   arena-stress [--threads N] [--seconds S | --ops N] [--seed N] [--heap SIZE]
  *                [--page-size SIZE] [--mover NAME] [--tracker NAME] [--track] [--mirror]
- *                [--cycle-ops N] [--keep N] [--baseline malloc]
+ *                [--shuffle] [--cycle-ops N] [--keep N] [--baseline malloc]
  *
  * Every object carries a header (id, size, generation, check) and a body derived from
  * the check, so any byte lost, moved wrongly or overwritten is found. --track also
  * checks that every page written since the last take is reported by arena_track_take;
- * --mirror checks that a mirror view shows exactly what the heap shows. The first
+ * --mirror checks that a mirror view shows exactly what the heap shows. --shuffle turns on
+ * cfg.shuffle (shuffle vectors, seeded from --seed) and meshing. The first
  * corruption ends the run with exit status 1, naming the object and the cycle.
  *
  * Determinism: the mutators draw from per-thread generators seeded from --seed and do
@@ -58,7 +59,7 @@ static struct {
     size_t heap;             /* reservation */
     size_t page_size;
     int mover, tracker;
-    bool track, mirror, malloc_baseline;
+    bool track, mirror, shuffle, malloc_baseline;
     uint64_t cycle_ops;      /* operations per thread between collections */
     size_t keep;             /* most references each thread keeps */
 } opt = {.threads = 2, .seconds = 0, .ops = 0, .seed = 1, .heap = (size_t)1 << 30,
@@ -586,7 +587,7 @@ static void usage(FILE *f)
 {
     fputs("usage: arena-stress [--threads N] [--seconds S | --ops N] [--seed N] [--heap SIZE]\n"
          "                    [--page-size SIZE] [--mover auto|remap_file_pages|mmap_fixed|mremap|copy]\n"
-         "                    [--tracker auto|sigsegv|uffd] [--track] [--mirror]\n"
+         "                    [--tracker auto|sigsegv|uffd] [--track] [--mirror] [--shuffle]\n"
          "                    [--cycle-ops N] [--keep N] [--baseline malloc]\n"
          "defaults: 2 threads, 10 seconds, seed 1, heap 1G, OS page, 20000 ops per thread per cycle,\n"
          "4096 kept references per thread\n"
@@ -602,6 +603,7 @@ static void parse(int argc, char **argv)
         bool has = v != NULL;
         if (!strcmp(a, "--track")) opt.track = true;
         else if (!strcmp(a, "--mirror")) opt.mirror = true;
+        else if (!strcmp(a, "--shuffle")) opt.shuffle = true;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!has) usage_error("unknown option or missing value: %s", a);
         else if (!strcmp(a, "--threads")) opt.threads = atoi(v), i++;
@@ -627,8 +629,8 @@ static void parse(int argc, char **argv)
         opt.seconds = 10;
     if (opt.ops && opt.ops / (uint64_t)opt.threads < opt.cycle_ops)
         opt.cycle_ops = opt.ops / (uint64_t)opt.threads ? opt.ops / (uint64_t)opt.threads : 1;
-    if (opt.malloc_baseline && (opt.track || opt.mirror))
-        usage_error("--baseline malloc has no tracking or mirror");
+    if (opt.malloc_baseline && (opt.track || opt.mirror || opt.shuffle))
+        usage_error("--baseline malloc has no tracking, mirror or shuffle");
 }
 
 static void open_arena(void)
@@ -643,6 +645,11 @@ static void open_arena(void)
     cfg.page_size = opt.page_size;
     cfg.mover = opt.mover;
     cfg.tracker = opt.tracker;
+    if (opt.shuffle) {
+        cfg.shuffle = ARENA_SHUFFLE_ON;
+        cfg.shuffle_seed = opt.seed;
+        cfg.mesh = ARENA_MESH_ON;
+    }
     int err = arena_create(&arena, &cfg);
     if (err)
         fatal("arena_create: %s", arena_have_strerror(err));

@@ -221,10 +221,12 @@ if(TARGET arena-stress)
   add_test(NAME stress_track_uffd_mremap COMMAND arena-stress --threads 2 --ops 200000 --seed 7
            --heap 256M --mover mremap --track --tracker uffd)
   add_test(NAME stress_malloc COMMAND arena-stress --threads 2 --ops 200000 --baseline malloc)
+  # Shuffled placement (.req.heap.shuffle) with meshing, threads and tracking.
+  add_test(NAME stress_shuffle COMMAND arena-stress --threads 2 --ops 200000 --heap 256M --shuffle --track)
   add_test(NAME stress_determinism COMMAND ${CMAKE_COMMAND} -DTOOL_CHECK=determinism
            -DTOOL=$<TARGET_FILE:arena-stress> -P ${CMAKE_CURRENT_LIST_FILE})
   set_tests_properties(stress_short stress_mirror stress_track stress_track_sigsegv stress_track_uffd_mremap stress_malloc
-                       stress_determinism
+                       stress_shuffle stress_determinism
                        PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
   set_tests_properties(stress_determinism PROPERTIES SKIP_REGULAR_EXPRESSION "skipped:")
 endif()
