@@ -2,7 +2,8 @@
  * bench_runtime.c -- the arena under a real runtime: arena-lisp (built next to
  * arena-bench) runs its programs with --gc=arena and --gc=semispace and reports
  * --stats as a JSON line ({"total_ms","gc_pause_ms","peak_rss_kb",...}); rows give total
- * time, GC pause and peak RSS, arena (and arena --generational) against semispace. The programs are the .scm files
+ * time, GC pause and peak RSS, arena (and arena --generational, with each write barrier)
+ * against semispace. The programs are the .scm files
  * of demos/lisp-programs (or $ARENA_LISP_PROGRAMS). Without arena-lisp, its programs or
  * its arena collector, the row is a note.
  */
@@ -74,11 +75,15 @@ static off_t file_size(const char *path)
     return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
-/* The collectors compared with semispace: the arena, and the arena with generations
- * (tracked pages as the write barrier). */
+/* The collectors compared with semispace: the arena, and the arena with generations:
+ * with arena-lisp's default write barrier (card marking: the _generational rows, which
+ * carry the target) and with page tracking as the barrier (_generational_pages, for
+ * comparison, no target). */
 static const struct {
     const char *args, *suffix;
-} variants[] = {{"arena", ""}, {"arena --generational", "_generational"}};
+} variants[] = {{"arena", ""},
+                {"arena --generational", "_generational"},
+                {"arena --generational --barrier=pages", "_generational_pages"}};
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
 static void one_program(const struct bench_opts *o, const char *lisp, const char *path,

@@ -96,20 +96,25 @@ static val make_closure(val params, val body, val env, val name)
     return (val)o;
 }
 
-static val *find_slot(val sym, val env)
+/* The variable's slot, and in *owner the object holding it (for the write barrier). */
+static val *find_slot(val sym, val env, val *owner)
 {
     for (val e = env; e != NIL; e = ENV_PARENT(e)) {
         val n = ENV_NAMES(e), v = ENV_VALS(e);
         for (; PAIR_P(n); n = cdr(n), v = cdr(v))
-            if (car(n) == sym)
+            if (car(n) == sym) {
+                *owner = v;
                 return &car(v);
+            }
     }
+    *owner = sym;
     return &SYM_VALUE(sym);
 }
 
 static val lookup(val sym, val env)
 {
-    val v = *find_slot(sym, env);
+    val owner;
+    val v = *find_slot(sym, env, &owner);
     if (v == UNBOUND)
         lisp_error("unbound variable %.200s", SYM_NAME(sym));
     return v;
@@ -118,13 +123,13 @@ static val lookup(val sym, val env)
 static void define_var(val env, val sym, val value)
 {
     if (env == NIL) {
-        SYM_VALUE(sym) = value;
+        set_field(sym, &SYM_VALUE(sym), value);
         return;
     }
     val n = ENV_NAMES(env), v = ENV_VALS(env);
     for (; PAIR_P(n); n = cdr(n), v = cdr(v))
         if (car(n) == sym) {
-            car(v) = value;
+            set_field(v, &car(v), value);
             return;
         }
     GC_BEGIN;
@@ -132,9 +137,9 @@ static void define_var(val env, val sym, val value)
     ROOT(sym);
     ROOT(value);
     val cell = cons(value, ENV_VALS(env));
-    ENV_VALS(env) = cell;
+    set_field(env, &ENV_VALS(env), cell);
     cell = cons(sym, ENV_NAMES(env));
-    ENV_NAMES(env) = cell;
+    set_field(env, &ENV_NAMES(env), cell);
     GC_END;
 }
 
@@ -194,7 +199,7 @@ static val reverse_in_place(val l)
     val r = NIL;
     while (PAIR_P(l)) {
         val next = cdr(l);
-        cdr(l) = r;
+        set_field(l, &cdr(l), r);
         r = l;
         l = next;
     }
@@ -264,7 +269,7 @@ loop:
                 f = tmp;
                 body = PAIR_P(cdr(cdr(x))) ? eval(list_ref(x, 2), env) : UNSPEC;
                 if (IS(body, T_CLOSURE) && !SYMBOL_P(CLO_NAME(body)))
-                    CLO_NAME(body) = f;
+                    set_field(body, &CLO_NAME(body), f);
             }
             if (!SYMBOL_P(f))
                 lisp_error("define: not a symbol");
@@ -277,10 +282,11 @@ loop:
                 lisp_error("set!: not a symbol");
             tmp = eval(list_ref(x, 2), env);
             {
-                val *slot = find_slot(f, env);
+                val owner;
+                val *slot = find_slot(f, env, &owner);
                 if (*slot == UNBOUND)
                     lisp_error("set!: unbound variable %.200s", SYM_NAME(f));
-                *slot = tmp;
+                set_field(owner, slot, tmp);
             }
             result = UNSPEC;
             goto done;
@@ -305,7 +311,7 @@ loop:
                 if (args == NIL)
                     args = body;
                 else
-                    cdr(tail) = body;
+                    set_field(tail, &cdr(tail), body);
                 tail = body;
             }
             f = NIL;
@@ -315,7 +321,7 @@ loop:
                 if (f == NIL)
                     f = body;
                 else
-                    cdr(tail) = body;
+                    set_field(tail, &cdr(tail), body);
                 tail = body;
             }
             if (!named) {
@@ -337,7 +343,7 @@ loop:
             for (tmp = list_ref(x, 1); PAIR_P(tmp); tmp = cdr(tmp)) {
                 body = eval(list_ref(car(tmp), 1), env);
                 if (IS(body, T_CLOSURE) && !SYMBOL_P(CLO_NAME(body)))
-                    CLO_NAME(body) = car(car(tmp));
+                    set_field(body, &CLO_NAME(body), car(car(tmp)));
                 define_var(env, car(car(tmp)), body);
             }
             body = cdr(cdr(x));
@@ -453,7 +459,7 @@ loop:
         if (args == NIL)
             args = body;
         else
-            cdr(tail) = body;
+            set_field(tail, &cdr(tail), body);
         tail = body;
     }
 
@@ -484,7 +490,7 @@ apply:
             } else {
                 for (tail = args; PAIR_P(cdr(cdr(tail))); tail = cdr(tail))
                     ;
-                cdr(tail) = body;
+                set_field(tail, &cdr(tail), body);
             }
             goto apply;
         }

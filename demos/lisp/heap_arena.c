@@ -27,39 +27,23 @@ static _Noreturn void fatal(const char *what, int err)
     exit(3);
 }
 
-/* One value field: only heap pointers are references; fixnums, characters and constants
- * are left alone. Written back only when the object moved (no write, no dirty page).
- * arena_fix_inline settles a reference to an object already reached without a call. */
 /* A root or a field names no live object: a rooting mistake or a missed barrier. */
-static _Noreturn __attribute__((noinline, cold)) void fix_failed(val v, int rc)
+void ah_fix_failed(val v, int rc)
 {
     fprintf(stderr, "arena-lisp: arena_fix: %p: %s\n", (void *)v, arena_strerror(rc));
     abort();
 }
 
-static inline void fix_one(arena_ss_t *ss, val *slot)
-{
-    val v = *slot;
-    if (!PTR_P(v))
-        return;
-    void *p = (void *)v;
-    int rc = arena_fix_inline(ss, &p); /* no call for an object already reached */
-    if (rc)
-        fix_failed(v, rc);
-    if ((val)p != v)
-        *slot = (val)p;
-}
-
 void ah_fix(arena_ss_t *ss, val *slot)
 {
-    fix_one(ss, slot);
+    ah_fix_inline(ss, slot);
 }
 
 void ah_fix_fields(arena_ss_t *ss, obj *o)
 {
     size_t n = obj_nvals(o);
     for (size_t i = 0; i < n; i++)
-        fix_one(ss, &o->f[i]);
+        ah_fix_inline(ss, &o->f[i]);
 }
 
 static void fix_root(val *slot, void *ctx)

@@ -8,9 +8,8 @@
 #include "arena.h"
 #include "lisp.h"
 
-/* Bits of the header's mark byte (generational mode only). */
-#define AH_OLD 2     /* survived a collection */
-#define AH_SCANNED 4 /* an old object whose fields this young collection fixed */
+/* Bit of the header's mark byte (generational mode only): survived a collection. */
+#define AH_OLD MARK_OLD
 
 struct arena_heap {
     arena_t *a;
@@ -24,6 +23,24 @@ struct arena_heap {
     uint64_t arena_pause_ns;
 };
 extern struct arena_heap AH;
+
+_Noreturn __attribute__((noinline, cold)) void ah_fix_failed(val v, int rc);
+
+/* One value field: only heap pointers are references; fixnums, characters and constants
+ * are left alone. Written back only when the object moved (no write, no dirty page).
+ * arena_fix_inline settles a reference to an object already reached without a call. */
+static inline void ah_fix_inline(arena_ss_t *ss, val *slot)
+{
+    val v = *slot;
+    if (!PTR_P(v))
+        return;
+    void *p = (void *)v;
+    int rc = arena_fix_inline(ss, &p);
+    if (rc)
+        ah_fix_failed(v, rc);
+    if ((val)p != v)
+        *slot = (val)p;
+}
 
 void ah_fix(arena_ss_t *ss, val *slot);
 void ah_fix_fields(arena_ss_t *ss, obj *o);

@@ -1,29 +1,34 @@
 /*
- * heap_gen.c -- generational collection on the arena, with page tracking as the
- * write barrier (.req.runtime.tracking-barrier), in one pass per collection.
+ * heap_gen.c -- generational collection on the arena, in one pass per collection, with
+ * a write barrier that is either card marking (--barrier cards, the default) or the
+ * arena's page tracking (--barrier pages, .req.runtime.tracking-barrier).
  *
  * Two generations, "sticky" (Demers et al., POPL 1990): every object that survives a
  * collection becomes old (AH_OLD in its header, and its pages in old_pages) and stays
  * old until a full collection finds it dead. The arena agrees: an ARENA_TRACE_YOUNG
  * collection condemns only the pages allocated since the previous collection.
  *
- * The write barrier is the arena's page tracking on the heap view: at the end of
- * every collection the touched pages are taken and dropped, so every heap page is
- * clean; the pages the program writes until the next collection are the remembered
- * set. A young object can only be referenced from an old one through a write made
- * after the young one was allocated, i.e. after the last collection, so the old object
- * lies on a touched page.
+ * The remembered set is a set of heap pages, "dirty" since the last collection. A young
+ * object can only be referenced from an old one through a store made after the young
+ * one was allocated, i.e. after the last collection, so the old object's field lies on
+ * a dirty page. Two ways to know the dirty pages:
+ *   cards: the interpreter's stores go through set_field (lisp.h), which marks the card
+ *          (a byte per CARD_BYTES of heap) of a field of an old object that receives a
+ *          heap pointer, and lists the card the first time (lisp_card_dirty). No system
+ *          call; a test and a load per store.
+ *   pages: the arena tracks the heap view's old pages (ARENA_TRACK_OLD): the pages
+ *          written since the last take. No code in the interpreter; a fault per first
+ *          write to a page, and system calls per collection to read and re-arm them.
  *
  * A young collection (arena_trace_collect with ARENA_TRACE_YOUNG):
- *   1. reads the touched pages (arena_track_peek: the take at its end re-arms them);
- *   2. its roots are the interpreter's roots and the fields of the old objects on the
- *      touched pages that hold old objects (walked object by object with arena_object);
- *   3. the arena copies the young objects reached out of the nursery pages (Cheney),
+ *   1. its roots are the interpreter's roots and the fields of the old objects that lie
+ *      on the dirty cards or pages (walked object by object with arena_object);
+ *   2. the arena copies the young objects reached out of the nursery pages (Cheney),
  *      fixing every reference as it goes; old objects are neither traced nor moved, so
  *      references to them never change;
- *   4. the format's scan is called once per survivor: it fixes the fields and promotes.
- * Its cost is O(young survivors + objects on touched old pages): the old generation is
- * never traced.
+ *   3. the format's scan is called once per survivor: it fixes the fields and promotes.
+ * Its cost is O(young survivors + objects on dirty old pages): the old generation is
+ * never traced. Afterwards every object is old and the remembered set starts empty.
  *
  * A full collection (when the old generation has doubled since the last one) is the
  * one-pass ARENA_TRACE_FULL of heap_arena.c; it rebuilds old_pages and frees dead old
@@ -36,16 +41,19 @@
 
 #include "heap_arena.h"
 
+/* A card: small, so that the collection walks few objects per dirty card (a page of
+ * symbols holds a hundred); a power of two that divides every arena page. */
+#define CARD_BYTES 256
+
 static struct {
     arena_view_t *hv;
     size_t old_bytes, major_trigger;
-    void **dirty;         /* touched pages taken at the start of a young collection */
+    void **dirty;         /* the remembered set: dirty cards (CARD_BYTES) or pages */
     size_t ndirty, dirtycap;
-    obj **scanned;        /* old objects whose fields this young collection fixed */
-    size_t nscanned, scancap;
     uint64_t *old_pages;  /* bit per heap slot: holds (part of) an old object */
     char *heap_base;
     size_t page_size, nslots;
+    size_t dirty_bytes;   /* what an entry of dirty covers: CARD_BYTES or a page */
     uint64_t minors, majors, minor_ns, major_ns, dirty_pages, scanned_pages, take_ns;
     size_t nursery;       /* bytes allocated between young collections */
 } G;
@@ -77,17 +85,27 @@ static uint64_t now_ns(void)
 int gen_init(void)
 {
     G.hv = arena_heap_view(AH.a);
-    int rc = arena_track_start(G.hv, ARENA_TRACK_WRITES | ARENA_TRACK_OLD);
-    if (rc) {
-        fprintf(stderr, "arena-lisp: --generational needs page tracking: %s\n", arena_strerror(rc));
-        return -1;
-    }
     G.heap_base = arena_view_base(G.hv);
     G.nslots = arena_view_slots(G.hv);
     G.page_size = arena_page_size(AH.a);
     G.old_pages = calloc((G.nslots + 63) / 64, sizeof *G.old_pages);
     if (!G.old_pages)
         return -1;
+    if (L.barrier == LISP_BARRIER_CARDS) {
+        L.card_shift = (unsigned)__builtin_ctzl(CARD_BYTES);
+        L.card = calloc(G.nslots * G.page_size / CARD_BYTES, 1);
+        if (!L.card)
+            return -1;
+        L.card_base = (uintptr_t)G.heap_base;
+        G.dirty_bytes = CARD_BYTES;
+    } else {
+        int rc = arena_track_start(G.hv, ARENA_TRACK_WRITES | ARENA_TRACK_OLD);
+        if (rc) {
+            fprintf(stderr, "arena-lisp: --barrier pages needs page tracking: %s\n", arena_strerror(rc));
+            return -1;
+        }
+        G.dirty_bytes = G.page_size;
+    }
     AH.gen = 1;
     /* The nursery gets the memory a semispace collector holds for the same --heap (two
      * spaces of --heap): young collections cost per collection, not per byte allocated. */
@@ -135,9 +153,27 @@ static void peek_dirty(void)
     G.take_ns += now_ns() - t0;
 }
 
+void lisp_card_dirty(size_t card)
+{
+    L.card[card] = 1;
+    if (G.ndirty == G.dirtycap)
+        G.dirty = grow(G.dirty, &G.dirtycap, sizeof *G.dirty);
+    G.dirty[G.ndirty++] = G.heap_base + (card << L.card_shift);
+}
+
+/* Every heap page is clean again. Cards: the dirty ones are reset. Pages: the take reads
+ * and re-arms the tracked pages (what the collection wrote itself, copies and fixed
+ * fields, too: no old-to-young store). */
 static void take_dirty(void)
 {
     uint64_t t0 = now_ns();
+    if (L.card) {
+        for (size_t i = 0; i < G.ndirty; i++)
+            L.card[(size_t)((char *)G.dirty[i] - G.heap_base) >> L.card_shift] = 0;
+        G.ndirty = 0;
+        G.take_ns += now_ns() - t0;
+        return;
+    }
     G.ndirty = 0;
     for (;;) {
         if (G.dirtycap - G.ndirty < 256)
@@ -154,22 +190,25 @@ static void take_dirty(void)
     G.take_ns += now_ns() - t0;
 }
 
-/* The remembered set: fix the fields of every old object on the page (once per object:
- * a large one spans several pages). */
-static void scan_page(arena_ss_t *ss, char *page, size_t page_size)
+/* The remembered set: fix the fields of the old objects that lie on the card or page
+ * (only those: a large object spans several, each dirty or not on its own). */
+static void scan_dirty(arena_ss_t *ss, char *page)
 {
-    for (char *p = page; p < page + page_size;) {
+    char *end = page + G.dirty_bytes;
+    for (char *p = page; p < end;) {
         obj *o = arena_object(AH.a, p);
         if (!o) {
             p += 16;
             continue;
         }
-        if ((MARK(o) & (AH_OLD | AH_SCANNED)) == AH_OLD) {
-            SET_MARK(o, MARK(o) | AH_SCANNED);
-            if (G.nscanned == G.scancap)
-                G.scanned = grow(G.scanned, &G.scancap, sizeof *G.scanned);
-            G.scanned[G.nscanned++] = o;
-            ah_fix_fields(ss, o);
+        if (MARK(o) & AH_OLD) {
+            val *f = o->f, *fe = o->f + obj_nvals(o);
+            if ((char *)f < page)
+                f = (val *)(void *)page;
+            if ((char *)fe > end)
+                fe = (val *)(void *)end;
+            for (; f < fe; f++)
+                ah_fix_inline(ss, f);
         }
         char *next = (char *)o + obj_bytes(o);
         p = next > p ? next : p + 16;
@@ -190,13 +229,12 @@ static void young_roots(arena_ss_t *ss, void *closure)
 {
     (void)closure;
     ah_fix_roots(ss);
-    G.nscanned = 0;
     for (size_t i = 0; i < G.ndirty; i++) {
-        /* Most touched pages are the nursery's own: nothing old to scan there. */
+        /* Most tracked pages are the nursery's own: nothing old to scan there. */
         if (!page_has_old(G.dirty[i]))
             continue;
         G.scanned_pages++;
-        scan_page(ss, G.dirty[i], G.page_size);
+        scan_dirty(ss, G.dirty[i]);
     }
 }
 
@@ -209,11 +247,10 @@ static void full_roots(arena_ss_t *ss, void *closure)
 static void minor(void)
 {
     static const arena_format_t fmt = {scan_promote, young_roots, NULL};
-    peek_dirty();
+    if (!L.card)
+        peek_dirty();
     G.dirty_pages += G.ndirty;
     ah_trace(&fmt, ARENA_TRACE_YOUNG);
-    for (size_t i = 0; i < G.nscanned; i++)
-        SET_MARK(G.scanned[i], MARK(G.scanned[i]) & ~AH_SCANNED);
 }
 
 static void major(void)
@@ -233,8 +270,7 @@ void gen_collect(size_t need)
         major();
     else
         minor();
-    /* Every object is old now: the remembered set starts empty again. What the
-     * collection itself touched (copies, fixed fields) is dropped too. */
+    /* Every object is old now: the remembered set starts empty again. */
     take_dirty();
     uint64_t dt = now_ns() - t0;
     if (is_major) {
@@ -251,9 +287,13 @@ void gen_collect(size_t need)
 
 void gen_fini(void)
 {
-    arena_track_stop(G.hv);
+    if (L.card) {
+        free(L.card);
+        L.card = NULL;
+    } else {
+        arena_track_stop(G.hv);
+    }
     free(G.dirty);
-    free(G.scanned);
     free(G.old_pages);
     memset(&G, 0, sizeof G);
 }
@@ -263,9 +303,9 @@ void gen_describe(FILE *out)
     fprintf(out,
             ",\"minor_gcs\":%llu,\"major_gcs\":%llu,\"minor_ms\":%.3f,\"major_ms\":%.3f,"
             "\"dirty_pages\":%llu,\"scanned_pages\":%llu,\"take_ms\":%.3f,\"old_kb\":%zu,"
-            "\"tracker\":\"%s\"",
+            "\"barrier\":\"%s\"",
             (unsigned long long)G.minors, (unsigned long long)G.majors, (double)G.minor_ns / 1e6,
             (double)G.major_ns / 1e6, (unsigned long long)G.dirty_pages,
             (unsigned long long)G.scanned_pages, (double)G.take_ns / 1e6, G.old_bytes / 1024,
-            arena_track_backend(G.hv) == ARENA_TRACKER_UFFD ? "uffd" : "sigsegv");
+            L.card ? "cards" : arena_track_backend(G.hv) == ARENA_TRACKER_UFFD ? "pages/uffd" : "pages/sigsegv");
 }

@@ -72,6 +72,9 @@ typedef struct obj {
 #define AUX(v) ((int)((OBJ(v)->hdr >> 16) & 0xff))
 #define COUNT(v) ((size_t)(OBJ(v)->hdr >> 24))
 #define IS(v, t) (PTR_P(v) && TYPE(v) == (t))
+/* Mark-byte bit a generational heap sets on every object that survived a collection
+ * (the write barrier reads it; the other bits are the heap's own). */
+#define MARK_OLD 2
 
 #define car(v) (OBJ(v)->f[0])
 #define cdr(v) (OBJ(v)->f[1])
@@ -163,9 +166,43 @@ struct lisp {
     int verbose_gc;
     int mid_line;      /* the program's output so far does not end in a newline */
     int tracker;       /* --tracker: enum arena_tracker for --generational (0 = auto) */
+    int barrier;       /* --barrier for --generational: LISP_BARRIER_CARDS or _PAGES */
     uint64_t stress, stress_count; /* collect every stress allocations (0 = off) */
+    /* The card table of the generational heap's write barrier (--barrier cards): a byte
+     * per heap page, card[(slot - card_base) >> card_shift]; NULL when no barrier is
+     * needed (semispace, a non-generational heap, or --barrier pages). */
+    unsigned char *card;
+    uintptr_t card_base;
+    unsigned card_shift;
 };
 extern struct lisp L;
+
+enum { LISP_BARRIER_CARDS, LISP_BARRIER_PAGES };
+
+/* The write barrier (card marking, Hölzle 1993; a card is a heap page). Every store of
+ * a value into a field of an existing heap object goes through set_field: a store of a
+ * heap pointer into an old object dirties the card of the field, and the next young
+ * collection treats the old fields on dirty cards as roots. Only the stores that fill
+ * an object right after alloc_obj returned it, with no allocation in between, may
+ * write the field directly (the object is young: a collection only runs inside an
+ * allocation). A missed barrier loses a young object that only an old one references:
+ * tests/lisp.cmake's old-to-young test is what catches one. */
+void lisp_card_dirty(size_t card); /* the first store to a clean card (heap_gen.c) */
+
+static inline void write_barrier(val o, const val *slot, val v)
+{
+    if (L.card && PTR_P(v) && (MARK(OBJ(o)) & MARK_OLD)) {
+        size_t c = ((uintptr_t)slot - L.card_base) >> L.card_shift;
+        if (!L.card[c])
+            lisp_card_dirty(c);
+    }
+}
+
+static inline void set_field(val o, val *slot, val v)
+{
+    write_barrier(o, slot, v);
+    *slot = v;
+}
 
 /* Rooting (.req.runtime.precise-roots). GC_BEGIN records the root stack; ROOT(x) registers local x; every exit
  * path restores the stack with GC_END (or GC_RETURN). */

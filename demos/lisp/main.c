@@ -1,7 +1,8 @@
 /*
  * main.c -- arena-lisp: run a Scheme program, or a REPL, on a chosen collector.
  *
- *   arena-lisp [--gc=arena|semispace] [--heap SIZE] [--generational] [--stats] [FILE [ARG...]]
+ *   arena-lisp [--gc=arena|semispace] [--heap SIZE] [--generational [--barrier cards|pages]]
+ *              [--stats] [FILE [ARG...]]
  *
  * With FILE, runs it as a program (the ARGs are the list of strings *args*; the first
  * error ends it). Without, a REPL session on stdin, with prompts on a terminal and
@@ -27,7 +28,7 @@ extern const struct heap_backend heap_arena_backend __attribute__((weak));
 struct options {
     const char *gc;
     size_t heap;
-    int stats, generational;
+    int stats, generational, barrier;
     const char *file;
     char **args; /* after FILE: the program's *args* */
     int nargs;
@@ -283,7 +284,7 @@ static void define_args(char **args, int n)
         list = cons(s, list);
     }
     val sym = intern("*args*");
-    SYM_VALUE(sym) = list;
+    set_field(sym, &SYM_VALUE(sym), list);
     GC_END;
 }
 
@@ -356,8 +357,13 @@ static void usage(FILE *out)
           "  --heap SIZE           first semispace, or bytes allocated between collections\n"
           "                        (suffix k, m, g; default 1m); --generational: the\n"
           "                        nursery is twice that, what a semispace's two spaces hold\n"
-          "  --generational        nursery collections, page tracking as the write barrier\n"
-          "  --tracker=sigsegv|uffd  the page tracker for --generational (default: auto)\n"
+          "  --generational        nursery (young) collections between full ones\n"
+          "  --barrier=cards|pages the write barrier of --generational: cards (default), a\n"
+          "                        card byte per heap page marked by the interpreter's\n"
+          "                        stores, no system call; pages, the arena's page tracking\n"
+          "                        of the old pages (a fault per page first written, and\n"
+          "                        system calls per collection to read and re-arm them)\n"
+          "  --tracker=sigsegv|uffd  the page tracker for --barrier=pages (default: auto)\n"
           "  --stats               print one JSON line of timings and counts at the end\n"
           "  --gc-stress=N         collect every N allocations (finds rooting bugs)\n"
           "  --verbose-gc          one line per collection on stderr\n"
@@ -379,7 +385,7 @@ int main(int argc, char **argv)
     struct options o = {.gc = NULL, .heap = 1 << 20};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const char *heap = NULL;
+        const char *heap = NULL, *barrier = NULL;
         if (!strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -397,6 +403,10 @@ int main(int argc, char **argv)
             o.generational = 1;
         } else if (!strcmp(a, "--verbose-gc")) {
             L.verbose_gc = 1;
+        } else if (!strncmp(a, "--barrier=", 10)) {
+            barrier = a + 10;
+        } else if (!strcmp(a, "--barrier") && i + 1 < argc) {
+            barrier = argv[++i];
         } else if (!strcmp(a, "--tracker=sigsegv")) {
             L.tracker = 1;
         } else if (!strcmp(a, "--tracker=uffd")) {
@@ -416,6 +426,13 @@ int main(int argc, char **argv)
         }
         if (heap && !(o.heap = parse_size(heap)))
             usage_error("--heap: not a size: '%s'", heap);
+        if (barrier && !strcmp(barrier, "cards"))
+            L.barrier = LISP_BARRIER_CARDS;
+        else if (barrier && !strcmp(barrier, "pages"))
+            L.barrier = LISP_BARRIER_PAGES;
+        else if (barrier)
+            usage_error("--barrier: unknown barrier '%s' (cards, pages)", barrier);
+        o.barrier |= barrier != NULL;
     }
     if (!o.gc)
         o.gc = &heap_arena_backend ? "arena" : "semispace";
@@ -432,6 +449,8 @@ int main(int argc, char **argv)
     }
     if (o.generational && strcmp(o.gc, "arena") != 0)
         usage_error("%s", "--generational needs --gc=arena");
+    if (o.barrier && !o.generational)
+        usage_error("%s", "--barrier needs --generational");
 
     /* Deep (non-tail) recursion uses the C stack: give the interpreter a big one. */
     pthread_attr_t attr;

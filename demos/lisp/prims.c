@@ -355,14 +355,16 @@ static val p_cadddr(val args, size_t argc) { (void)argc; return cxr(A1, "addd");
 static val p_set_car(val args, size_t argc)
 {
     (void)argc;
-    car(check(A1, T_PAIR, "pair")) = A2;
+    val p = check(A1, T_PAIR, "pair");
+    set_field(p, &car(p), A2);
     return UNSPEC;
 }
 
 static val p_set_cdr(val args, size_t argc)
 {
     (void)argc;
-    cdr(check(A1, T_PAIR, "pair")) = A2;
+    val p = check(A1, T_PAIR, "pair");
+    set_field(p, &cdr(p), A2);
     return UNSPEC;
 }
 
@@ -399,7 +401,7 @@ static val p_reverse_bang(val args, size_t argc)
     list_length(l);
     while (PAIR_P(l)) {
         val next = cdr(l);
-        cdr(l) = r;
+        set_field(l, &cdr(l), r);
         r = l;
         l = next;
     }
@@ -422,7 +424,7 @@ static val p_append(val args, size_t argc)
         val part = reverse_onto(car(rev), NIL);
         while (PAIR_P(part)) {
             val next = cdr(part);
-            cdr(part) = result;
+            set_field(part, &cdr(part), result);
             result = part;
             part = next;
         }
@@ -507,7 +509,7 @@ static val p_vector_lit(val args, size_t argc)
     val v = make_vector(argc, UNSPEC);
     size_t i = 0;
     for (val p = args; PAIR_P(p); p = cdr(p))
-        VEC_ELTS(v)[i++] = car(p);
+        set_field(v, &VEC_ELTS(v)[i++], car(p));
     GC_RETURN(v);
 }
 
@@ -522,7 +524,7 @@ static val p_vector_set(val args, size_t argc)
 {
     (void)argc;
     val v = check(A1, T_VECTOR, "vector");
-    VEC_ELTS(v)[index_arg(A2, COUNT(v))] = A3;
+    set_field(v, &VEC_ELTS(v)[index_arg(A2, COUNT(v))], A3);
     return UNSPEC;
 }
 
@@ -553,7 +555,7 @@ static val p_list_to_vector(val args, size_t argc)
     val v = make_vector(n, UNSPEC);
     size_t i = 0;
     for (val p = A1; PAIR_P(p); p = cdr(p))
-        VEC_ELTS(v)[i++] = car(p);
+        set_field(v, &VEC_ELTS(v)[i++], car(p));
     GC_RETURN(v);
 }
 
@@ -562,7 +564,7 @@ static val p_vector_fill(val args, size_t argc)
     (void)argc;
     val v = check(A1, T_VECTOR, "vector");
     for (size_t i = 0; i < COUNT(v); i++)
-        VEC_ELTS(v)[i] = A2;
+        set_field(v, &VEC_ELTS(v)[i], A2);
     return UNSPEC;
 }
 
@@ -1008,7 +1010,7 @@ void prims_init(void)
 {
     for (size_t i = 0; i < nprims; i++) {
         val s = intern(prims[i].name);
-        SYM_VALUE(s) = MKPRIM(i);
+        set_field(s, &SYM_VALUE(s), MKPRIM(i));
         if (prims[i].fn == p_apply)
             prim_apply_index = i;
     }

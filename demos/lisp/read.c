@@ -79,7 +79,7 @@ static val read_list(struct reader *r, int close)
             if (tail == NIL)
                 lisp_error("'.' at the start of a list");
             item = read_form(r);
-            cdr(tail) = item;
+            set_field(tail, &cdr(tail), item);
             skip_space(r);
             if (peekc(r) == EOF)
                 incomplete(r);
@@ -95,7 +95,7 @@ static val read_list(struct reader *r, int close)
         if (tail == NIL)
             head = item;
         else
-            cdr(tail) = item;
+            set_field(tail, &cdr(tail), item);
         tail = item;
     }
 }
@@ -177,7 +177,7 @@ static val read_hash(struct reader *r)
         val v = make_vector(n, UNSPEC);
         size_t i = 0;
         for (val p = items; PAIR_P(p); p = cdr(p))
-            VEC_ELTS(v)[i++] = car(p);
+            set_field(v, &VEC_ELTS(v)[i++], car(p));
         GC_RETURN(v);
     }
     if (c == '\\') {
