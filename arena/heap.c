@@ -1007,14 +1007,12 @@ static char *take_page(arena_t *a, struct tcache *c, size_t size, bool valid, ch
 /* .req.heap.shuffle (cfg.shuffle, Mesh's shuffle vectors): an object of at most SHUFFLE_MAX
  * bytes goes to a random free slot of a page of its size class, which the thread owns as it
  * owns its bump page; the page's slots are handed out in the order of a Fisher-Yates
- * permutation drawn when the page is taken. One class per granule count up to SHUFFLE_EXACT
- * (no slack inside a slot), then classes SHUFFLE_STEP apart. Order entries are 16 bits, not
- * Mesh's 8: a page holds up to page/16 objects (arena.c refuses pages the entries cannot
- * number). */
-#define SHUFFLE_EXACT 256u
-#define SHUFFLE_STEP 64u
+ * permutation drawn when the page is taken. One class per granule count: a slot is exactly
+ * its objects' size (coarser classes would leave slack in every slot). Order entries are 16
+ * bits, not Mesh's 8: a page holds up to page/16 objects (arena.c refuses pages the entries
+ * cannot number). */
 #define SHUFFLE_MAX 1024u
-#define SHUFFLE_CLASSES (SHUFFLE_EXACT / ARENA__GRANULE + (SHUFFLE_MAX - SHUFFLE_EXACT) / SHUFFLE_STEP)
+#define SHUFFLE_CLASSES (SHUFFLE_MAX / ARENA__GRANULE)
 
 struct shuffle_page {
     char *page;                     /* NULL: none yet */
@@ -1033,23 +1031,15 @@ struct shuffle {
     uint16_t orders[];              /* every class's order, one after the other */
 };
 
-/* Size class of a rounded size of at most SHUFFLE_MAX, and a class's slot in granules. */
-static size_t shuffle_class(size_t size)
-{
-    if (size <= SHUFFLE_EXACT)
-        return size / ARENA__GRANULE - 1;
-    return SHUFFLE_EXACT / ARENA__GRANULE + (size - SHUFFLE_EXACT - 1) / SHUFFLE_STEP;
-}
-
+/* Class k holds objects of k + 1 granules. */
 static size_t shuffle_stride(size_t k)
 {
-    return k < SHUFFLE_EXACT / ARENA__GRANULE
-               ? k + 1
-               : (SHUFFLE_EXACT + (k + 1 - SHUFFLE_EXACT / ARENA__GRANULE) * SHUFFLE_STEP) / ARENA__GRANULE;
+    return k + 1;
 }
 
 /* Per thread, per tcache way: malloc'd at a thread's first shuffled allocation (nothing for
- * threads and arenas that never shuffle), freed by a key destructor when the thread exits. */
+ * threads and arenas that never shuffle), freed by a key destructor when the thread exits.
+ * Not a tcache field: a larger tcache costs arena_alloc's fast path an instruction. */
 static _Thread_local struct shuffle *shuffles[TCACHE_WAYS];
 static pthread_key_t shuffle_key;
 static bool shuffle_key_ok;
@@ -1173,7 +1163,7 @@ static void *shuffled_alloc(arena_t *a, struct shuffle *s, size_t size)
         set_object_bits(h, a, obj, size);
         return obj;
     }
-    size_t k = shuffle_class(size);
+    size_t k = size / ARENA__GRANULE - 1;
     struct shuffle_page *cp = &s->cls[k];
     if (cp->page == NULL || cp->epoch != now || cp->left == 0) {
         if (!shuffle_refill(a, s, cp, k))

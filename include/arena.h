@@ -188,9 +188,8 @@ enum arena_mesh {
 };
 
 /* cfg.shuffle. ARENA_SHUFFLE_ON places each object of at most 1 KiB at a random slot of a
- * page that holds only objects of its size class (one class per 16 bytes up to 256 bytes,
- * then one per 64 bytes: an object of 257-1024 bytes may leave up to 48 bytes of its slot
- * unused), in the order of a per-page shuffle vector: a Fisher-Yates permutation of the
+ * page that holds only objects of its rounded size (one class per 16 bytes: a slot is
+ * exactly the object), in the order of a per-page shuffle vector: a Fisher-Yates permutation of the
  * page's slots drawn when the thread takes the page (Mesh, Powers, Tench, Berger and
  * McGregor, PLDI 2019: shuffle vectors). Larger objects are bump allocated as without it.
  * It helps meshing (cfg.mesh = ARENA_MESH_ON; without meshing it only costs) where the
@@ -201,8 +200,8 @@ enum arena_mesh {
  * the inline bump (arena_lab_alloc always calls arena_lab_refill), each thread holds a
  * partly filled page per size class it allocates (their unused slots stay empty until a
  * collection evacuates the page), pinned pages' gaps are not recycled, and a thread's
- * first shuffled allocation in an arena mallocs its state (about 3 KiB on 4 KiB pages, 16
- * times that on 64 KiB pages; when that fails the thread allocates unshuffled). Pages
+ * first shuffled allocation in an arena mallocs its state (4.4 KiB on 4 KiB pages, 40 KiB
+ * on 64 KiB pages; when that fails the thread allocates unshuffled). Pages
  * larger than ARENA_SHUFFLE_MAX_PAGE are refused (ARENA_ECONFIG). arena-bench rows
  * mesh.regular and alloc/ns_per_object_shuffled measure both sides. */
 enum arena_shuffle {
