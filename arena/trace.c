@@ -69,6 +69,7 @@ struct arena_ss {
     bool to_exhausted;      /* no more free pages: mark the rest in place */
     arena_collect_stats_t st;
     int err;                /* first kernel error met */
+    bool premarked;         /* some page below old_top holds objects marked before the call */
     size_t reached;         /* objects arena_fix's common case reached: added to
                                st.objects_live after the trace (apart from st, so the two
                                counts are not updated as one vector) */
@@ -394,6 +395,8 @@ static void rescan(arena_ss_t *ss, char *obj, size_t size)
 static void push_premarked(arena_ss_t *ss)
 {
     struct arena__heap *h = ss->h;
+    if (!ss->premarked)
+        return;
     for (size_t s = 0; s < ss->old_top; s++) {
         struct arena__page *pg = &h->pages[s];
         if (pg->live == 0 || pg->kind == ARENA__PAGE_LARGE_TAIL)
@@ -459,23 +462,27 @@ static void trace(arena_ss_t *ss)
 static void condemn(arena_ss_t *ss, int mode)
 {
     struct arena__heap *h = ss->h;
+    const bool young = mode == ARENA_TRACE_YOUNG;
+    bool premarked = false;
     memset(ss->kept, 0, (ss->old_top + 63) / 64 * sizeof *ss->kept);
     for (size_t s = 0; s < ss->old_top; s++) {
         struct arena__page *pg = &h->pages[s];
-        pg->flags &= (uint16_t)~(ARENA__PAGE_CONDEMNED | ARENA__PAGE_EVAC);
-        if (pg->kind != ARENA__PAGE_SMALL && pg->kind != ARENA__PAGE_LARGE_HEAD &&
-            pg->kind != ARENA__PAGE_LARGE_TAIL)
-            continue;
-        bool old = pg->flags & ARENA__PAGE_OLD;
-        if (mode == ARENA_TRACE_YOUNG && old) {
-            ss->kept[s >> 6] |= (uint64_t)1 << (s & 63);
+        uint16_t was = pg->flags, f = was & (uint16_t)~(ARENA__PAGE_CONDEMNED | ARENA__PAGE_EVAC);
+        premarked |= pg->live != 0; /* arena_mark and arena_pin count what they mark */
+        if (pg->kind < ARENA__PAGE_SMALL || (young && (f & ARENA__PAGE_OLD))) {
+            if (pg->kind >= ARENA__PAGE_SMALL)
+                ss->kept[s >> 6] |= (uint64_t)1 << (s & 63);
+            if (f != was)
+                pg->flags = f;
             continue;
         }
-        pg->flags |= ARENA__PAGE_CONDEMNED;
-        if (pg->kind == ARENA__PAGE_SMALL && !pg->pinned && !(pg->flags & ARENA__PAGE_MESHED) &&
-            (!old || (pg->flags & ARENA__PAGE_SPARSE)))
-            pg->flags |= ARENA__PAGE_EVAC;
+        f |= ARENA__PAGE_CONDEMNED;
+        if (pg->kind == ARENA__PAGE_SMALL && !pg->pinned && !(f & ARENA__PAGE_MESHED) &&
+            (!(f & ARENA__PAGE_OLD) || (f & ARENA__PAGE_SPARSE)))
+            f |= ARENA__PAGE_EVAC;
+        pg->flags = f;
     }
+    ss->premarked = premarked;
 }
 
 /* A run of consecutive condemned slots whose objects all died or moved (.req.trace.lazy-sweep). */
@@ -567,6 +574,12 @@ SWEEP_INLINE void sweep_body(arena_ss_t *ss, size_t sparse_bytes)
         size_t n = kind == ARENA__PAGE_LARGE_HEAD ? pg->aux : 1;
         if (kind == ARENA__PAGE_FREE)
             continue;
+        if (!(f & ARENA__PAGE_CONDEMNED) && (f & ARENA__PAGE_OLD) && pg->live == 0 && pg->pinned == 0 &&
+            !(f & (uint16_t)~(ARENA__PAGE_OLD | ARENA__PAGE_SPARSE | ARENA__PAGE_MESHED))) {
+            /* An old page a young collection did not trace, with no pin: it stays as it is. */
+            s += n - 1;
+            continue;
+        }
         if ((f & ARENA__PAGE_CONDEMNED) && pg->live == 0 && !(f & ARENA__PAGE_MESHED) &&
             (kind == ARENA__PAGE_SMALL || kind == ARENA__PAGE_LARGE_HEAD)) {
             release_add(ss, &r, s, n);   /* nothing kept in place: its objects died or moved */
