@@ -25,15 +25,6 @@ void root_push(val *slot)
     L.roots[L.nroots++] = slot;
 }
 
-void lisp_each_root(root_visitor visit, void *ctx)
-{
-    for (size_t i = 0; i < L.nroots; i++)
-        visit(L.roots[i], ctx);
-    for (size_t i = 0; i < L.symcap; i++)
-        if (L.symtab[i])
-            visit(&L.symtab[i], ctx);
-}
-
 static uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -159,6 +150,7 @@ static void symtab_grow(void)
     free(L.symtab);
     L.symtab = t;
     L.symcap = cap;
+    L.fresh_all = 1; /* the fresh slots moved */
 }
 
 val intern(const char *name)
@@ -191,6 +183,10 @@ val intern(const char *name)
         j = (j + 1) & (L.symcap - 1);
     L.symtab[j] = (val)o;
     L.nsyms++;
+    if (L.nfresh < sizeof L.fresh / sizeof *L.fresh)
+        L.fresh[L.nfresh++] = j;
+    else
+        L.fresh_all = 1;
     return (val)o;
 }
 

@@ -48,12 +48,17 @@ void ah_fix_fields(arena_ss_t *ss, obj *o)
 
 static void fix_root(val *slot, void *ctx)
 {
-    ah_fix(ctx, slot);
+    ah_fix_inline(ctx, slot);
 }
 
 void ah_fix_roots(arena_ss_t *ss)
 {
     lisp_each_root(fix_root, ss);
+}
+
+void ah_fix_young_roots(arena_ss_t *ss)
+{
+    lisp_each_young_root(fix_root, ss);
 }
 
 static void scan_obj(arena_ss_t *ss, void *o, size_t size, void *closure)

@@ -45,6 +45,7 @@ static inline void ah_fix_inline(arena_ss_t *ss, val *slot)
 void ah_fix(arena_ss_t *ss, val *slot);
 void ah_fix_fields(arena_ss_t *ss, obj *o);
 void ah_fix_roots(arena_ss_t *ss);
+void ah_fix_young_roots(arena_ss_t *ss); /* those that may name young objects */
 void ah_trace(const arena_format_t *fmt, int mode);
 void ah_set_threshold(size_t need);
 

@@ -53,6 +53,7 @@ static struct {
     uint64_t *old_pages;  /* bit per heap slot: holds (part of) an old object */
     char *heap_base;
     size_t page_size, nslots;
+    unsigned page_shift;  /* log2(page_size): slot numbers by shifts, once per survivor */
     size_t dirty_bytes;   /* what an entry of dirty covers: CARD_BYTES or a page */
     uint64_t minors, majors, minor_ns, major_ns, dirty_pages, scanned_pages, take_ns;
     size_t nursery;       /* bytes allocated between young collections */
@@ -88,6 +89,7 @@ int gen_init(void)
     G.heap_base = arena_view_base(G.hv);
     G.nslots = arena_view_slots(G.hv);
     G.page_size = arena_page_size(AH.a);
+    G.page_shift = (unsigned)__builtin_ctzl(G.page_size);
     G.old_pages = calloc((G.nslots + 63) / 64, sizeof *G.old_pages);
     if (!G.old_pages)
         return -1;
@@ -117,7 +119,7 @@ int gen_init(void)
 
 static size_t slot_of(const void *p)
 {
-    return (size_t)((const char *)p - G.heap_base) / G.page_size;
+    return (size_t)((const char *)p - G.heap_base) >> G.page_shift;
 }
 
 static int page_has_old(const void *page)
@@ -126,12 +128,12 @@ static int page_has_old(const void *page)
     return s < G.nslots && ((G.old_pages[s / 64] >> (s % 64)) & 1);
 }
 
-static void promote(obj *o)
+static void promote(obj *o, size_t size)
 {
     SET_MARK(o, MARK(o) | AH_OLD);
-    for (size_t s = slot_of(o), e = slot_of((char *)o + obj_bytes(o) - 1); s <= e; s++)
+    for (size_t s = slot_of(o), e = slot_of((char *)o + size - 1); s <= e; s++)
         G.old_pages[s / 64] |= (uint64_t)1 << (s % 64);
-    G.old_bytes += obj_bytes(o);
+    G.old_bytes += size;
 }
 
 /* The remembered set, read without re-arming: the collection's own writes to these pages
@@ -218,17 +220,17 @@ static void scan_dirty(arena_ss_t *ss, char *page)
 /* Every object the arena scans survived: fix its fields, and it is old from now on. */
 static void scan_promote(arena_ss_t *ss, void *p, size_t size, void *closure)
 {
-    (void)size, (void)closure;
+    (void)closure;
     obj *o = p;
     AH.marked_objects++;
     ah_fix_fields(ss, o);
-    promote(o);
+    promote(o, size);
 }
 
 static void young_roots(arena_ss_t *ss, void *closure)
 {
     (void)closure;
-    ah_fix_roots(ss);
+    ah_fix_young_roots(ss);
     for (size_t i = 0; i < G.ndirty; i++) {
         /* Most tracked pages are the nursery's own: nothing old to scan there. */
         if (!page_has_old(G.dirty[i]))
@@ -272,6 +274,7 @@ void gen_collect(size_t need)
         minor();
     /* Every object is old now: the remembered set starts empty again. */
     take_dirty();
+    lisp_young_roots_reset();
     uint64_t dt = now_ns() - t0;
     if (is_major) {
         G.majors++;

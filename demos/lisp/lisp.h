@@ -134,7 +134,7 @@ static inline size_t obj_bytes(const obj *o)
 /* A collector sees the interpreter only through these: the roots, and each object's
  * header. visit(slot) may overwrite *slot with the object's new address. */
 typedef void (*root_visitor)(val *slot, void *ctx);
-void lisp_each_root(root_visitor visit, void *ctx);
+static inline void lisp_each_root(root_visitor visit, void *ctx);
 
 struct heap_backend {
     const char *name;
@@ -159,6 +159,10 @@ struct lisp {
     size_t nroots, roots_cap;
     val *symtab;       /* interned symbols (open addressing; each entry is a root) */
     size_t symcap, nsyms;
+    /* The symtab slots filled since lisp_young_roots_reset(), unless fresh_all (too many,
+     * or the table was rehashed): a young collection's only symbol roots. */
+    size_t fresh[256], nfresh;
+    int fresh_all;
     size_t depth;      /* eval nesting, bounded so deep recursion is an error, not a crash */
     jmp_buf *on_error;
     const char *who;   /* the primitive being applied: named in its error messages */
@@ -217,6 +221,39 @@ static inline void set_field(val o, val *slot, val v)
     } while (0)
 
 void root_push(val *slot);
+
+/* The roots: the rooted locals and the symbol table. Inline, so that a collector's
+ * visitor (a static function) is inlined too: a collection visits thousands of roots. */
+static inline void lisp_each_root(root_visitor visit, void *ctx)
+{
+    for (size_t i = 0; i < L.nroots; i++)
+        visit(L.roots[i], ctx);
+    for (size_t i = 0; i < L.symcap; i++)
+        if (L.symtab[i])
+            visit(&L.symtab[i], ctx);
+}
+
+/* The roots that may name an object allocated since lisp_young_roots_reset(): the rooted
+ * locals and the symbols interned since (the symbol table holds a thousand slots; a
+ * generational heap that does not move its old objects need not visit the older ones). */
+static inline void lisp_each_young_root(root_visitor visit, void *ctx)
+{
+    if (L.fresh_all) {
+        lisp_each_root(visit, ctx);
+        return;
+    }
+    for (size_t i = 0; i < L.nroots; i++)
+        visit(L.roots[i], ctx);
+    for (size_t i = 0; i < L.nfresh; i++)
+        visit(&L.symtab[L.fresh[i]], ctx);
+}
+
+/* After a collection that left no young object: no symbol is fresh any more. */
+static inline void lisp_young_roots_reset(void)
+{
+    L.nfresh = 0;
+    L.fresh_all = 0;
+}
 
 /* Allocation: may collect, so every value the caller still needs must be rooted. */
 obj *alloc_obj(int type, size_t count);
