@@ -213,7 +213,15 @@ char *arena__heap_find(const arena_t *a, const void *p, size_t *slot_out)
         size_t s = last_bit_at_or_below(h->starts, slot * h->granules, bit);
         if (s == (size_t)-1)
             return NULL;
-        start = a->heap->base + s * ARENA__GRANULE;
+        /* Inside that object when its end (the first end bit from its start on, most
+         * often in the same word) is not below p's granule. */
+        uint64_t w = __atomic_load_n(&h->ends[s >> 6], __ATOMIC_RELAXED) >> (s & 63);
+        size_t end = w != 0 ? s + (size_t)__builtin_ctzll(w) : arena__bit_next(h->ends, s, (slot + 1) * h->granules);
+        if (end == (size_t)-1 || end < bit)
+            return NULL;
+        if (slot_out != NULL)
+            *slot_out = slot;
+        return a->heap->base + s * ARENA__GRANULE;
     } else {
         return NULL;
     }
