@@ -76,7 +76,7 @@ static struct {
                               last collection (every other page in use holds old objects) */
     size_t *young_list;    /* those slots, to clear after a collection */
     size_t nyoung, young_cap;
-    size_t alloc_slot;     /* slot of the last allocation (SIZE_MAX after a collection) */
+    char *lab_end;         /* the allocation buffer's page end young_note last saw (NULL after a collection) */
     size_t old_bytes;      /* live after the last full collection plus promoted since */
     size_t full_trigger;   /* a full collection when old_bytes passes this */
     bool last_full_freed;  /* the last full collection freed a quarter of the old bytes */
@@ -218,12 +218,14 @@ static bool page_is_old(const char *page)
     return s < G.nslots && !G.young[s];
 }
 
-/* Allocation at p (size bytes) on a slot the previous allocation did not use: note its
- * slots as young. */
+/* Allocation at p (size bytes) on a new buffer page, or an object larger than a node
+ * (which may bypass the buffer): note its slots as young. */
 static __attribute__((noinline)) void young_note(const char *p, size_t size)
 {
+    G.lab_end = H.lab.end;
+    if (!G.young)
+        return; /* not generational */
     size_t s = (size_t)(p - G.heap_base) >> G.page_shift, e = (size_t)(p + size - 1 - G.heap_base) >> G.page_shift;
-    G.alloc_slot = e;
     for (; s <= e; s++) {
         if (G.young[s])
             continue;
@@ -244,7 +246,7 @@ static void young_clear(void)
     for (size_t i = 0; i < G.nyoung; i++)
         G.young[G.young_list[i]] = 0;
     G.nyoung = 0;
-    G.alloc_slot = SIZE_MAX;
+    G.lab_end = NULL;
 }
 
 /* The remembered set: the fields of every node on a written page of old objects (every
@@ -433,8 +435,8 @@ static void *alloc(size_t size)
     if (!p)
         peer_fail("arena_alloc(%zu) failed", size);
     H.since += rounded;
-    if (G.young && ((size_t)((char *)p - G.heap_base) >> G.page_shift != G.alloc_slot || size > G.page_size))
-        young_note(p, size);
+    if (H.lab.end != G.lab_end || size > NODE_MAX)
+        young_note(p, size); /* a page (or an object) allocation had not used since the last collection */
     return p;
 }
 
@@ -493,7 +495,6 @@ static int run(const char *program, const struct peer_params *p, struct peer_res
         G.young = calloc(G.nslots, 1);
         if (!G.young)
             peer_fail("arena: no memory for the young-page table");
-        G.alloc_slot = SIZE_MAX;
         G.nursery_max = G.nursery;
         G.young_budget = G.nursery / 4 >= 4096 ? G.nursery / 4 : G.nursery;
         G.nursery = G.young_budget; /* grows while few survive */
