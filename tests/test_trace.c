@@ -228,9 +228,14 @@ static uint32_t pick_reached(struct model *m)
     return m->root_tgt[rnd() % m->nroots];
 }
 
+/* cfg.shuffle for the arenas make() creates (the shuffled variants of the property and
+ * young tests: .req.heap.shuffle's pages under the one-pass collector). */
+static int shuffle_mode = ARENA_SHUFFLE_OFF;
+
 static arena_t *make(size_t page, size_t max_file)
 {
-    return TEST_ARENA(.page_size = page, .reserve = (size_t)1 << 31, .max_file = max_file);
+    return TEST_ARENA(.page_size = page, .reserve = (size_t)1 << 31, .max_file = max_file,
+                      .shuffle = shuffle_mode, .shuffle_seed = rng_state);
 }
 
 static void model_init(struct model *m, size_t nroots)
@@ -337,6 +342,13 @@ Test(trace, property_many_seeds_16k)
 {
     for (uint64_t seed = 100; seed <= 108; seed++)
         property_run(seed, 16384);
+}
+
+Test(trace, property_many_seeds_shuffled)
+{
+    shuffle_mode = ARENA_SHUFFLE_ON;
+    for (uint64_t seed = 200; seed <= 211; seed++)
+        property_run(seed, seed % 2 ? 4096 : 16384);
 }
 
 /* The same graphs fixed with arena_fix_inline, and with both fixes compared on every
@@ -717,6 +729,12 @@ static void young_run(void)
 
 Test(trace, young_collection_with_remembered_set)
 {
+    young_run();
+}
+
+Test(trace, young_collection_shuffled)
+{
+    shuffle_mode = ARENA_SHUFFLE_ON;
     young_run();
 }
 
