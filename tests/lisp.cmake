@@ -102,7 +102,6 @@ if(ARENA_BUILD_DEMOS AND TARGET arena-lisp)
   lisp_test(lisp_strings_generational_stress31 strings "--gc=arena --generational --gc-stress=31")
   # The libsigsegv tracker as the write barrier (AUTO picks userfaultfd where it may): a
   # collection once re-protected dirty moved pages whose state said open (crashed 10 of 10).
-  # (--barrier=pages: with the default card barrier no tracker runs at all.)
   lisp_test(lisp_strings_generational_sigsegv strings "--gc=arena --generational --barrier=pages --tracker=sigsegv --heap 64k")
   # Old-to-young stores through each barrier (pages: only old pages are watched,
   # ARENA_TRACK_OLD); a missed store frees a young object the program checks afterwards.
