@@ -280,20 +280,21 @@ int arena_fix(arena_ss_t *ss, void **ref)
     size_t w = off / (64 * ARENA__GRANULE);
     unsigned shift = (unsigned)(off / ARENA__GRANULE) & 63;
     uint64_t marks = __atomic_load_n(&h->marks[w], __ATOMIC_RELAXED);
-    uint64_t unreached = __atomic_load_n(&h->starts[w], __ATOMIC_RELAXED) & ~marks;
+    if (__builtin_expect(!(((__atomic_load_n(&h->starts[w], __ATOMIC_RELAXED) & ~marks) >> shift) & 1), 0))
+        return fix_general(ss, ref, pg, off >> ss->head.page_shift, off);
     /* Its size: the end bit is most often in the same word (else fix_general finds it). */
     uint64_t ends = __atomic_load_n(&h->ends[w], __ATOMIC_RELAXED) >> shift;
-    if (__builtin_expect(!((unreached >> shift) & 1) || ends == 0, 0))
+    if (__builtin_expect(ends == 0, 0))
         return fix_general(ss, ref, pg, off >> ss->head.page_shift, off);
-    size_t size = ((size_t)__builtin_ctzll(ends) + 1) * ARENA__GRANULE;
     __atomic_store_n(&h->marks[w], marks | (uint64_t)1 << shift, __ATOMIC_RELAXED);
+    size_t size = ((size_t)__builtin_ctzll(ends) + 1) * ARENA__GRANULE;
     ss->reached++;
     ss->st.bytes_live += size;
     if (pg->flags & ARENA__PAGE_EVAC)
         return reach_evac(ss, ref, pg, off / ARENA__GRANULE, size);
     pg->live += (uint32_t)size;
     if (__builtin_expect(ss->sp == ss->cap, 0))
-        return push_grow(ss, p, size);
+        return push_grow(ss, *ref, size);
     ss->stack[ss->sp++] = (struct grey){p, size};
     return 0;
 }
@@ -507,8 +508,13 @@ SWEEP_INLINE void release_flush(arena_ss_t *ss, struct release *r)
     struct arena__heap *h = ss->h;
     size_t first = r->slot * h->words, words = r->n * h->words;
     const uint64_t *starts = h->starts + first, *marks = h->marks + first;
-    size_t dead = 0;
-    for (size_t w = 0; w < words; w++)
+    size_t dead = 0, w = 0;
+    for (; w + 4 <= words; w += 4) /* unrolled: a run is many pages of a few words each */
+        dead += (size_t)__builtin_popcountll(starts[w] & ~marks[w]) +
+                (size_t)__builtin_popcountll(starts[w + 1] & ~marks[w + 1]) +
+                (size_t)__builtin_popcountll(starts[w + 2] & ~marks[w + 2]) +
+                (size_t)__builtin_popcountll(starts[w + 3] & ~marks[w + 3]);
+    for (; w < words; w++)
         dead += (size_t)__builtin_popcountll(starts[w] & ~marks[w]);
     ss->st.objects_freed += dead;
     memset(h->marks + first, 0, words * sizeof(uint64_t));
@@ -571,6 +577,18 @@ SWEEP_INLINE void sweep_body(arena_ss_t *ss, size_t sparse_bytes)
         struct arena__page *pg = &h->pages[s];
         uint16_t f = pg->flags;
         uint8_t kind = pg->kind;
+        if ((f & (ARENA__PAGE_CONDEMNED | ARENA__PAGE_MESHED)) == ARENA__PAGE_CONDEMNED && pg->live == 0 &&
+            kind == ARENA__PAGE_SMALL) {
+            /* The common case, a nursery page all dead or moved: extends the run. */
+            if (r.n != 0 && r.slot + r.n == s) {
+                r.n++;
+            } else {
+                release_flush(ss, &r);
+                r.slot = s;
+                r.n = 1;
+            }
+            continue;
+        }
         size_t n = kind == ARENA__PAGE_LARGE_HEAD ? pg->aux : 1;
         if (kind == ARENA__PAGE_FREE)
             continue;
