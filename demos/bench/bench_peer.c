@@ -140,7 +140,7 @@ static void one_program(const struct bench_opts *o, const char *peer, const char
         double arena = bench_median(v + (size_t)m * reps, (int)reps);
         if (missing[V_BOEHM])
             bench_note(bench, metrics[m],
-                       "Boehm GC is not installed: CMake found no libgc (pkg-config bdw-gc); "
+                       "Boehm GC is not installed: CMake found no libgc (pkg-config bdw-gc), "
                        "install libgc-dev");
         else
             bench_row(bench, metrics[m], arena, units[m],
