@@ -631,6 +631,9 @@ static void parse(int argc, char **argv)
         opt.cycle_ops = opt.ops / (uint64_t)opt.threads ? opt.ops / (uint64_t)opt.threads : 1;
     if (opt.malloc_baseline && (opt.track || opt.mirror || opt.shuffle))
         usage_error("--baseline malloc has no tracking, mirror or shuffle");
+    if (opt.shuffle && opt.page_size > ARENA_SHUFFLE_MAX_PAGE)
+        usage_error("--shuffle needs pages of at most %zu bytes (ARENA_SHUFFLE_MAX_PAGE)",
+                    (size_t)ARENA_SHUFFLE_MAX_PAGE);
 }
 
 static void open_arena(void)

@@ -6,7 +6,8 @@
 #                           object with bench, metric, value, unit, baseline, ratio
 #   TOOL_CHECK=determinism  run arena-stress twice with one thread and the same seed and
 #                           require the same digest of the survivors
-#   TOOL_CHECK=peer_sums    run arena-peer --quick on every collector (Boehm GC only where
+#   TOOL_CHECK=peer_sums    require exit 64 for a nursery below 4K; run arena-peer --quick
+#                           on every collector (Boehm GC only where
 #                           built) for both programs and require the same checksum; the
 #                           arena generational (cards, and --barrier pages) with both
 #                           young and full collections, and with --nursery 0 (all full)
@@ -91,6 +92,14 @@ if(CMAKE_SCRIPT_MODE_FILE)
     endif()
     message(STATUS "deterministic: ${digest1}")
   elseif(TOOL_CHECK STREQUAL "peer_sums")
+    # A nursery so small that every allocation collects is a bad option, not a long run.
+    foreach(size 1 4095)
+      execute_process(COMMAND ${TOOL} --quick --nursery ${size} RESULT_VARIABLE rc
+                      OUTPUT_QUIET ERROR_QUIET TIMEOUT 30)
+      if(NOT rc STREQUAL "64")
+        message(FATAL_ERROR "arena-peer --nursery ${size} exited with '${rc}', expected 64")
+      endif()
+    endforeach()
     foreach(program gcbench binary-trees)
       set(first "")
       foreach(variant arena arena/pages arena/full arena-mark malloc boehm)
@@ -223,6 +232,8 @@ if(TARGET arena-stress)
   add_test(NAME stress_malloc COMMAND arena-stress --threads 2 --ops 200000 --baseline malloc)
   # Shuffled placement (.req.heap.shuffle) with meshing, threads and tracking.
   add_test(NAME stress_shuffle COMMAND arena-stress --threads 2 --ops 200000 --heap 256M --shuffle --track)
+  add_test(NAME stress_shuffle_big_page COMMAND arena-stress --shuffle --page-size 131072)
+  set_tests_properties(stress_shuffle_big_page PROPERTIES PASS_REGULAR_EXPRESSION "--shuffle needs pages")
   add_test(NAME stress_determinism COMMAND ${CMAKE_COMMAND} -DTOOL_CHECK=determinism
            -DTOOL=$<TARGET_FILE:arena-stress> -P ${CMAKE_CURRENT_LIST_FILE})
   set_tests_properties(stress_short stress_mirror stress_track stress_track_sigsegv stress_track_uffd_mremap stress_malloc

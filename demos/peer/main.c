@@ -81,7 +81,7 @@ static void usage(FILE *f)
           "  (default: a card per page, marked by the program's writes) or pages (the\n"
           "  arena's page tracking of the heap's old pages, ARENA_TRACK_OLD).\n"
           "  --nursery 0: every collection full, after allocating max(--min-heap, live *\n"
-          "  --grow %) bytes.\n"
+          "  --grow %) bytes; any other --nursery is at least 4K.\n"
           "  --gc arena-mark: arena_mark / arena_collect / arena_forward, every collection\n"
           "  full, after allocating max(--min-heap, live * --grow %) bytes.\n"
           "  --gc boehm: Boehm GC defaults (exit 77 when built without libgc).\n"
@@ -91,6 +91,10 @@ static void usage(FILE *f)
           "  --quick: small sizes (gcbench depths 14/12/4..12, binary-trees depth 10).\n",
           f);
 }
+
+/* A smaller nursery would collect on nearly every allocation (the survivor budget is an
+ * eighth of it): refused as a bad option rather than left to run for hours. */
+#define PEER_MIN_NURSERY ((size_t)4 << 10)
 
 static int parse_size(const char *s, size_t *out)
 {
@@ -132,7 +136,8 @@ int main(int argc, char **argv)
             depth = atoi(argv[++i]);
         } else if (!strcmp(arg, "--min-heap") && val && !parse_size(val, &p.min_heap)) {
             i++;
-        } else if (!strcmp(arg, "--nursery") && val && (!strcmp(val, "0") || !parse_size(val, &p.nursery))) {
+        } else if (!strcmp(arg, "--nursery") && val &&
+                   (!strcmp(val, "0") || (!parse_size(val, &p.nursery) && p.nursery >= PEER_MIN_NURSERY))) {
             nursery_set = true;
             p.nursery = strcmp(argv[++i], "0") ? p.nursery : 0;
         } else if (!strcmp(arg, "--barrier") && val && (!strcmp(val, "cards") || !strcmp(val, "pages"))) {
