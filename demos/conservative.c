@@ -362,13 +362,16 @@ static void usage(FILE *f)
           "             (a size class's block stays while one survivor is in it);\n"
           "             uniform: every round 32..128 bytes, each list survives each round with\n"
           "             --survive % (its peak is the live data, not fragmentation)\n"
-          "  --mesh     on, off (arena_config_t.mesh) or both: run the arena twice, off then on\n"
-          "             (default: both; with --json one run with the library's default: off)\n"
+          "  --mesh     on, off (arena_config_t.mesh) or both: run the arena twice, the library's\n"
+          "             default (ARENA_MESH_AUTO, which does not mesh) then on (default: both;\n"
+          "             with --json one run with the library's default); --gc arena only\n"
           "  --slots    lists alive at once right after a build (default 20000, uniform 60000;\n"
           "             --quick 4000)\n"
           "  --rounds   rounds (default 12; --quick 4)\n"
           "  --survive  % of a round's new lists that outlive it (default 25)\n"
           "  --lifetime shift: a surviving list lives 1..N further rounds (default 4)\n"
+          "  --seed     seeds the sizes and survivors (default 42)\n"
+          "  --quick    small sizes for a smoke test (the --slots and --rounds above)\n"
           "  --json     one line of figures for arena-bench\n",
           f);
 }
@@ -421,6 +424,8 @@ static struct options parse(int argc, char **argv, bool *both)
     }
     if (optind < argc)
         demo_usage_error("unexpected argument '%s' (see --help)", argv[optind]);
+    if (o.boehm && mesh_given)
+        demo_usage_error("--mesh: meshing is the arena's, not Boehm GC's (--gc arena)");
     if (o.slots == 0)
         o.slots = quick ? 4000 : o.pattern == PATTERN_UNIFORM ? 60000 : 20000;
     if (o.rounds == 0)

@@ -78,6 +78,8 @@ arena_demo_test(demo_conservative_uniform arena-conservative 0 "uniform pattern.
 arena_demo_test(demo_conservative_json arena-conservative 0 "\"peak_live_bytes\":[1-9][0-9]*,\"heap_peak_bytes\":[1-9]"
   --quick --json --lifetime 2)
 arena_demo_test(demo_conservative_bad_pattern arena-conservative 64 "--pattern: shift or uniform" --pattern round)
+# Meshing is the arena's: asked of Boehm GC it is refused, not silently ignored.
+arena_demo_test(demo_conservative_boehm_mesh arena-conservative 64 "--mesh: meshing is the arena's" --gc boehm --mesh on)
 # The same program on Boehm GC (peer.conservative's baseline) verifies the same way.
 if(BDWGC_FOUND AND NOT ARENA_SANITIZE AND NOT ARENA_TSAN)
   arena_demo_test(demo_conservative_boehm arena-conservative 0 "Boehm GC, shift pattern.*every reachable node verified"

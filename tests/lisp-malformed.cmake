@@ -133,10 +133,20 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
       message(FATAL_ERROR "--help: no usage on stdout:\n${out}")
     endif()
     foreach(bad "--bogus" "--heap|12Q" "--heap|0" "--gc=nonsense" "--gc=semispace|--generational" "--gc-stress=x" "--barrier=bricks"
-             "--barrier|pages" "--generational|--barrier")
+             "--barrier|pages" "--generational|--barrier" "--heap" "--gc" "--tracker"
+             "--generational|--tracker=sigsegv" "--generational|--barrier=cards|--tracker=uffd"
+             "--generational|--barrier=pages|--tracker=bogus")
       string(REPLACE "|" ";" args "${bad}")
       execute_process(COMMAND ${LISP} ${args} OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE got TIMEOUT 60)
       check("${bad}" 64 "${got}" "" "${out}" "^arena-lisp: .*see --help" "${err}")
+    endforeach()
+    # A value missing at the end of the line is named as such, not as an unknown option.
+    execute_process(COMMAND ${LISP} --heap OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE got TIMEOUT 60)
+    check("--heap at the end" 64 "${got}" "" "${out}" "^arena-lisp: --heap: missing value" "${err}")
+    # --tracker takes its value either way, as --gc, --heap and --barrier do.
+    foreach(ok "--tracker|sigsegv" "--tracker=auto")
+      string(REPLACE "|" ";" args "${ok}")
+      run("(+ 1 2)\n" stdin 0 "3\n" "^$" --generational --barrier=pages ${args})
     endforeach()
     execute_process(COMMAND ${LISP} ${WORK}/no-such-file.scm OUTPUT_VARIABLE out ERROR_VARIABLE err
                     RESULT_VARIABLE got TIMEOUT 60)

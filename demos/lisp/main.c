@@ -28,7 +28,7 @@ extern const struct heap_backend heap_arena_backend __attribute__((weak));
 struct options {
     const char *gc;
     size_t heap;
-    int stats, generational, barrier;
+    int stats, generational, barrier, tracker;
     const char *file;
     char **args; /* after FILE: the program's *args* */
     int nargs;
@@ -363,7 +363,8 @@ static void usage(FILE *out)
           "                        stores, no system call; pages, the arena's page tracking\n"
           "                        of the old pages (a fault per page first written, and\n"
           "                        system calls per collection to read and re-arm them)\n"
-          "  --tracker=sigsegv|uffd  the page tracker for --barrier=pages (default: auto)\n"
+          "  --tracker=sigsegv|uffd|auto  the page tracker of --barrier=pages (default auto:\n"
+          "                        userfaultfd where the kernel allows it, else libsigsegv)\n"
           "  --stats               print one JSON line of timings and counts at the end\n"
           "  --gc-stress=N         collect every N allocations (finds rooting bugs)\n"
           "  --verbose-gc          one line per collection on stderr\n"
@@ -385,7 +386,7 @@ int main(int argc, char **argv)
     struct options o = {.gc = NULL, .heap = 1 << 20};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const char *heap = NULL, *barrier = NULL;
+        const char *heap = NULL, *barrier = NULL, *tracker = NULL;
         if (!strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -407,10 +408,13 @@ int main(int argc, char **argv)
             barrier = a + 10;
         } else if (!strcmp(a, "--barrier") && i + 1 < argc) {
             barrier = argv[++i];
-        } else if (!strcmp(a, "--tracker=sigsegv")) {
-            L.tracker = 1;
-        } else if (!strcmp(a, "--tracker=uffd")) {
-            L.tracker = 2;
+        } else if (!strncmp(a, "--tracker=", 10)) {
+            tracker = a + 10;
+        } else if (!strcmp(a, "--tracker") && i + 1 < argc) {
+            tracker = argv[++i];
+        } else if (!strcmp(a, "--gc") || !strcmp(a, "--heap") || !strcmp(a, "--barrier") ||
+                   !strcmp(a, "--tracker")) {
+            usage_error("%s: missing value", a);
         } else if (!strncmp(a, "--gc-stress=", 12)) {
             char *end;
             L.stress = strtoull(a + 12, &end, 10);
@@ -433,6 +437,15 @@ int main(int argc, char **argv)
         else if (barrier)
             usage_error("--barrier: unknown barrier '%s' (cards, pages)", barrier);
         o.barrier |= barrier != NULL;
+        if (tracker && !strcmp(tracker, "auto"))
+            L.tracker = 0;
+        else if (tracker && !strcmp(tracker, "sigsegv"))
+            L.tracker = 1;
+        else if (tracker && !strcmp(tracker, "uffd"))
+            L.tracker = 2;
+        else if (tracker)
+            usage_error("--tracker: unknown tracker '%s' (sigsegv, uffd, auto)", tracker);
+        o.tracker |= tracker != NULL;
     }
     if (!o.gc)
         o.gc = &heap_arena_backend ? "arena" : "semispace";
@@ -451,6 +464,9 @@ int main(int argc, char **argv)
         usage_error("%s", "--generational needs --gc=arena");
     if (o.barrier && !o.generational)
         usage_error("%s", "--barrier needs --generational");
+    /* Only page tracking uses a tracker: with cards it would be silently ignored. */
+    if (o.tracker && L.barrier != LISP_BARRIER_PAGES)
+        usage_error("%s", "--tracker needs --barrier=pages");
 
     /* Deep (non-tail) recursion uses the C stack: give the interpreter a big one. */
     pthread_attr_t attr;
