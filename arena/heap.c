@@ -1076,7 +1076,7 @@ static uint64_t splitmix64(uint64_t *x)
 }
 
 /* A fresh state for a: NULL when it cannot be had (no memory, no key). */
-static struct shuffle *shuffle_new(arena_t *a, struct shuffle *old)
+static __attribute__((noinline)) struct shuffle *shuffle_new(arena_t *a, struct shuffle *old)
 {
     size_t granules = a->heap->granules, total = 0;
     for (size_t k = 0; k < SHUFFLE_CLASSES; k++)
@@ -1110,7 +1110,7 @@ static struct shuffle *shuffle_new(arena_t *a, struct shuffle *old)
 
 /* The calling thread's state for a, fresh when the way last served another arena; NULL
  * when it cannot be had: the caller allocates unshuffled. */
-static struct shuffle *shuffle_state(arena_t *a)
+static inline __attribute__((always_inline)) struct shuffle *shuffle_state(arena_t *a)
 {
     struct shuffle **sp = &shuffles[a->id % TCACHE_WAYS];
     if (*sp != NULL && (*sp)->id == a->id)
@@ -1130,7 +1130,8 @@ static size_t shuffle_below(struct shuffle *s, size_t n)
 
 /* A fresh page for class k: the unused slots of the old one are uncounted (when it is of
  * this epoch), the slots are shuffled. False with errno set when no page can be had. */
-static bool shuffle_refill(arena_t *a, struct shuffle *s, struct shuffle_page *cp, size_t k)
+static __attribute__((noinline)) bool shuffle_refill(arena_t *a, struct shuffle *s, struct shuffle_page *cp,
+                                                     size_t k)
 {
     char *cur = NULL, *end = NULL;
     if (cp->page != NULL) {
@@ -1157,7 +1158,7 @@ static bool shuffle_refill(arena_t *a, struct shuffle *s, struct shuffle_page *c
 }
 
 /* An object of size bytes (rounded, at most a page) with shuffling on. */
-static void *shuffled_alloc(arena_t *a, struct shuffle *s, size_t size)
+static inline __attribute__((always_inline)) void *shuffled_alloc(arena_t *a, struct shuffle *s, size_t size)
 {
     struct arena__heap *h = a->heap;
     uint64_t now = atomic_load_explicit(&h->epoch, memory_order_relaxed);
@@ -1182,13 +1183,9 @@ static void *shuffled_alloc(arena_t *a, struct shuffle *s, size_t size)
     return obj;
 }
 
-static void *alloc_slow(arena_t *a, struct tcache *c, size_t size)
+/* A new bump page for the thread's cache c, and the object of size bytes at its start. */
+static void *alloc_page(arena_t *a, struct tcache *c, size_t size)
 {
-    if (a->cfg.shuffle) {
-        struct shuffle *s = shuffle_state(a);
-        if (s != NULL)
-            return shuffled_alloc(a, s, size);
-    }
     bool valid = c->id == a->id;
     c->id = 0;
     char *page = take_page(a, c, size, valid, &c->cur, &c->end, &c->epoch);
@@ -1198,6 +1195,21 @@ static void *alloc_slow(arena_t *a, struct tcache *c, size_t size)
     c->cur += size;
     set_object_bits(a->heap, a, page, size);
     return page;
+}
+
+/* arena_alloc's slow path with cfg.shuffle on; without state for the thread, unshuffled.
+ * Out of line (alloc_slow jumps here), so the path without the option keeps its shape. */
+static __attribute__((noinline)) void *alloc_slow_shuffled(arena_t *a, struct tcache *c, size_t size)
+{
+    struct shuffle *s = shuffle_state(a);
+    return s != NULL ? shuffled_alloc(a, s, size) : alloc_page(a, c, size);
+}
+
+static void *alloc_slow(arena_t *a, struct tcache *c, size_t size)
+{
+    if (a->cfg.shuffle)
+        return alloc_slow_shuffled(a, c, size);
+    return alloc_page(a, c, size);
 }
 
 static void *alloc_large(arena_t *a, size_t size)
@@ -1268,6 +1280,28 @@ int arena_lab_init(arena_t *a, arena_lab_t *lab)
     return 0;
 }
 
+/* A new page for lab, and the object of size bytes at its start. */
+static void *lab_page(arena_lab_t *lab, arena_t *a, size_t size)
+{
+    char *page = take_page(a, NULL, size, lab->cur != NULL, &lab->cur, &lab->end, &lab->epoch);
+    if (page == NULL)
+        return NULL;
+    lab->cur += size;
+    set_object_bits(a->heap, a, page, size);
+    return page;
+}
+
+/* arena_lab_refill with cfg.shuffle on: the lab never gets a page, unless the thread has no
+ * state: then it bumps as without the option. Out of line, as alloc_slow_shuffled. */
+static __attribute__((noinline)) void *lab_refill_shuffled(arena_lab_t *lab, arena_t *a, size_t size)
+{
+    struct shuffle *s = shuffle_state(a);
+    if (s == NULL)
+        return lab_page(lab, a, size);
+    arena_lab_retire(lab);
+    return shuffled_alloc(a, s, size);
+}
+
 void *arena_lab_refill(arena_lab_t *lab, size_t size)
 {
     arena_t *a = lab == NULL ? NULL : lab->arena; /* NULL lab: EINVAL, as arena_alloc(NULL) */
@@ -1278,19 +1312,9 @@ void *arena_lab_refill(arena_lab_t *lab, size_t size)
         return NULL;
     }
     size_t rounded = (size + ARENA__GRANULE - 1) & ~(size_t)(ARENA__GRANULE - 1);
-    if (a->cfg.shuffle) {
-        struct shuffle *s = shuffle_state(a);
-        if (s != NULL) {
-            arena_lab_retire(lab); /* never a page here, unless the state once failed */
-            return shuffled_alloc(a, s, rounded);
-        }
-    }
-    char *page = take_page(a, NULL, rounded, lab->cur != NULL, &lab->cur, &lab->end, &lab->epoch);
-    if (page == NULL)
-        return NULL;
-    lab->cur += rounded;
-    set_object_bits(a->heap, a, page, rounded);
-    return page;
+    if (a->cfg.shuffle)
+        return lab_refill_shuffled(lab, a, rounded);
+    return lab_page(lab, a, rounded);
 }
 
 void arena_lab_retire(arena_lab_t *lab)
