@@ -32,6 +32,7 @@ struct obj {
     int old;           /* survived a collection */
     int dirty;         /* old, and a field written since the last collection */
     int pinned;        /* pinned for the next collection */
+    int marked;        /* arena_mark()ed since the last collection: kept, in place by a trace */
     int recycled;      /* young, in a gap of a page arena_collect kept for a pin: a root of
                           the next young collection (.req.heap.recycle-pinned) */
     char *addr;
@@ -91,8 +92,13 @@ static size_t pick_size(size_t page)
 
 static void do_alloc(size_t page)
 {
-    if (nobj == MAXOBJ)
-        return;
+    int id = nobj;
+    if (nobj == MAXOBJ) { /* reuse a dead object's number: nothing live names it */
+        for (id = 0; id < MAXOBJ && o[id].live; id++)
+            ;
+        if (id == MAXOBJ)
+            return;
+    }
     size_t sz = pick_size(page);
     char *p = rnd() % 2 ? arena_alloc(A, sz) : arena_lab_alloc(&lab, sz);
     if (p == NULL && small_file && (errno == ENOSPC || errno == ENOMEM))
@@ -106,7 +112,8 @@ static void do_alloc(size_t page)
     for (size_t i = 0; i < usable; i++)
         if (p[i] != 0)
             FAIL("alloc %zu not zeroed at %zu", sz, i);
-    int id = nobj++;
+    if (id == nobj)
+        nobj++;
     memset(&o[id], 0, sizeof o[id]);
     o[id].live = 1;
     o[id].addr = p;
@@ -164,7 +171,7 @@ static void closure(int young, char *keep)
         if (root_tgt[r] >= 0)
             stack[sp++] = root_tgt[r];
     for (int i = 0; i < nobj; i++)
-        if (o[i].live && (o[i].pinned || (young && (o[i].old || o[i].recycled))))
+        if (o[i].live && (o[i].pinned || o[i].marked || (young && (o[i].old || o[i].recycled))))
             stack[sp++] = i;
     while (sp > 0) {
         int i = stack[--sp];
@@ -199,7 +206,7 @@ static void settle(const char *keep, int mode) /* 0 full trace, 1 young trace, 2
     while (changed) {
         changed = 0;
         for (int i = 0; i < nobj; i++) {
-            if (!keep[i] || !(seen[i] || o[i].pinned || (mode == 1 && (o[i].old || o[i].recycled)) || mode == 2))
+            if (!keep[i] || !(seen[i] || o[i].pinned || o[i].marked || (mode == 1 && (o[i].old || o[i].recycled)) || mode == 2))
                 continue;
             if (!seen[i]) {
                 seen[i] = 1;
@@ -238,6 +245,7 @@ static void settle(const char *keep, int mode) /* 0 full trace, 1 young trace, 2
         }
         o[i].dirty = 0;
         o[i].pinned = 0;
+        o[i].marked = 0;
         o[i].recycled = 0;
     }
     free(seen);
@@ -249,7 +257,7 @@ static void check_objects(void)
         if (!o[i].live)
             continue;
         char *p = o[i].addr;
-        if (arena_is_marked(A, p + o[i].size / 2) != (o[i].pinned ? 1 : 0))
+        if (arena_is_marked(A, p + o[i].size / 2) != (o[i].pinned || o[i].marked ? 1 : 0))
             FAIL("obj %d: arena_is_marked %d, pinned %d", i, arena_is_marked(A, p + o[i].size / 2), o[i].pinned);
         if (*(uint64_t *)p != (uint64_t)i + 1000)
             FAIL("obj %d id word wrong", i);
@@ -424,6 +432,13 @@ static void do_pin(void)
     if (i < 0)
         return;
     int rc;
+    if (rnd() % 3 == 0) { /* a mark without a pin: a root of the next trace, kept in place */
+        rc = arena_mark(A, o[i].addr + rnd() % o[i].size);
+        if (rc != 0)
+            FAIL("mark obj %d: %d", i, rc);
+        o[i].marked = 1;
+        return;
+    }
     if (rnd() % 2) {
         rc = arena_pin(A, o[i].addr + rnd() % o[i].size);
     } else {
