@@ -218,6 +218,33 @@ static bool is_reached(const struct model *m, uint32_t id)
     return m->n[id].seen == m->epoch;
 }
 
+/* The model through the old interface: every object reached at the last verify() marked
+ * (one in pin_every pinned at random; none when 0), arena_collect, then the roots and every
+ * reached object's references forwarded. The unreached are dropped from the model: the
+ * collection freed them. Returns what arena_collect returned. */
+static int mark_collect_forward(arena_t *a, struct model *m, unsigned pin_every)
+{
+    for (uint32_t i = 0; i < m->count; i++)
+        if (is_reached(m, i)) {
+            bool pin = pin_every != 0 && rnd() % pin_every == 0;
+            cr_assert_eq(pin ? arena_pin(a, m->n[i].addr) : arena_mark(a, m->n[i].addr), 0);
+        }
+    int rc = arena_collect(a, NULL);
+    for (size_t r = 0; r < m->nroots; r++)
+        m->roots[r] = arena_forward(a, m->roots[r]);
+    for (uint32_t i = 0; i < m->count; i++) {
+        if (!is_reached(m, i)) {
+            m->n[i].addr = NULL;
+            continue;
+        }
+        struct tobj *o = arena_forward(a, m->n[i].addr);
+        cr_assert_not_null(o);
+        for (uint32_t k = 0; k < o->nptr; k++)
+            o->ptr[k] = arena_forward(a, o->ptr[k]);
+    }
+    return rc;
+}
+
 static uint32_t pick_reached(struct model *m)
 {
     for (int tries = 0; tries < 64; tries++) {
@@ -497,22 +524,7 @@ static void lazy_sweep_run(uint64_t seed, size_t page)
     }
     /* arena_collect and meshing over slots a one-pass collection left unswept. */
     size_t expect = verify(a, &m);
-    for (uint32_t i = 0; i < m.count; i++)
-        if (is_reached(&m, i))
-            cr_assert_eq(rnd() % 8 == 0 ? arena_pin(a, m.n[i].addr) : arena_mark(a, m.n[i].addr), 0);
-    cr_assert(arena_collect(a, NULL) >= 0);
-    for (size_t r = 0; r < m.nroots; r++)
-        m.roots[r] = arena_forward(a, m.roots[r]);
-    for (uint32_t i = 0; i < m.count; i++) {
-        if (!is_reached(&m, i)) {
-            m.n[i].addr = NULL;
-            continue;
-        }
-        struct tobj *o = arena_forward(a, m.n[i].addr);
-        cr_assert_not_null(o);
-        for (uint32_t k = 0; k < o->nptr; k++)
-            o->ptr[k] = arena_forward(a, o->ptr[k]);
-    }
+    cr_assert(mark_collect_forward(a, &m, 8) >= 0);
     cr_assert_eq(verify(a, &m), expect);
     check_pages(a, &m, page, "after arena_collect");
     grow_graph(a, &m, 300, page, false);
@@ -829,20 +841,7 @@ Test(trace, mixes_with_mark_collect_forward)
     cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, NULL), 0);
     cr_assert_eq(verify(a, &m), expect);
     /* mark everything reachable, collect, forward every reference */
-    for (uint32_t i = 0; i < m.count; i++)
-        if (is_reached(&m, i))
-            cr_assert_eq(arena_mark(a, m.n[i].addr), 0);
-    cr_assert_eq(arena_collect(a, NULL), 0);
-    for (size_t r = 0; r < m.nroots; r++)
-        m.roots[r] = arena_forward(a, m.roots[r]);
-    for (uint32_t i = 0; i < m.count; i++) {
-        if (!is_reached(&m, i))
-            continue;
-        struct tobj *o = arena_forward(a, m.n[i].addr);
-        cr_assert_not_null(o);
-        for (uint32_t k = 0; k < o->nptr; k++)
-            o->ptr[k] = arena_forward(a, o->ptr[k]);
-    }
+    cr_assert_eq(mark_collect_forward(a, &m, 0), 0);
     cr_assert_eq(verify(a, &m), expect);
     /* young after arena_collect: what arena_collect kept is old */
     cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_YOUNG, NULL), 0);
