@@ -34,19 +34,7 @@ void ah_fix_failed(val v, int rc)
     abort();
 }
 
-void ah_fix(arena_ss_t *ss, val *slot)
-{
-    ah_fix_inline(ss, slot);
-}
-
-void ah_fix_fields(arena_ss_t *ss, obj *o)
-{
-    size_t n = obj_nvals(o);
-    for (size_t i = 0; i < n; i++)
-        ah_fix_inline(ss, &o->f[i]);
-}
-
-static void fix_root(val *slot, void *ctx)
+static inline __attribute__((always_inline)) void fix_root(val *slot, void *ctx)
 {
     ah_fix_inline(ctx, slot);
 }

@@ -29,7 +29,7 @@ _Noreturn __attribute__((noinline, cold)) void ah_fix_failed(val v, int rc);
 /* One value field: only heap pointers are references; fixnums, characters and constants
  * are left alone. Written back only when the object moved (no write, no dirty page).
  * arena_fix_inline settles a reference to an object already reached without a call. */
-static inline void ah_fix_inline(arena_ss_t *ss, val *slot)
+static inline __attribute__((always_inline)) void ah_fix_inline(arena_ss_t *ss, val *slot)
 {
     val v = *slot;
     if (!PTR_P(v))
@@ -42,8 +42,36 @@ static inline void ah_fix_inline(arena_ss_t *ss, val *slot)
         *slot = (val)p;
 }
 
-void ah_fix(arena_ss_t *ss, val *slot);
-void ah_fix_fields(arena_ss_t *ss, obj *o);
+/* The value fields of o (those obj_nvals counts), unrolled per type: a collection runs this once per
+ * object it reaches, and most objects are pairs, environments and closures. */
+static inline __attribute__((always_inline)) void ah_fix_fields(arena_ss_t *ss, obj *o)
+{
+    switch (o->hdr & 0xff) {
+    case T_PAIR:
+        ah_fix_inline(ss, &o->f[0]);
+        ah_fix_inline(ss, &o->f[1]);
+        return;
+    case T_ENV:
+        ah_fix_inline(ss, &o->f[0]);
+        ah_fix_inline(ss, &o->f[1]);
+        ah_fix_inline(ss, &o->f[2]);
+        return;
+    case T_CLOSURE:
+        for (size_t i = 0; i < 4; i++)
+            ah_fix_inline(ss, &o->f[i]);
+        return;
+    case T_SYMBOL:
+        ah_fix_inline(ss, &o->f[0]);
+        return;
+    case T_VECTOR:
+        for (size_t i = 0, n = (size_t)(o->hdr >> 24); i < n; i++)
+            ah_fix_inline(ss, &o->f[i]);
+        return;
+    default:
+        return;
+    }
+}
+
 void ah_fix_roots(arena_ss_t *ss);
 void ah_fix_young_roots(arena_ss_t *ss); /* those that may name young objects */
 void ah_trace(const arena_format_t *fmt, int mode);

@@ -4,7 +4,7 @@
  * arena's page tracking (--barrier pages, .req.runtime.tracking-barrier).
  *
  * Two generations, "sticky" (Demers et al., POPL 1990): every object that survives a
- * collection becomes old (AH_OLD in its header, and its pages in old_pages) and stays
+ * collection becomes old (AH_OLD in its header; with --barrier pages, its pages in old_pages) and stays
  * old until a full collection finds it dead. The arena agrees: an ARENA_TRACE_YOUNG
  * collection condemns only the pages allocated since the previous collection.
  *
@@ -50,7 +50,7 @@ static struct {
     size_t old_bytes, major_trigger;
     void **dirty;         /* the remembered set: dirty cards (CARD_BYTES) or pages */
     size_t ndirty, dirtycap;
-    uint64_t *old_pages;  /* bit per heap slot: holds (part of) an old object */
+    uint64_t *old_pages;  /* --barrier pages: bit per heap slot, holds (part of) an old object */
     char *heap_base;
     size_t page_size, nslots;
     unsigned page_shift;  /* log2(page_size): slot numbers by shifts, once per survivor */
@@ -90,9 +90,6 @@ int gen_init(void)
     G.nslots = arena_view_slots(G.hv);
     G.page_size = arena_page_size(AH.a);
     G.page_shift = (unsigned)__builtin_ctzl(G.page_size);
-    G.old_pages = calloc((G.nslots + 63) / 64, sizeof *G.old_pages);
-    if (!G.old_pages)
-        return -1;
     if (L.barrier == LISP_BARRIER_CARDS) {
         L.card_shift = (unsigned)__builtin_ctzl(CARD_BYTES);
         L.card = calloc(G.nslots * G.page_size / CARD_BYTES, 1);
@@ -101,6 +98,9 @@ int gen_init(void)
         L.card_base = (uintptr_t)G.heap_base;
         G.dirty_bytes = CARD_BYTES;
     } else {
+        G.old_pages = calloc((G.nslots + 63) / 64, sizeof *G.old_pages);
+        if (!G.old_pages)
+            return -1;
         int rc = arena_track_start(G.hv, ARENA_TRACK_WRITES | ARENA_TRACK_OLD);
         if (rc) {
             fprintf(stderr, "arena-lisp: --barrier pages needs page tracking: %s\n", arena_strerror(rc));
@@ -131,9 +131,11 @@ static int page_has_old(const void *page)
 static void promote(obj *o, size_t size)
 {
     SET_MARK(o, MARK(o) | AH_OLD);
+    G.old_bytes += size;
+    if (!G.old_pages)
+        return;
     for (size_t s = slot_of(o), e = slot_of((char *)o + size - 1); s <= e; s++)
         G.old_pages[s / 64] |= (uint64_t)1 << (s % 64);
-    G.old_bytes += size;
 }
 
 /* The remembered set, read without re-arming: the collection's own writes to these pages
@@ -232,8 +234,9 @@ static void young_roots(arena_ss_t *ss, void *closure)
     (void)closure;
     ah_fix_young_roots(ss);
     for (size_t i = 0; i < G.ndirty; i++) {
-        /* Most tracked pages are the nursery's own: nothing old to scan there. */
-        if (!page_has_old(G.dirty[i]))
+        /* Most tracked pages are the nursery's own: nothing old to scan there. (A dirty
+         * card always holds a field of an old object: only those stores mark one.) */
+        if (G.old_pages && !page_has_old(G.dirty[i]))
             continue;
         G.scanned_pages++;
         scan_dirty(ss, G.dirty[i]);
@@ -259,7 +262,8 @@ static void major(void)
 {
     static const arena_format_t fmt = {scan_promote, full_roots, NULL};
     G.old_bytes = 0;
-    memset(G.old_pages, 0, (G.nslots + 63) / 64 * sizeof *G.old_pages);
+    if (G.old_pages)
+        memset(G.old_pages, 0, (G.nslots + 63) / 64 * sizeof *G.old_pages);
     ah_trace(&fmt, ARENA_TRACE_FULL);
     G.major_trigger = 2 * G.old_bytes > 4 * AH.initial ? 2 * G.old_bytes : 4 * AH.initial;
 }
