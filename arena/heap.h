@@ -48,6 +48,11 @@ enum arena__page_kind {
  * them when the slot is taken again, released, or before arena_collect (which writes
  * object bits into retained slots). Nothing reads a FREE slot's bitmaps in between. */
 #define ARENA__PAGE_UNSWEPT 256u
+/* During a one-pass collection only (trace.c): a condemned page an object was copied out
+ * of. Only such a page has marks and forwarding bits when nothing is kept in place on it,
+ * so the sweep clears the bitmap words of these pages and of no other dead page
+ * (.req.trace.lazy-sweep). */
+#define ARENA__PAGE_MOVED 512u
 
 /* Per-slot page information (.req.heap.page-info). Written under a->lock or stop-the-world; kind and
  * aux are read lock-free by arena_object, hence the atomic accessors in heap.c. */

@@ -190,7 +190,8 @@ static inline __attribute__((always_inline)) void copy_granules(char *dst, const
 
 /* Copy the object at obj (granule bit, size bytes, at most a page) into to-space and leave
  * its forwarding address; NULL when to-space has no room. */
-static inline __attribute__((always_inline)) char *copy_out(arena_ss_t *ss, char *obj, size_t bit, size_t size)
+static inline __attribute__((always_inline)) char *copy_out(arena_ss_t *ss, struct arena__page *pg, char *obj,
+                                                            size_t bit, size_t size)
 {
     struct arena__heap *h = ss->h;
     struct tospace *t = ss->nto ? &ss->to[ss->nto - 1] : NULL;
@@ -208,14 +209,16 @@ static inline __attribute__((always_inline)) char *copy_out(arena_ss_t *ss, char
     arena__bit_set(h->starts, g);
     memcpy(obj, &dst, sizeof dst);   /* the forwarding address */
     ss->fwd[bit >> 6] |= (uint64_t)1 << (bit & 63);
+    pg->flags |= ARENA__PAGE_MOVED;   /* its mark and forwarding bits need clearing */
     ss->st.objects_evacuated++;
     ss->st.bytes_evacuated += size;
     return dst;   /* scanned when the Cheney scan reaches it */
 }
 
-static __attribute__((noinline)) char *evacuate(arena_ss_t *ss, char *obj, size_t bit, size_t size)
+static __attribute__((noinline)) char *evacuate(arena_ss_t *ss, struct arena__page *pg, char *obj, size_t bit,
+                                                size_t size)
 {
-    return copy_out(ss, obj, bit, size);
+    return copy_out(ss, pg, obj, bit, size);
 }
 
 /* The object at obj (granule bit, on a condemned page) is reached for the first time:
@@ -228,7 +231,7 @@ static inline __attribute__((always_inline)) char *reach(arena_ss_t *ss, struct 
     ss->st.objects_live++;
     ss->st.bytes_live += size;
     if ((pg->flags & ARENA__PAGE_EVAC) && size <= ss->a->page_size) {
-        char *dst = evacuate(ss, obj, bit, size);
+        char *dst = evacuate(ss, pg, obj, bit, size);
         if (dst != NULL)
             return dst;
     }
@@ -242,7 +245,7 @@ static inline __attribute__((always_inline)) char *reach(arena_ss_t *ss, struct 
 static __attribute__((noinline)) int reach_evac(arena_ss_t *ss, void **ref, struct arena__page *pg,
                                                 size_t bit, size_t size)
 {
-    char *obj = *ref, *dst = copy_out(ss, obj, bit, size);
+    char *obj = *ref, *dst = copy_out(ss, pg, obj, bit, size);
     if (__builtin_expect(dst != NULL, 1)) {
         *ref = dst;
         return 0;
@@ -486,9 +489,10 @@ static void condemn(arena_ss_t *ss, int mode)
     ss->premarked = premarked;
 }
 
-/* A run of consecutive condemned slots whose objects all died or moved (.req.trace.lazy-sweep). */
+/* A run of consecutive condemned slots whose objects all died or moved (.req.trace.lazy-sweep);
+ * moved: the objects copied out of its pages (marked, started, not dead). */
 struct release {
-    size_t slot, n;
+    size_t slot, n, moved;
 };
 
 /* The sweep's helpers are inlined into sweep_body, which is compiled twice: with the
@@ -497,33 +501,45 @@ struct release {
 #define SWEEP_INLINE static inline __attribute__((always_inline))
 
 /* Dead pages stay mapped and resident (retained, .req.heap.retain-pages): the next allocations and the
- * next collection's to-space reuse them; finish() trims the surplus. The run's bitmap words
- * are contiguous: its dead objects (started, not marked: the marked ones moved) are counted
- * in one pass, its marks and forwarding words cleared in one call each; the start and end
- * bits are left for heap.c to clear when a slot is used again (.req.trace.lazy-sweep). */
+ * next collection's to-space reuse them; finish() trims the surplus. The run's start words
+ * are contiguous: its objects are counted in one pass, and those that moved (counted as its
+ * pages joined the run) are not dead. Its marks and forwarding words are clear already
+ * (release_moved); the start and end bits are left for heap.c to clear when a slot is used
+ * again (.req.trace.lazy-sweep). */
 SWEEP_INLINE void release_flush(arena_ss_t *ss, struct release *r)
 {
     if (r->n == 0)
         return;
     struct arena__heap *h = ss->h;
-    size_t first = r->slot * h->words, words = r->n * h->words;
-    const uint64_t *starts = h->starts + first, *marks = h->marks + first;
-    size_t dead = 0, w = 0;
+    size_t words = r->n * h->words;
+    const uint64_t *starts = h->starts + r->slot * h->words;
+    size_t objects = 0, w = 0;
     for (; w + 4 <= words; w += 4) /* unrolled: a run is many pages of a few words each */
-        dead += (size_t)__builtin_popcountll(starts[w] & ~marks[w]) +
-                (size_t)__builtin_popcountll(starts[w + 1] & ~marks[w + 1]) +
-                (size_t)__builtin_popcountll(starts[w + 2] & ~marks[w + 2]) +
-                (size_t)__builtin_popcountll(starts[w + 3] & ~marks[w + 3]);
+        objects += (size_t)__builtin_popcountll(starts[w]) + (size_t)__builtin_popcountll(starts[w + 1]) +
+                   (size_t)__builtin_popcountll(starts[w + 2]) + (size_t)__builtin_popcountll(starts[w + 3]);
     for (; w < words; w++)
-        dead += (size_t)__builtin_popcountll(starts[w] & ~marks[w]);
-    ss->st.objects_freed += dead;
-    memset(h->marks + first, 0, words * sizeof(uint64_t));
-    /* Only candidates have forwarding bits, and every condemned slot is below old_top. */
-    size_t fwd_end = r->slot + r->n < ss->old_top ? r->slot + r->n : ss->old_top;
-    if (fwd_end > r->slot)
-        memset(ss->fwd + first, 0, (fwd_end - r->slot) * h->words * sizeof(uint64_t));
+        objects += (size_t)__builtin_popcountll(starts[w]);
+    ss->st.objects_freed += objects - r->moved;
     arena__heap_retain_unswept(ss->a, r->slot, r->n);
     r->n = 0;
+    r->moved = 0;
+}
+
+/* A dead page joins the run: when objects were copied out of it (ARENA__PAGE_MOVED), its marks
+ * (theirs only: nothing on it is kept in place) are counted into r->moved and cleared with its
+ * forwarding words; no other dead page has either (the bitmaps are all zero between
+ * collections), so the pause writes no bitmap word of a page that held no survivor. */
+SWEEP_INLINE void release_moved(arena_ss_t *ss, struct release *r, size_t s, uint16_t flags)
+{
+    if (!(flags & ARENA__PAGE_MOVED))
+        return;
+    const struct arena__heap *h = ss->h;
+    uint64_t *marks = h->marks + s * h->words, *fwd = ss->fwd + s * h->words;
+    for (size_t w = 0; w < h->words; w++) {
+        r->moved += (size_t)__builtin_popcountll(marks[w]);
+        marks[w] = 0;
+        fwd[w] = 0;
+    }
 }
 
 SWEEP_INLINE void release_add(arena_ss_t *ss, struct release *r, size_t slot, size_t n)
@@ -571,7 +587,7 @@ static void clear_marks(struct arena__heap *h, size_t s, size_t n)
 SWEEP_INLINE void sweep_body(arena_ss_t *ss, size_t sparse_bytes)
 {
     struct arena__heap *h = ss->h;
-    struct release r = {0, 0};
+    struct release r = {0, 0, 0};
     size_t top = h->top;
     for (size_t s = 0; s < top; s++) {
         struct arena__page *pg = &h->pages[s];
@@ -587,6 +603,7 @@ SWEEP_INLINE void sweep_body(arena_ss_t *ss, size_t sparse_bytes)
                 r.slot = s;
                 r.n = 1;
             }
+            release_moved(ss, &r, s, f);
             continue;
         }
         size_t n = kind == ARENA__PAGE_LARGE_HEAD ? pg->aux : 1;
@@ -601,6 +618,7 @@ SWEEP_INLINE void sweep_body(arena_ss_t *ss, size_t sparse_bytes)
         if ((f & ARENA__PAGE_CONDEMNED) && pg->live == 0 && !(f & ARENA__PAGE_MESHED) &&
             (kind == ARENA__PAGE_SMALL || kind == ARENA__PAGE_LARGE_HEAD)) {
             release_add(ss, &r, s, n);   /* nothing kept in place: its objects died or moved */
+            release_moved(ss, &r, s, f); /* a large object never moves: a small page only */
             s += n - 1;
             continue;
         }

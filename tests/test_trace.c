@@ -245,6 +245,15 @@ static int mark_collect_forward(arena_t *a, struct model *m, unsigned pin_every)
     return rc;
 }
 
+/* Objects the model has in the heap: reachable or not, not yet freed by a collection. */
+static size_t in_heap(const struct model *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->count; i++)
+        n += m->n[i].addr != NULL;
+    return n;
+}
+
 static uint32_t pick_reached(struct model *m)
 {
     for (int tries = 0; tries < 64; tries++) {
@@ -327,10 +336,14 @@ static void property_run(uint64_t seed, size_t page)
             at[i] = m.n[pinned[i]].addr;
             cr_assert_eq(arena_pin(a, at[i]), 0);
         }
+        size_t had = in_heap(&m);
         arena_collect_stats_t st;
         cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, &st), 0);
         cr_assert_eq(st.objects_live, expect, "seed %llu cycle %d: %zu live, %zu reachable",
                      (unsigned long long)seed, cycle, st.objects_live, expect);
+        /* Exact, however the sweep found the dead (.req.trace.lazy-sweep). */
+        cr_assert_eq(st.objects_freed, had - expect, "seed %llu cycle %d: %zu freed of %zu, %zu reachable",
+                     (unsigned long long)seed, cycle, st.objects_freed, had, expect);
         cr_assert_gt(st.pause_ns, 0);
         evacuated += st.objects_evacuated;
         cr_assert_eq(verify(a, &m), expect);
@@ -484,9 +497,11 @@ static void lazy_sweep_run(uint64_t seed, size_t page)
         cr_assert_not_null(before);
         for (size_t i = 0; i < m.count; i++)
             before[i] = m.n[i].addr;
+        size_t had = in_heap(&m);
         arena_collect_stats_t st;
         cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, &st), 0);
         cr_assert_eq(st.objects_live, expect);
+        cr_assert_eq(st.objects_freed, had - expect);
         cr_assert_eq(verify(a, &m), expect);
         stale_ref[0] = stale_ref[1] = NULL;
         for (size_t i = 0; i < m.count; i++) {
@@ -686,15 +701,48 @@ Test(trace, tospace_exhaustion_falls_back_to_marking)
 
 /* A young collection: old objects are neither traced nor freed, young ones reachable
  * only through an old object's written field (the remembered set) survive. */
-static void young_run(void)
+/* The objects from base on that a young collection keeps: reachable from the roots or from
+ * a field of a remembered object (some of those are no longer reachable themselves: their
+ * young targets are floating garbage the trace keeps). */
+static size_t young_live(const struct model *m, size_t base)
 {
-    rng_state = 31;
+    bool *seen = calloc(m->count, sizeof *seen);
+    uint32_t *stack = malloc((m->count * MAXP + m->nroots + m->nremset * MAXP) * sizeof *stack);
+    cr_assert(seen && stack);
+    size_t sp = 0, n = 0;
+    for (size_t r = 0; r < m->nroots; r++)
+        stack[sp++] = m->root_tgt[r];
+    for (size_t i = 0; i < m->nremset; i++) {
+        const struct node *o = &m->n[((const struct tobj *)m->remset[i])->id];
+        for (uint32_t k = 0; k < o->nptr; k++)
+            if (o->tgt[k] != UINT32_MAX)
+                stack[sp++] = o->tgt[k];
+    }
+    while (sp != 0) {
+        uint32_t id = stack[--sp];
+        if (seen[id])
+            continue;
+        seen[id] = true;
+        n += id >= base;
+        for (uint32_t k = 0; k < m->n[id].nptr; k++)
+            if (m->n[id].tgt[k] != UINT32_MAX && id >= base) /* old objects' fields are not traced */
+                stack[sp++] = m->n[id].tgt[k];
+    }
+    free(seen);
+    free(stack);
+    return n;
+}
+
+/* Returns the young objects the young collection kept. */
+static size_t young_run(uint64_t seed)
+{
+    rng_state = seed;
     arena_t *a = make(0, 0);
     struct model m;
     model_init(&m, 4);
     grow_graph(a, &m, 300, 4096, true);
     cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_FULL, NULL), 0);
-    size_t old_reached = verify(a, &m);
+    (void)verify(a, &m); /* marks the reached objects, for the choices below */
     /* An unreachable old object stays through young collections (floating garbage). */
     uint32_t dead_old = UINT32_MAX;
     for (uint32_t i = 0; i < m.count && dead_old == UINT32_MAX; i++)
@@ -720,12 +768,15 @@ static void young_run(void)
         set_edge(&m, f, 0, (uint32_t)(base + rnd() % 200));
         m.remset[m.nremset++] = m.n[f].addr;
     }
-    size_t expect = verify(a, &m);
+    size_t expect = verify(a, &m), young_reached = young_live(&m, base);
     arena_collect_stats_t st;
     cr_assert_eq(arena_trace_collect(a, format_of(&m), ARENA_TRACE_YOUNG, &st), 0);
     m.nremset = 0;
+    /* Only the young were condemned: exact counts of them (.req.trace.condemned-set). */
+    cr_assert_eq(st.objects_live, young_reached, "seed %llu: live %zu young reached %zu", (unsigned long long)seed, st.objects_live, young_reached);
+    cr_assert_eq(st.objects_freed, 200 - young_reached, "seed %llu: %zu freed, %zu of 200 reached",
+                 (unsigned long long)seed, st.objects_freed, young_reached);
     cr_assert_eq(verify(a, &m), expect);
-    cr_assert_gt(expect, old_reached);
     for (uint32_t i = 0; i < 300; i++)
         if (old_addr[i] != NULL && is_reached(&m, i))
             cr_assert_eq(m.n[i].addr, old_addr[i], "an old object moved in a young collection");
@@ -737,17 +788,27 @@ static void young_run(void)
     cr_assert_eq(verify(a, &m), expect);
     arena_destroy(a);
     model_free(&m);
+    return young_reached;
 }
 
 Test(trace, young_collection_with_remembered_set)
 {
-    young_run();
+    cr_assert_gt(young_run(31), 0, "no young object survived");
+}
+
+/* The same over seeds: exact live and freed counts of every young collection. */
+Test(trace, young_collection_counts_many_seeds)
+{
+    size_t kept = 0;
+    for (uint64_t seed = 40; seed < 56; seed++)
+        kept += young_run(seed);
+    cr_assert_gt(kept, 0, "no young object survived");
 }
 
 Test(trace, young_collection_shuffled)
 {
     shuffle_mode = ARENA_SHUFFLE_ON;
-    young_run();
+    young_run(31);
 }
 
 /* arena_fix_inline settles references to old objects of a young collection itself (the
@@ -756,7 +817,7 @@ Test(trace, young_collection_fix_inline_agrees)
 {
     for (int k = FIX_INLINE; k <= FIX_INLINE_THEN_CALL; k++) {
         fix_mode = (enum fix_mode)k;
-        young_run();
+        young_run(31);
     }
     fix_mode = FIX_CALL;
 }
