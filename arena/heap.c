@@ -1276,19 +1276,70 @@ int arena_lab_init(arena_t *a, arena_lab_t *lab)
     struct arena__heap *h = a->heap;
     *lab = (arena_lab_t){.cur = NULL, .end = NULL, .base = h->base, .starts = h->starts,
                          .ends = h->ends, .epoch_now = (const uint64_t *)&h->epoch,
-                         .epoch = UINT64_MAX, .arena = a};
+                         .epoch = UINT64_MAX, .arena = a, .next = NULL, .last = NULL,
+                         .unused = 0, .dirty = 0};
     return 0;
 }
 
-/* A new page for lab, and the object of size bytes at its start. */
-static void *lab_page(arena_lab_t *lab, arena_t *a, size_t size)
+/* Pool pages a lab takes under one lock (at least one): entering the next of them is then
+ * a bump of lab->next, as arena_lab_alloc's is of lab->cur. */
+#define LAB_BATCH_BYTES ((size_t)64 << 10)
+
+/* Forget lab's pages: the rest of the current one, the pages not entered and the rests
+ * noted in lab->unused leave the allocated bytes, unless a collection (or fork) since
+ * they were taken already recounted them. a->lock held. */
+static void lab_drop(arena_lab_t *lab, arena_t *a, uint64_t now)
 {
-    char *page = take_page(a, NULL, size, lab->cur != NULL, &lab->cur, &lab->end, &lab->epoch);
-    if (page == NULL)
-        return NULL;
-    lab->cur += size;
+    if (lab->cur != NULL && lab->epoch == now)
+        allocated_add(a->heap, 0, (size_t)(lab->end - lab->cur) + (size_t)(lab->last - lab->next) + lab->unused);
+    lab->cur = lab->end = lab->next = lab->last = NULL;
+    lab->unused = 0;
+}
+
+/* lab's current page becomes [page, page + page size), cleared when dirty, with the object
+ * of size bytes at its start. */
+static void *lab_enter(arena_lab_t *lab, arena_t *a, char *page, bool dirty, size_t size)
+{
+    /* A retained page holds a dead page's bytes (.req.heap.retain-pages); cleared outside
+     * the lock, since a tracked page may fault here. */
+    if (dirty)
+        memset(page, 0, a->page_size);
+    lab->cur = page + size;
+    lab->end = page + a->page_size;
     set_object_bits(a->heap, a, page, size);
     return page;
+}
+
+/* A batch of pool pages for lab (.req.heap.lock-free-bump), and the object of size bytes at
+ * the start of the first. NULL with errno set. */
+static void *lab_page(arena_lab_t *lab, arena_t *a, size_t size)
+{
+    struct arena__heap *h = a->heap;
+    pthread_mutex_lock(&a->lock);
+    uint64_t now = atomic_load_explicit(&h->epoch, memory_order_relaxed);
+    lab_drop(lab, a, now);
+    int err = h->pool_n == 0 ? pool_refill(a) : 0;
+    if (err != 0) {
+        pthread_mutex_unlock(&a->lock);
+        errno = errno_of(err, ENOMEM);
+        return NULL;
+    }
+    size_t want = LAB_BATCH_BYTES >> a->page_shift, n = want == 0 ? 1 : want < h->pool_n ? want : h->pool_n;
+    size_t slot = h->pool_slot;
+    h->pool_slot += n;
+    h->pool_n -= n;
+    for (size_t i = 0; i < n; i++)
+        __atomic_store_n(&h->pages[slot + i].kind, ARENA__PAGE_SMALL, __ATOMIC_RELEASE);
+    allocated_add(h, n * a->page_size, 0);
+    bool dirty = h->pool_dirty;
+    pthread_mutex_unlock(&a->lock);
+    /* The pool's slots are consecutive, and so are their addresses in the heap view. */
+    char *page = arena__view_slot_addr(a->heap_view, slot);
+    lab->next = page + a->page_size;
+    lab->last = page + n * a->page_size;
+    lab->dirty = dirty;
+    lab->epoch = now;
+    return lab_enter(lab, a, page, dirty, size);
 }
 
 /* arena_lab_refill with cfg.shuffle on: the lab never gets a page, unless the thread has no
@@ -1314,6 +1365,16 @@ void *arena_lab_refill(arena_lab_t *lab, size_t size)
     size_t rounded = (size + ARENA__GRANULE - 1) & ~(size_t)(ARENA__GRANULE - 1);
     if (a->cfg.shuffle)
         return lab_refill_shuffled(lab, a, rounded);
+    /* The next page of the batch, without the lock, while no collection happened since the
+     * batch was taken: as for arena_lab_alloc's bump, no collection runs while the thread
+     * allocates, so the epoch cannot change under it. */
+    if (lab->next != lab->last &&
+        lab->epoch == atomic_load_explicit(&a->heap->epoch, memory_order_relaxed)) {
+        char *page = lab->next;
+        lab->next += a->page_size;
+        lab->unused += (size_t)(lab->end - lab->cur);
+        return lab_enter(lab, a, page, lab->dirty, rounded);
+    }
     return lab_page(lab, a, rounded);
 }
 
@@ -1323,8 +1384,6 @@ void arena_lab_retire(arena_lab_t *lab)
     if (a == NULL || lab->cur == NULL)
         return;
     pthread_mutex_lock(&a->lock);
-    if (lab->epoch == atomic_load_explicit(&a->heap->epoch, memory_order_relaxed))
-        allocated_add(a->heap, 0, (size_t)(lab->end - lab->cur));
+    lab_drop(lab, a, atomic_load_explicit(&a->heap->epoch, memory_order_relaxed));
     pthread_mutex_unlock(&a->lock);
-    lab->cur = lab->end = NULL;
 }

@@ -264,19 +264,25 @@ typedef struct arena_lab {
     char *base;                 /* the heap view's base: granule i is base + 16 i */
     uint64_t *starts, *ends;    /* the heap's object start and end bitmaps, bit per granule */
     const uint64_t *epoch_now;  /* the heap's epoch: every collection (and fork) bumps it */
-    uint64_t epoch;             /* the epoch [cur, end) belongs to */
+    uint64_t epoch;             /* the epoch [cur, end) and [next, last) belong to */
     arena_t *arena;
+    char *next, *last;          /* pages taken with the current one, not entered yet */
+    size_t unused;              /* rests of pages left since the lock was last taken */
+    int dirty;                  /* [next, last) are retained pages: clear each when entered */
 } arena_lab_t;
 
 /* Make *lab an empty buffer of a's heap. Errors: ARENA_ENULL, the error a failed fork left. */
 ARENA_API int arena_lab_init(arena_t *a, arena_lab_t *lab);
 
 /* The slow path of arena_lab_alloc: a new current page (objects larger than a page, and
- * every error, go to arena_alloc). Same results as arena_alloc. */
+ * every error, go to arena_alloc). Same results as arena_alloc. The lab takes pages from
+ * the pool a batch at a time (up to 64 KiB of consecutive slots) and enters the next one
+ * without the lock; until a collection, the pages not entered yet count as allocated. */
 ARENA_API void *arena_lab_refill(arena_lab_t *lab, size_t size);
 
-/* Give the unused rest of the buffer's page back to the accounting of allocated bytes (a
- * thread that stops allocating; optional). The buffer stays usable. */
+/* Give the unused rest of the buffer's pages back to the accounting of allocated bytes (a
+ * thread that stops allocating; optional). The pages stay empty until the next
+ * collection. The buffer stays usable. */
 ARENA_API void arena_lab_retire(arena_lab_t *lab);
 
 /* arena_alloc inlined: the same zeroed, 16-byte aligned object, from the buffer's current

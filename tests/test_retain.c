@@ -274,6 +274,84 @@ Test(retain, lab_alloc)
     arena_destroy(a);
 }
 
+/* A lab takes pool pages a batch at a time and enters the next page of the batch without
+ * the lock: the allocated bytes still count exactly the objects once the lab retires
+ * (the rests of the pages it left and the pages it never entered do not count). */
+Test(retain, lab_batch_counts_objects_only)
+{
+    arena_t *a = make(0, 0, 0);
+    arena_lab_t lab;
+    cr_assert_eq(arena_lab_init(a, &lab), 0);
+    size_t before = arena_allocated_bytes(a), sum = 0;
+    char *first = NULL, *last = NULL;
+    for (int i = 0; i < 200; i++) {
+        size_t size = 100 + (size_t)(i * 53) % 900;
+        char *p = arena_lab_alloc(&lab, size);
+        cr_assert_not_null(p);
+        first = first ? first : p;
+        last = p;
+        sum += (size + 15) & ~(size_t)15;
+    }
+    cr_assert_gt((size_t)(last - first), 8 * arena_page_size(a), "the objects spread over several pages");
+    cr_assert_geq(arena_allocated_bytes(a), before + sum);
+    arena_lab_retire(&lab);
+    cr_assert_eq(arena_allocated_bytes(a), before + sum, "allocated %zu, objects %zu", arena_allocated_bytes(a) - before,
+                 sum);
+    arena_destroy(a);
+}
+
+/* Pages entered without the lock are cleared when they are retained pages, and a batch
+ * taken before a collection is never entered after it: the collection may have handed
+ * those pages to arena_alloc, to-space or the pool. */
+Test(retain, lab_batch_cleared_and_void_after_collect)
+{
+    arena_t *a = make(0, 0, 0);
+    size_t page = arena_page_size(a);
+    /* Pages full of 0xff bytes, all dead: retained by the collection, dirty. */
+    for (int i = 0; i < 400; i++)
+        memset(arena_alloc(a, 1000), 0xff, 1000);
+    cr_assert_eq(arena_collect(a, NULL), 0);
+    cr_assert_gt(stats(a).retained_bytes, 32 * page);
+    arena_lab_t lab;
+    cr_assert_eq(arena_lab_init(a, &lab), 0);
+    char *keep = arena_lab_alloc(&lab, 48); /* takes a batch of retained pages */
+    cr_assert_not_null(keep);
+    memset(keep, 0x11, 48);
+    for (int i = 0; i < 4 * (int)(page / 256); i++) {
+        char *p = arena_lab_alloc(&lab, 256);
+        cr_assert_not_null(p);
+        for (int b = 0; b < 256; b++)
+            cr_assert_eq((unsigned char)p[b], 0, "object %d byte %d of a retained page not cleared", i, b);
+    }
+    cr_assert_eq(arena_mark(a, keep), 0);
+    cr_assert_eq(arena_collect(a, NULL), 0);
+    keep = arena_forward(a, keep);
+    cr_assert_not_null(keep);
+    /* Everything the collection retained goes to arena_alloc, filled with its objects. */
+    enum { N = 600 };
+    char *other[N];
+    for (int i = 0; i < N; i++) {
+        other[i] = arena_alloc(a, 240);
+        cr_assert_not_null(other[i]);
+        memset(other[i], 0x22, 240);
+    }
+    for (int i = 0; i < 2 * (int)(page / 256); i++) {
+        char *p = arena_lab_alloc(&lab, 256);
+        cr_assert_not_null(p);
+        cr_assert_eq(arena_object(a, p), p);
+        cr_assert_eq(arena_object_size(a, p), 256);
+        for (int b = 0; b < 256; b++)
+            cr_assert_eq((unsigned char)p[b], 0, "lab object %d byte %d is not fresh", i, b);
+        memset(p, 0x33, 256);
+    }
+    for (int i = 0; i < N; i++)
+        for (int b = 0; b < 240; b++)
+            cr_assert_eq((unsigned char)other[i][b], 0x22, "object %d overwritten by the lab", i);
+    for (int b = 0; b < 48; b++)
+        cr_assert_eq((unsigned char)keep[b], 0x11, "the survivor was overwritten");
+    arena_destroy(a);
+}
+
 /* A heap whose whole reservation is used and then retained: the retained run reaches the
  * last slot, and rebuilding the free lists must stop there, not read the page table past
  * its end (a 1 GiB heap filled by threads crashed with SIGSEGV in arena_collect). The
