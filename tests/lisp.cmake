@@ -122,6 +122,11 @@ if(ARENA_BUILD_DEMOS AND TARGET arena-lisp)
   lisp_test(lisp_barriers_semispace barriers "--gc=semispace --heap 16k" DIR ${dir})
   lisp_test(lisp_barriers_generational_cards barriers "--gc=arena --generational --barrier=cards --heap 16k" DIR ${dir})
   lisp_test(lisp_barriers_generational_pages barriers "--gc=arena --generational --barrier=pages --heap 16k" DIR ${dir})
+  # A young collection visits only the root stack entries that may have changed since the
+  # previous one: after an error thrown from deep recursion (the stack cut back by the
+  # handler), and frames resumed while unwinding. A cut that does not lower the mark aborts.
+  lisp_test(lisp_young-roots_generational_stress young-roots "--gc=arena --generational --gc-stress=1" DIR ${dir} STDIN RC 1)
+  lisp_test(lisp_young-roots_generational young-roots "--gc=arena --generational --heap 16k" DIR ${dir} STDIN RC 1)
   lisp_test(lisp_error_semispace error "--gc=semispace" RC 1 ERRORS error.err)
   lisp_test(lisp_error_arena error "--gc=arena" RC 1 ERRORS error.err)
   lisp_test(lisp_stdin_semispace fib "--gc=semispace" STDIN)

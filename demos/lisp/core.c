@@ -10,19 +10,29 @@
 
 struct lisp L;
 
-void root_push(val *slot)
+void root_push(val *slot, size_t frame)
 {
     if (L.nroots == L.roots_cap) {
         size_t cap = L.roots_cap ? 2 * L.roots_cap : 4096;
         val **r = realloc(L.roots, cap * sizeof *r);
-        if (!r) {
+        size_t *f = r ? realloc(L.root_frame, cap * sizeof *f) : NULL;
+        if (!r || !f) {
             fprintf(stderr, "arena-lisp: out of memory for the root stack\n");
             exit(1);
         }
         L.roots = r;
+        L.root_frame = f;
         L.roots_cap = cap;
     }
+    L.root_frame[L.nroots] = frame;
     L.roots[L.nroots++] = slot;
+}
+
+void lisp_roots_mark_broken(void)
+{
+    fprintf(stderr, "arena-lisp: the root stack was cut to %zu entries without roots_restore "
+                    "(mark %zu): a young collection would miss changed roots\n", L.nroots, L.roots_low);
+    abort();
 }
 
 static uint64_t now_ns(void)

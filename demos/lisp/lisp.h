@@ -156,7 +156,11 @@ extern const struct heap_backend heap_arena_backend;
 struct lisp {
     const struct heap_backend *heap;
     val **roots;       /* the root stack: addresses of rooted C locals */
+    size_t *root_frame; /* root_frame[i]: where the frame that pushed roots[i] begins */
     size_t nroots, roots_cap;
+    /* The lowest the root stack was cut back to since lisp_young_roots_reset(): see
+     * lisp_each_young_root. */
+    size_t roots_low;
     val *symtab;       /* interned symbols (open addressing; each entry is a root) */
     size_t symcap, nsyms;
     /* The symtab slots filled since lisp_young_roots_reset(), unless fresh_all (too many,
@@ -209,10 +213,16 @@ static inline void set_field(val o, val *slot, val v)
 }
 
 /* Rooting (.req.runtime.precise-roots). GC_BEGIN records the root stack; ROOT(x) registers local x; every exit
- * path restores the stack with GC_END (or GC_RETURN). */
+ * path restores the stack with GC_END (or GC_RETURN).
+ * The rules a young collection relies on (lisp_each_young_root): a function has at most
+ * one GC_BEGIN (a second one, in an inner block, would shadow gc_saved_roots_: the pragma
+ * below makes that an error), and a rooted local is written only by the function that
+ * declared it, never through a pointer by a callee. Then a frame's rooted locals can
+ * change only while that frame runs, i.e. after every root above its own was popped. */
+#pragma GCC diagnostic error "-Wshadow"
 #define GC_BEGIN size_t gc_saved_roots_ = L.nroots
-#define ROOT(x) root_push(&(x))
-#define GC_END (L.nroots = gc_saved_roots_)
+#define ROOT(x) root_push(&(x), gc_saved_roots_)
+#define GC_END roots_restore(gc_saved_roots_)
 #define GC_RETURN(e)         \
     do {                     \
         val gc_ret_ = (e);   \
@@ -220,7 +230,14 @@ static inline void set_field(val o, val *slot, val v)
         return gc_ret_;      \
     } while (0)
 
-void root_push(val *slot);
+void root_push(val *slot, size_t frame);
+
+static inline void roots_restore(size_t n)
+{
+    L.nroots = n;
+    if (n < L.roots_low)
+        L.roots_low = n;
+}
 
 /* The roots: the rooted locals and the symbol table. Inline, so that a collector's
  * visitor (a static function) is inlined too: a collection visits thousands of roots. */
@@ -233,26 +250,50 @@ static inline void lisp_each_root(root_visitor visit, void *ctx)
             visit(&L.symtab[i], ctx);
 }
 
+/* The first root stack entry that may have changed since lisp_young_roots_reset(). The
+ * entries below roots_low were never popped since, so each still names the local it named
+ * then, in a frame that has not returned. A frame runs (and may write its rooted locals)
+ * only when the stack is cut back to its own top, so of the frames below roots_low only
+ * the one owning entry roots_low - 1 may have run: every frame below it was suspended in
+ * a call the whole time, and its rooted locals hold what they held then. */
+_Noreturn void lisp_roots_mark_broken(void);
+
+static inline size_t lisp_roots_changed_from(void)
+{
+    /* Every cut of the stack lowers the mark (roots_restore): a mark above the stack
+     * means one did not, and the entries below it may not be what they were. */
+    if (__builtin_expect(L.roots_low > L.nroots, 0))
+        lisp_roots_mark_broken();
+    return L.roots_low == 0 ? 0 : L.root_frame[L.roots_low - 1];
+}
+
 /* The roots that may name an object allocated since lisp_young_roots_reset(): the rooted
- * locals and the symbols interned since (the symbol table holds a thousand slots; a
- * generational heap that does not move its old objects need not visit the older ones). */
+ * locals of the frames that may have run since (lisp_roots_changed_from) and the symbols
+ * interned since (the symbol table holds a thousand slots). The others still hold what
+ * they held after that collection: old objects, which a young collection does not move.
+ * Deep recursion thus costs a young collection the frames pushed or resumed since the
+ * last one, not the whole root stack. */
 static inline void lisp_each_young_root(root_visitor visit, void *ctx)
 {
+    for (size_t i = lisp_roots_changed_from(); i < L.nroots; i++)
+        visit(L.roots[i], ctx);
     if (L.fresh_all) {
-        lisp_each_root(visit, ctx);
+        for (size_t i = 0; i < L.symcap; i++)
+            if (L.symtab[i])
+                visit(&L.symtab[i], ctx);
         return;
     }
-    for (size_t i = 0; i < L.nroots; i++)
-        visit(L.roots[i], ctx);
     for (size_t i = 0; i < L.nfresh; i++)
         visit(&L.symtab[L.fresh[i]], ctx);
 }
 
-/* After a collection that left no young object: no symbol is fresh any more. */
+/* After a collection that left no young object: no symbol is fresh any more, and no
+ * rooted local has changed since. */
 static inline void lisp_young_roots_reset(void)
 {
     L.nfresh = 0;
     L.fresh_all = 0;
+    L.roots_low = L.nroots;
 }
 
 /* Allocation: may collect, so every value the caller still needs must be rooted. */

@@ -73,7 +73,7 @@ static size_t run_forms(const char *src, size_t len, int echo, enum on_error mod
     *incomplete = 0;
     L.on_error = &jb;
     if (setjmp(jb)) {
-        L.nroots = base;
+        roots_restore(base);
         L.depth = 0;
         L.who = NULL;
         if (r.incomplete) {
