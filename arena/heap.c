@@ -39,8 +39,8 @@ static _Thread_local struct tcache tcache[TCACHE_WAYS];
 
 static void tables_unmap(struct arena__heap *h)
 {
-    void *t[4] = {h->pages, h->starts, h->ends, h->marks};
-    for (int i = 0; i < 4; i++)
+    void *t[5] = {h->pages, h->starts, h->ends, h->marks, h->moved};
+    for (int i = 0; i < 5; i++)
         if (t[i] != NULL)
             arena__map_table_free(t[i], h->table_bytes[i]);
 }
@@ -56,13 +56,16 @@ int arena__heap_init(arena_t *a)
     h->chunk_pages = CHUNK_MIN;
     size_t bitmap = h->nslots * h->words * sizeof(uint64_t);
     h->table_bytes[0] = h->nslots * sizeof(struct arena__page);
-    h->table_bytes[1] = h->table_bytes[2] = h->table_bytes[3] = bitmap;
+    h->table_bytes[1] = h->table_bytes[2] = h->table_bytes[3] = h->table_bytes[4] = bitmap;
     h->pages = arena__map_table(h->table_bytes[0]);
     h->starts = arena__map_table(bitmap);
     h->ends = arena__map_table(bitmap);
     h->marks = arena__map_table(bitmap);
+    /* Reserved like the others, not grown by the collector: its pages are committed where a
+     * copy first sets a bit, never zeroed or copied in a pause. */
+    h->moved = arena__map_table(bitmap);
     int err = 0;
-    if (h->pages == NULL || h->starts == NULL || h->ends == NULL || h->marks == NULL)
+    if (h->pages == NULL || h->starts == NULL || h->ends == NULL || h->marks == NULL || h->moved == NULL)
         err = arena__os_error(ARENA_ENOMEM);
     else
         err = arena__view_create(a, ARENA_VIEW_EMPTY, h->nslots,

@@ -80,7 +80,10 @@ struct arena__heap {
     uint64_t *starts;            /* bit per granule: an object starts here */
     uint64_t *ends;              /* bit per granule: an object ends in this granule */
     uint64_t *marks;             /* bit per granule: the object starting here is marked */
-    size_t table_bytes[4];       /* mapping lengths of the four tables above */
+    uint64_t *moved;             /* bit per granule: the object starting here was copied by the
+                                    running one-pass collection (trace.c, .req.trace.fix-copies);
+                                    all zero between collections */
+    size_t table_bytes[5];       /* mapping lengths of the five tables above */
     _Atomic uint64_t epoch;      /* bumped by every collection: thread caches go stale */
     size_t top;                  /* every slot >= top is FREE */
     size_t used_pages;           /* slots that are not FREE */

@@ -36,11 +36,10 @@ struct tospace {
 };
 
 /* What outlives a collection, so that a collection allocates nothing in the common case:
- * the forwarding bitmap (all zero between collections: the sweep clears the words of the
- * pages that evacuated), the kept-page bitmap, the grey stack and the to-space list. */
+ * the kept-page bitmap, the grey stack and the to-space list. The forwarding bitmap is the
+ * heap's (h->moved: all zero between collections, the sweep clears the words of the pages
+ * that evacuated). */
 struct arena__trace {
-    uint64_t *fwd;
-    size_t fwd_words;
     uint64_t *kept;
     size_t kept_words;
     struct grey *stack;
@@ -56,7 +55,7 @@ struct arena_ss {
     char *base;             /* heap view base */
     size_t heap_bytes;
     size_t old_top;         /* slots below it existed before the collection */
-    uint64_t *fwd;          /* bit per granule below old_top: the object was copied */
+    uint64_t *fwd;          /* h->moved: bit per granule below old_top, the object was copied */
     uint64_t *kept;         /* bit per slot below old_top: objects not condemned */
     struct grey *stack;
     size_t sp, cap;
@@ -64,7 +63,8 @@ struct arena_ss {
     struct tospace *to;     /* to-space pages in fill order */
     size_t nto, to_cap;
     size_t pool, pool_n;    /* slots taken for to-space and not yet started */
-    size_t chunk;           /* slots the next take asks for */
+    size_t chunk;           /* slots the next take of retained slots asks for */
+    size_t fresh;           /* slots the next take asks for when none is retained */
     size_t scan_page, scan_off;   /* the Cheney scan: next object in to-space */
     bool to_exhausted;      /* no more free pages: mark the rest in place */
     arena_collect_stats_t st;
@@ -84,8 +84,11 @@ static void note_error(arena_ss_t *ss, int err)
 
 /* ---------------------------------------------------------------- to-space -- */
 
-/* A fresh page for copies: slots are taken in chunks (16, doubling to 512) so a large
- * evacuation costs few mapping calls, and one at a time once a chunk is refused. */
+/* A fresh page for copies: retained slots are taken in chunks (16, doubling to 512) so a
+ * large evacuation costs few takes; fresh slots (mapped, populated and allocated in the file
+ * inside the pause) in chunks of 2 doubling to 512, so a small evacuation into a heap that
+ * retains nothing yet (the first collection) maps little more than it fills
+ * (.req.trace.to-space); one at a time once a chunk is refused. */
 static bool tospace_page(arena_ss_t *ss)
 {
     arena_t *a = ss->a;
@@ -98,8 +101,8 @@ static bool tospace_page(arena_ss_t *ss)
         ss->to_cap = cap;
     }
     if (ss->pool_n == 0) {
-        size_t want = ss->chunk, got = 0;
-        ss->chunk = want < 512 ? 2 * want : want;
+        size_t *next = ss->h->nkept != 0 ? &ss->chunk : &ss->fresh, want = *next, got = 0;
+        *next = want < 512 ? 2 * want : want;
         if (arena__heap_take_some(a, want, ARENA__PAGE_POOL, &ss->pool, &got) != 0 &&
             arena__heap_take_some(a, 1, ARENA__PAGE_POOL, &ss->pool, &got) != 0)
             return false;
@@ -720,7 +723,6 @@ void arena__trace_fini(arena_t *a)
     struct arena__trace *t = a->trace;
     if (t == NULL)
         return;
-    free(t->fwd);
     free(t->kept);
     free(t->stack);
     free(t->to);
@@ -753,10 +755,9 @@ static int tables_take(arena_ss_t *ss)
     if (a->trace == NULL && (a->trace = calloc(1, sizeof *a->trace)) == NULL)
         return ARENA_ENOCOLLECT;
     struct arena__trace *t = a->trace;
-    if (!grow_zeroed(&t->fwd, &t->fwd_words, ss->old_top * ss->h->words) ||
-        !grow_zeroed(&t->kept, &t->kept_words, (ss->old_top + 63) / 64))
+    if (!grow_zeroed(&t->kept, &t->kept_words, (ss->old_top + 63) / 64))
         return ARENA_ENOCOLLECT;
-    ss->fwd = t->fwd;
+    ss->fwd = ss->h->moved;
     ss->kept = t->kept;
     ss->stack = t->stack;
     ss->cap = t->stack_cap;
@@ -788,7 +789,7 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     uint64_t t0 = arena__os_now_ns();
     struct arena__heap *h = a->heap;
     h->one_pass = true; /* no recycled pinned pages from now on (.req.heap.recycle-pinned) */
-    arena_ss_t ss = {.a = a, .h = h, .base = h->base, .fmt = fmt, .chunk = 16,
+    arena_ss_t ss = {.a = a, .h = h, .base = h->base, .fmt = fmt, .chunk = 16, .fresh = 2,
                      .heap_bytes = h->nslots * a->page_size, .old_top = h->top};
     if (tables_take(&ss) != 0) {
         pthread_mutex_unlock(&a->lock);
