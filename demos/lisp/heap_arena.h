@@ -10,6 +10,7 @@
 
 /* Bit of the header's mark byte (generational mode only): survived a collection. */
 #define AH_OLD MARK_OLD
+#define AH_REMEMBERED MARK_REMEMBERED
 
 struct arena_heap {
     arena_t *a;

@@ -50,12 +50,16 @@ static struct {
     size_t old_bytes, major_trigger;
     void **dirty;         /* the remembered set: dirty cards (CARD_BYTES) or pages */
     size_t ndirty, dirtycap;
+    obj **dirty_obj;      /* cards: the large object whose field dirtied dirty[i] */
+    size_t dirty_objcap;
+    obj **remembered;     /* cards: the old objects marked MARK_REMEMBERED */
+    size_t nremembered, rememberedcap;
     uint64_t *old_pages;  /* --barrier pages: bit per heap slot, holds (part of) an old object */
     char *heap_base;
     size_t page_size, nslots;
     unsigned page_shift;  /* log2(page_size): slot numbers by shifts, once per survivor */
     size_t dirty_bytes;   /* what an entry of dirty covers: CARD_BYTES or a page */
-    uint64_t minors, majors, minor_ns, major_ns, dirty_pages, scanned_pages, take_ns;
+    uint64_t minors, majors, minor_ns, major_ns, dirty_pages, scanned_pages, take_ns, remembered_objects;
     size_t nursery;       /* bytes allocated between young collections */
 } G;
 
@@ -157,12 +161,38 @@ static void peek_dirty(void)
     G.take_ns += now_ns() - t0;
 }
 
-void lisp_card_dirty(size_t card)
+/* The barrier's slow path: the first store of a heap pointer into the old object o since
+ * the last collection (for a large one, every such store). */
+void lisp_remember(val o, const val *slot)
 {
+    obj *p = OBJ(o);
+    if (obj_bytes(p) <= CARD_BYTES) {
+        SET_MARK(p, MARK(p) | AH_REMEMBERED);
+        if (G.nremembered == G.rememberedcap)
+            G.remembered = grow(G.remembered, &G.rememberedcap, sizeof *G.remembered);
+        G.remembered[G.nremembered++] = p;
+        return;
+    }
+    size_t card = ((uintptr_t)slot - L.card_base) >> L.card_shift;
+    if (L.card[card])
+        return;
     L.card[card] = 1;
     if (G.ndirty == G.dirtycap)
         G.dirty = grow(G.dirty, &G.dirtycap, sizeof *G.dirty);
+    if (G.ndirty == G.dirty_objcap)
+        G.dirty_obj = grow(G.dirty_obj, &G.dirty_objcap, sizeof *G.dirty_obj);
+    G.dirty_obj[G.ndirty] = p;
     G.dirty[G.ndirty++] = G.heap_base + (card << L.card_shift);
+}
+
+/* Empty the card barrier's remembered set. Before a full collection, which may move or
+ * free the remembered objects (a copy keeping MARK_REMEMBERED would never be remembered
+ * again); after a young one, which moves no old object. */
+static void forget_remembered(void)
+{
+    for (size_t i = 0; i < G.nremembered; i++)
+        SET_MARK(G.remembered[i], MARK(G.remembered[i]) & ~AH_REMEMBERED);
+    G.nremembered = 0;
 }
 
 /* Every heap page is clean again. Cards: the dirty ones are reset. Pages: the take reads
@@ -194,8 +224,20 @@ static void take_dirty(void)
     G.take_ns += now_ns() - t0;
 }
 
-/* The remembered set: fix the fields of the old objects that lie on the card or page
- * (only those: a large object spans several, each dirty or not on its own). */
+/* The fields of the large object o that lie on the dirty card (the card barrier). */
+static void scan_card(arena_ss_t *ss, char *card, obj *o)
+{
+    val *f = o->f, *fe = o->f + obj_nvals(o);
+    if ((char *)f < card)
+        f = (val *)(void *)card;
+    if ((char *)fe > card + CARD_BYTES)
+        fe = (val *)(void *)(card + CARD_BYTES);
+    for (; f < fe; f++)
+        ah_fix_inline(ss, f);
+}
+
+/* The remembered set of the page barrier: fix the fields of the old objects that lie on
+ * the page (only those: a large object spans several, each dirty or not on its own). */
 static void scan_dirty(arena_ss_t *ss, char *page)
 {
     char *end = page + G.dirty_bytes;
@@ -233,10 +275,17 @@ static void young_roots(arena_ss_t *ss, void *closure)
 {
     (void)closure;
     ah_fix_young_roots(ss);
+    if (L.card) {
+        for (size_t i = 0; i < G.nremembered; i++)
+            ah_fix_fields(ss, G.remembered[i]);
+        for (size_t i = 0; i < G.ndirty; i++)
+            scan_card(ss, G.dirty[i], G.dirty_obj[i]);
+        G.scanned_pages += G.ndirty;
+        return;
+    }
     for (size_t i = 0; i < G.ndirty; i++) {
-        /* Most tracked pages are the nursery's own: nothing old to scan there. (A dirty
-         * card always holds a field of an old object: only those stores mark one.) */
-        if (G.old_pages && !page_has_old(G.dirty[i]))
+        /* Most tracked pages are the nursery's own: nothing old to scan there. */
+        if (!page_has_old(G.dirty[i]))
             continue;
         G.scanned_pages++;
         scan_dirty(ss, G.dirty[i]);
@@ -255,12 +304,14 @@ static void minor(void)
     if (!L.card)
         peek_dirty();
     G.dirty_pages += G.ndirty;
+    G.remembered_objects += G.nremembered;
     ah_trace(&fmt, ARENA_TRACE_YOUNG);
 }
 
 static void major(void)
 {
     static const arena_format_t fmt = {scan_promote, full_roots, NULL};
+    forget_remembered();
     G.old_bytes = 0;
     if (G.old_pages)
         memset(G.old_pages, 0, (G.nslots + 63) / 64 * sizeof *G.old_pages);
@@ -277,6 +328,7 @@ void gen_collect(size_t need)
     else
         minor();
     /* Every object is old now: the remembered set starts empty again. */
+    forget_remembered();
     take_dirty();
     lisp_young_roots_reset();
     uint64_t dt = now_ns() - t0;
@@ -301,6 +353,8 @@ void gen_fini(void)
         arena_track_stop(G.hv);
     }
     free(G.dirty);
+    free(G.dirty_obj);
+    free(G.remembered);
     free(G.old_pages);
     memset(&G, 0, sizeof G);
 }
@@ -309,10 +363,11 @@ void gen_describe(FILE *out)
 {
     fprintf(out,
             ",\"minor_gcs\":%llu,\"major_gcs\":%llu,\"minor_ms\":%.3f,\"major_ms\":%.3f,"
-            "\"dirty_pages\":%llu,\"scanned_pages\":%llu,\"take_ms\":%.3f,\"old_kb\":%zu,"
+            "\"dirty_pages\":%llu,\"scanned_pages\":%llu,\"remembered_objects\":%llu,\"take_ms\":%.3f,\"old_kb\":%zu,"
             "\"barrier\":\"%s\"",
             (unsigned long long)G.minors, (unsigned long long)G.majors, (double)G.minor_ns / 1e6,
             (double)G.major_ns / 1e6, (unsigned long long)G.dirty_pages,
-            (unsigned long long)G.scanned_pages, (double)G.take_ns / 1e6, G.old_bytes / 1024,
+            (unsigned long long)G.scanned_pages, (unsigned long long)G.remembered_objects,
+            (double)G.take_ns / 1e6, G.old_bytes / 1024,
             L.card ? "cards" : arena_track_backend(G.hv) == ARENA_TRACKER_UFFD ? "pages/uffd" : "pages/sigsegv");
 }

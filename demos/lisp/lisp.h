@@ -72,9 +72,12 @@ typedef struct obj {
 #define AUX(v) ((int)((OBJ(v)->hdr >> 16) & 0xff))
 #define COUNT(v) ((size_t)(OBJ(v)->hdr >> 24))
 #define IS(v, t) (PTR_P(v) && TYPE(v) == (t))
-/* Mark-byte bit a generational heap sets on every object that survived a collection
- * (the write barrier reads it; the other bits are the heap's own). */
+/* Mark-byte bits of a generational heap: MARK_OLD on every object that survived a
+ * collection, MARK_REMEMBERED on an old object the write barrier put in the remembered
+ * set since the last collection (the barrier reads both; the other bits are the heap's
+ * own). */
 #define MARK_OLD 2
+#define MARK_REMEMBERED 4
 
 #define car(v) (OBJ(v)->f[0])
 #define cdr(v) (OBJ(v)->f[1])
@@ -177,8 +180,9 @@ struct lisp {
     int barrier;       /* --barrier for --generational: LISP_BARRIER_CARDS or _PAGES */
     uint64_t stress, stress_count; /* collect every stress allocations (0 = off) */
     /* The card table of the generational heap's write barrier (--barrier cards): a byte
-     * per heap page, card[(slot - card_base) >> card_shift]; NULL when no barrier is
-     * needed (semispace, a non-generational heap, or --barrier pages). */
+     * per card of heap, card[(slot - card_base) >> card_shift], for objects larger than
+     * a card; NULL when no barrier is needed (semispace, a non-generational heap, or
+     * --barrier pages). */
     unsigned char *card;
     uintptr_t card_base;
     unsigned card_shift;
@@ -187,23 +191,24 @@ extern struct lisp L;
 
 enum { LISP_BARRIER_CARDS, LISP_BARRIER_PAGES };
 
-/* The write barrier (card marking, Hölzle 1993; a card is a heap page). Every store of
- * a value into a field of an existing heap object goes through set_field: a store of a
- * heap pointer into an old object dirties the card of the field, and the next young
- * collection treats the old fields on dirty cards as roots. Only the stores that fill
- * an object right after alloc_obj returned it, with no allocation in between, may
+/* The write barrier of --barrier cards: a remembered set of objects, and cards for large
+ * ones. Every store of a value into a field of an existing heap object goes through
+ * set_field. A store of a heap pointer into an old object that is not remembered yet calls
+ * lisp_remember: an object of at most a card (256 bytes: every pair, frame, closure,
+ * symbol and short vector) is marked MARK_REMEMBERED and listed, and the next young
+ * collection fixes all its fields (the remembered set of objects: Ungar 1984; Lua 5.4's
+ * "touched" objects); a larger one dirties the card of the field (card marking, Hölzle
+ * 1993), and the collection fixes its fields on that card only. Only the stores that
+ * fill an object right after alloc_obj returned it, with no allocation in between, may
  * write the field directly (the object is young: a collection only runs inside an
  * allocation). A missed barrier loses a young object that only an old one references:
- * tests/lisp.cmake's old-to-young test is what catches one. */
-void lisp_card_dirty(size_t card); /* the first store to a clean card (heap_gen.c) */
+ * tests/lisp/barriers.scm and the old-to-young test are what catch one. */
+void lisp_remember(val o, const val *slot); /* heap_gen.c */
 
 static inline void write_barrier(val o, const val *slot, val v)
 {
-    if (L.card && PTR_P(v) && (MARK(OBJ(o)) & MARK_OLD)) {
-        size_t c = ((uintptr_t)slot - L.card_base) >> L.card_shift;
-        if (!L.card[c])
-            lisp_card_dirty(c);
-    }
+    if (L.card && PTR_P(v) && (MARK(OBJ(o)) & (MARK_OLD | MARK_REMEMBERED)) == MARK_OLD)
+        lisp_remember(o, slot);
 }
 
 static inline void set_field(val o, val *slot, val v)
@@ -230,7 +235,16 @@ static inline void set_field(val o, val *slot, val v)
         return gc_ret_;      \
     } while (0)
 
-void root_push(val *slot, size_t frame);
+void roots_grow(void); /* core.c: a larger root stack, or exit */
+
+/* Inline: the interpreter pushes a root for every rooted local of every call. */
+static inline void root_push(val *slot, size_t frame)
+{
+    if (__builtin_expect(L.nroots == L.roots_cap, 0))
+        roots_grow();
+    L.root_frame[L.nroots] = frame;
+    L.roots[L.nroots++] = slot;
+}
 
 static inline void roots_restore(size_t n)
 {

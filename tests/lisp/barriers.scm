@@ -20,6 +20,16 @@
 (let ((p (cons 1 2))) (gc) (set-cdr! p (young 'cdr)) (settle) (show "set-cdr!" p))
 (let ((v (make-vector 600 0))) (gc) (vector-set! v 550 (young 'vs)) (settle) (show "vector-set!" (vector-ref v 550)))
 (let ((v (make-vector 3 0))) (gc) (vector-fill! v (young 'vf)) (settle) (show "vector-fill!" v))
+;; An old object of up to 256 bytes is remembered whole, a larger one by the 256-byte card
+;; of each field stored into: a young object in every element of old vectors of 31
+;; elements (the largest remembered whole), 32 and 200, so that the first and last field
+;; of every card, and the object's first and last card, each hold one.
+(define (fill-young! v) (do ((i 0 (+ i 1))) ((= i (vector-length v)) v) (vector-set! v i (list i 'young))))
+(define (all-young? v)
+  (let loop ((i 0)) (cond ((= i (vector-length v)) #t) ((equal? (vector-ref v i) (list i 'young)) (loop (+ i 1))) (else i))))
+(let ((v (make-vector 31 0))) (gc) (fill-young! v) (settle) (show "every element of 31" (all-young? v)))
+(let ((v (make-vector 32 0))) (gc) (fill-young! v) (settle) (show "every element of 32" (all-young? v)))
+(let ((v (make-vector 200 0))) (gc) (fill-young! v) (settle) (show "every element of 200" (all-young? v)))
 (let ((l (list 1 2 3))) (gc) (let ((r (reverse! (cons (young 'rev) l)))) (settle) (show "reverse!" r)))
 
 (define g 0)
@@ -49,3 +59,19 @@
 ;; apply copies the spread list, collecting on the way: reversing the copy links old
 ;; cells to young ones.
 (show "apply long" (apply (lambda args (settle) (list (length args) (apply + args))) big))
+
+;; A remembered object moved by a full collection: the copy must not stay marked
+;; remembered (the barrier would then skip its next store). p shares its pages with
+;; filler that dies, so the full collection evacuates it.
+(define (filler k) (if (= k 0) '() (cons k (filler (- k 1)))))
+(define before (filler 400))
+(define moved (cons 1 2))
+(define after (filler 400))
+(gc)
+(set-car! moved (young 'first))
+(set! before #f)
+(set! after #f)
+(gc)
+(set-cdr! moved (young 'second))
+(settle)
+(show "remembered, then moved" moved)
