@@ -10,22 +10,18 @@
 
 struct lisp L;
 
-void root_push(val *slot, size_t frame)
+void roots_grow(void)
 {
-    if (L.nroots == L.roots_cap) {
-        size_t cap = L.roots_cap ? 2 * L.roots_cap : 4096;
-        val **r = realloc(L.roots, cap * sizeof *r);
-        size_t *f = r ? realloc(L.root_frame, cap * sizeof *f) : NULL;
-        if (!r || !f) {
-            fprintf(stderr, "arena-lisp: out of memory for the root stack\n");
-            exit(1);
-        }
-        L.roots = r;
-        L.root_frame = f;
-        L.roots_cap = cap;
+    size_t cap = L.roots_cap ? 2 * L.roots_cap : 4096;
+    val **r = realloc(L.roots, cap * sizeof *r);
+    size_t *f = r ? realloc(L.root_frame, cap * sizeof *f) : NULL;
+    if (!r || !f) {
+        fprintf(stderr, "arena-lisp: out of memory for the root stack\n");
+        exit(1);
     }
-    L.root_frame[L.nroots] = frame;
-    L.roots[L.nroots++] = slot;
+    L.roots = r;
+    L.root_frame = f;
+    L.roots_cap = cap;
 }
 
 void lisp_roots_mark_broken(void)

@@ -235,7 +235,16 @@ static inline void set_field(val o, val *slot, val v)
         return gc_ret_;      \
     } while (0)
 
-void root_push(val *slot, size_t frame);
+void roots_grow(void); /* core.c: a larger root stack, or exit */
+
+/* Inline: the interpreter pushes a root for every rooted local of every call. */
+static inline void root_push(val *slot, size_t frame)
+{
+    if (__builtin_expect(L.nroots == L.roots_cap, 0))
+        roots_grow();
+    L.root_frame[L.nroots] = frame;
+    L.roots[L.nroots++] = slot;
+}
 
 static inline void roots_restore(size_t n)
 {
