@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define CHUNK_MIN 16u
 #define CHUNK_MAX 1024u
@@ -295,6 +296,28 @@ static bool runs_take(struct arena__hole *runs, size_t *nruns, size_t n, bool ex
 
 /* n unmapped free slots (exactly n when exact, else between 1 and n in *got): first fit
  * in the holes below top, else at the top. */
+/* The collector writes the mark and forwarding tables only inside a pause, where the first
+ * write to a table page would fault: when slots for small objects are taken above the last
+ * ones covered (mostly in the mutator's refills), the table pages that cover them are
+ * populated, a table page (which covers many heap pages) at a time. Not for large objects
+ * (one mark each), and only once the slots are had: a refused request commits nothing. Only
+ * advice, as for heap pages. */
+static void tables_cover(struct arena__heap *h, size_t slot, size_t n)
+{
+    if (slot + n <= h->tables_top)
+        return;
+    if (slot < h->tables_top)
+        slot = h->tables_top;
+    size_t table_page = (size_t)sysconf(_SC_PAGESIZE), per_slot = h->words * sizeof(uint64_t);
+    size_t from = slot * per_slot / table_page * table_page;
+    size_t to = ((slot + n) * per_slot + table_page - 1) / table_page * table_page;
+    if (to > h->table_bytes[3])
+        to = h->table_bytes[3];
+    arena__map_populate((char *)h->marks + from, to - from);
+    arena__map_populate((char *)h->moved + from, to - from);
+    h->tables_top = to / per_slot;
+}
+
 static int find_slots(struct arena__heap *h, size_t n, bool exact, size_t *slot, size_t *got)
 {
     if (runs_take(h->holes, &h->nholes, n, exact, slot, got))
@@ -501,6 +524,8 @@ static int take_slots(arena_t *a, size_t n, bool exact, bool use_kept, int kind,
         __atomic_store_n(&pg->kind, (uint8_t)kind, __ATOMIC_RELEASE);
     }
     h->used_pages += got;
+    if (kind != ARENA__PAGE_LARGE_HEAD)
+        tables_cover(h, slot, got);
     *slot_out = slot;
     *got_out = got;
     if (dirty != NULL)
@@ -584,11 +609,26 @@ int arena__heap_unmap_stale(arena_t *a, size_t limit)
     return err;
 }
 
+void arena__heap_retain_pool(arena_t *a, size_t slot, size_t n)
+{
+    struct arena__heap *h = a->heap;
+    for (size_t i = slot; i < slot + n; i++) {
+        struct arena__page *pg = &h->pages[i];
+        __atomic_store_n(&pg->kind, ARENA__PAGE_FREE, __ATOMIC_RELAXED);
+        pg->live = 0;
+        pg->pinned = 0;
+        pg->aux = 0;
+        pg->flags = ARENA__PAGE_RETAINED;
+    }
+    h->used_pages -= n;
+    h->retained_pages += n;
+}
+
 void arena__heap_retire_pool(arena_t *a)
 {
     struct arena__heap *h = a->heap;
     if (h->pool_n != 0)
-        arena__heap_retain(a, h->pool_slot, h->pool_n);
+        arena__heap_retain_pool(a, h->pool_slot, h->pool_n); /* pool slots hold no object bits */
     h->pool_n = 0;
 }
 

@@ -84,6 +84,8 @@ struct arena__heap {
                                     running one-pass collection (trace.c, .req.trace.fix-copies);
                                     all zero between collections */
     size_t table_bytes[5];       /* mapping lengths of the five tables above */
+    size_t tables_top;           /* the highest slot whose mark and forwarding table pages were
+                                    populated, plus one (heap.c's tables_cover) */
     _Atomic uint64_t epoch;      /* bumped by every collection: thread caches go stale */
     size_t top;                  /* every slot >= top is FREE */
     size_t used_pages;           /* slots that are not FREE */
@@ -148,6 +150,9 @@ int arena__heap_take(arena_t *a, size_t n, int kind, bool use_kept, size_t *slot
 int arena__heap_take_some(arena_t *a, size_t n, int kind, size_t *slot_out, size_t *got);
 /* Mark slots FREE and RETAINED: they keep showing their file pages (collect.c). */
 void arena__heap_retain(arena_t *a, size_t slot, size_t n);
+/* The same for POOL slots, which never held an object since they were taken: their bitmaps
+ * are clear already (trace.c's unused to-space). */
+void arena__heap_retain_pool(arena_t *a, size_t slot, size_t n);
 /* As arena__heap_retain, but the slots' start and end bits are left for heap.c to clear when
  * the slots are used again (ARENA__PAGE_UNSWEPT, .req.trace.lazy-sweep): the caller has cleared
  * their marks (trace.c's sweep). */

@@ -63,8 +63,7 @@ struct arena_ss {
     struct tospace *to;     /* to-space pages in fill order */
     size_t nto, to_cap;
     size_t pool, pool_n;    /* slots taken for to-space and not yet started */
-    size_t chunk;           /* slots the next take of retained slots asks for */
-    size_t fresh;           /* slots the next take asks for when none is retained */
+    size_t chunk;           /* slots the next take asks for */
     size_t scan_page, scan_off;   /* the Cheney scan: next object in to-space */
     bool to_exhausted;      /* no more free pages: mark the rest in place */
     arena_collect_stats_t st;
@@ -84,11 +83,10 @@ static void note_error(arena_ss_t *ss, int err)
 
 /* ---------------------------------------------------------------- to-space -- */
 
-/* A fresh page for copies: retained slots are taken in chunks (16, doubling to 512) so a
- * large evacuation costs few takes; fresh slots (mapped, populated and allocated in the file
- * inside the pause) in chunks of 2 doubling to 512, so a small evacuation into a heap that
- * retains nothing yet (the first collection) maps little more than it fills
- * (.req.trace.to-space); one at a time once a chunk is refused. */
+/* A fresh page for copies: slots are taken in chunks (16, doubling to 512) so a large
+ * evacuation costs few mapping calls, and one at a time once a chunk is refused. The unused
+ * rest of a chunk is retained at the end: the slack that lets the next collection find its
+ * to-space among retained slots (.req.trace.to-space). */
 static bool tospace_page(arena_ss_t *ss)
 {
     arena_t *a = ss->a;
@@ -101,8 +99,8 @@ static bool tospace_page(arena_ss_t *ss)
         ss->to_cap = cap;
     }
     if (ss->pool_n == 0) {
-        size_t *next = ss->h->nkept != 0 ? &ss->chunk : &ss->fresh, want = *next, got = 0;
-        *next = want < 512 ? 2 * want : want;
+        size_t want = ss->chunk, got = 0;
+        ss->chunk = want < 512 ? 2 * want : want;
         if (arena__heap_take_some(a, want, ARENA__PAGE_POOL, &ss->pool, &got) != 0 &&
             arena__heap_take_some(a, 1, ARENA__PAGE_POOL, &ss->pool, &got) != 0)
             return false;
@@ -789,7 +787,7 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     uint64_t t0 = arena__os_now_ns();
     struct arena__heap *h = a->heap;
     h->one_pass = true; /* no recycled pinned pages from now on (.req.heap.recycle-pinned) */
-    arena_ss_t ss = {.a = a, .h = h, .base = h->base, .fmt = fmt, .chunk = 16, .fresh = 2,
+    arena_ss_t ss = {.a = a, .h = h, .base = h->base, .fmt = fmt, .chunk = 16,
                      .heap_bytes = h->nslots * a->page_size, .old_top = h->top};
     if (tables_take(&ss) != 0) {
         pthread_mutex_unlock(&a->lock);
@@ -815,7 +813,7 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     arena__set_tracing(NULL);
     ss.st.objects_live += ss.reached;
     if (ss.pool_n != 0) {   /* to-space taken and not used */
-        arena__heap_retain(a, ss.pool, ss.pool_n);
+        arena__heap_retain_pool(a, ss.pool, ss.pool_n);
         ss.pool_n = 0;
     }
     sweep(&ss, sparse_bytes);
