@@ -157,7 +157,7 @@ static void shuffled(const struct bench_opts *o, const size_t *sizes, void **ptr
 #define STEADY_RING ((size_t)1 << 16)
 #define STEADY_EVERY ((size_t)1 << 18)
 #define STEADY_WARM 3
-#define STEADY_MALLOC_RUNS 3
+#define STEADY_MALLOC_RUNS 5
 
 /* The steady ring, zeroed, outside malloc's heap; NULL when mmap fails. */
 static void **ring_new(void)

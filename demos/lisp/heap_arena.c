@@ -52,7 +52,6 @@ void ah_fix_young_roots(arena_ss_t *ss)
 static void scan_obj(arena_ss_t *ss, void *o, size_t size, void *closure)
 {
     (void)size, (void)closure;
-    AH.marked_objects++;
     ah_fix_fields(ss, o);
 }
 

@@ -19,7 +19,7 @@ struct arena_heap {
     size_t since;        /* bytes allocated since the last collection */
     size_t live;         /* bytes live after the last collection (the arena's count) */
     int gen;
-    uint64_t collections, marked_objects;
+    uint64_t collections;
     size_t pages_released, pages_in_place, objects_evacuated;
     uint64_t arena_pause_ns;
 };

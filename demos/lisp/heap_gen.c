@@ -266,7 +266,6 @@ static void scan_promote(arena_ss_t *ss, void *p, size_t size, void *closure)
 {
     (void)closure;
     obj *o = p;
-    AH.marked_objects++;
     ah_fix_fields(ss, o);
     promote(o, size);
 }
