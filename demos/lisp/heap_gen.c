@@ -224,20 +224,21 @@ static void take_dirty(void)
     G.take_ns += now_ns() - t0;
 }
 
-/* The fields of the large object o that lie on the dirty card (the card barrier). */
-static void scan_card(arena_ss_t *ss, char *card, obj *o)
+/* The fields of o that lie in [lo, hi): of a large object, only those on one dirty card or
+ * page (the others are dirty or not on their own). */
+static void fix_fields_within(arena_ss_t *ss, obj *o, char *lo, char *hi)
 {
     val *f = o->f, *fe = o->f + obj_nvals(o);
-    if ((char *)f < card)
-        f = (val *)(void *)card;
-    if ((char *)fe > card + CARD_BYTES)
-        fe = (val *)(void *)(card + CARD_BYTES);
+    if ((char *)f < lo)
+        f = (val *)(void *)lo;
+    if ((char *)fe > hi)
+        fe = (val *)(void *)hi;
     for (; f < fe; f++)
         ah_fix_inline(ss, f);
 }
 
 /* The remembered set of the page barrier: fix the fields of the old objects that lie on
- * the page (only those: a large object spans several, each dirty or not on its own). */
+ * the page. */
 static void scan_dirty(arena_ss_t *ss, char *page)
 {
     char *end = page + G.dirty_bytes;
@@ -247,15 +248,8 @@ static void scan_dirty(arena_ss_t *ss, char *page)
             p += 16;
             continue;
         }
-        if (MARK(o) & AH_OLD) {
-            val *f = o->f, *fe = o->f + obj_nvals(o);
-            if ((char *)f < page)
-                f = (val *)(void *)page;
-            if ((char *)fe > end)
-                fe = (val *)(void *)end;
-            for (; f < fe; f++)
-                ah_fix_inline(ss, f);
-        }
+        if (MARK(o) & AH_OLD)
+            fix_fields_within(ss, o, page, end);
         char *next = (char *)o + obj_bytes(o);
         p = next > p ? next : p + 16;
     }
@@ -278,7 +272,7 @@ static void young_roots(arena_ss_t *ss, void *closure)
         for (size_t i = 0; i < G.nremembered; i++)
             ah_fix_fields(ss, G.remembered[i]);
         for (size_t i = 0; i < G.ndirty; i++)
-            scan_card(ss, G.dirty[i], G.dirty_obj[i]);
+            fix_fields_within(ss, G.dirty_obj[i], G.dirty[i], (char *)G.dirty[i] + CARD_BYTES);
         G.scanned_pages += G.ndirty;
         return;
     }
