@@ -414,8 +414,9 @@ static int map_fresh(arena_t *a, size_t slot, size_t n)
     /* .req.heap.chunks-no-hoarding: fallocate already made the file pages resident; one call fills the page
      * tables, instead of one shmem fault per page on first touch (dearer than an
      * anonymous fault). Only advice: an older kernel (EINVAL) or a refusal leaves the
-     * pages to fault in as usual. */
-    arena__view_populate(a->heap_view, slot, n);
+     * pages to fault in as usual. Not for a one-pass collection's to-space (take_lazy). */
+    if (!a->heap->take_lazy)
+        arena__view_populate(a->heap_view, slot, n);
     return 0;
 }
 
@@ -451,7 +452,8 @@ static int map_parked(arena_t *a, size_t slot, size_t fp, size_t n)
     for (size_t i = 0; i < n; i++)
         a->heap->pages[slot + i].file_page = (uint32_t)(fp + i);
     a->heap->nparked -= n;
-    arena__view_populate(a->heap_view, slot, n); /* advice, as for fresh pages */
+    if (!a->heap->take_lazy)
+        arena__view_populate(a->heap_view, slot, n); /* advice, as for fresh pages */
     return 0;
 }
 
@@ -541,7 +543,10 @@ int arena__heap_take(arena_t *a, size_t n, int kind, bool use_kept, size_t *slot
 
 int arena__heap_take_some(arena_t *a, size_t n, int kind, size_t *slot_out, size_t *got)
 {
-    return take_slots(a, n, false, true, kind, slot_out, got, NULL);
+    a->heap->take_lazy = true;
+    int err = take_slots(a, n, false, true, kind, slot_out, got, NULL);
+    a->heap->take_lazy = false;
+    return err;
 }
 
 static void mark_free(struct arena__heap *h, size_t slot, size_t n, uint16_t flags)

@@ -72,6 +72,7 @@ struct arena__hole {
 
 struct arena__heap {
     bool collecting;             /* arena_collect or arena_trace_collect runs: it may use the collector's reserve (.req.collect.full-file-no-jam) */
+    bool take_lazy;              /* arena__heap_take_some runs: fresh pages are not populated */
     char *base;                  /* the heap view's slot 0 (arena__view_base), never moves */
     size_t nslots;               /* slots in the heap view */
     size_t granules;             /* granules per page */
@@ -146,7 +147,9 @@ size_t arena__heap_size_at(const arena_t *a, size_t slot, const char *obj);
  * slots showing n fresh consecutive file pages (*dirty = false). dirty may be NULL. */
 int arena__heap_take(arena_t *a, size_t n, int kind, bool use_kept, size_t *slot_out, bool *dirty);
 /* Between 1 and n consecutive slots (*got), kind set to kind: the first retained run
- * (its pages hold old bytes), else fresh slots (trace.c's to-space). */
+ * (its pages hold old bytes), else fresh slots (trace.c's to-space). Fresh or parked pages are
+ * mapped without populating their page tables: inside the pause the to-space faults in only
+ * the pages it fills, and the rest fault in when the allocator uses them. */
 int arena__heap_take_some(arena_t *a, size_t n, int kind, size_t *slot_out, size_t *got);
 /* Mark slots FREE and RETAINED: they keep showing their file pages (collect.c). */
 void arena__heap_retain(arena_t *a, size_t slot, size_t n);
