@@ -566,22 +566,6 @@ void arena__heap_retain(arena_t *a, size_t slot, size_t n)
     a->heap->retained_pages += n;
 }
 
-void arena__heap_retain_unswept(arena_t *a, size_t slot, size_t n)
-{
-    struct arena__heap *h = a->heap;
-    for (size_t i = slot; i < slot + n; i++) {
-        struct arena__page *pg = &h->pages[i];
-        __atomic_store_n(&pg->kind, ARENA__PAGE_FREE, __ATOMIC_RELAXED);
-        pg->live = 0;
-        pg->pinned = 0;
-        pg->aux = 0;
-        pg->flags = ARENA__PAGE_RETAINED | ARENA__PAGE_UNSWEPT;
-    }
-    h->used_pages -= n;
-    h->retained_pages += n;
-    h->unswept += n;
-}
-
 void arena__heap_discard(arena_t *a, size_t slot, size_t n)
 {
     mark_free(a->heap, slot, n, ARENA__PAGE_STALE);

@@ -153,10 +153,7 @@ void arena__heap_retain(arena_t *a, size_t slot, size_t n);
 /* The same for POOL slots, which never held an object since they were taken: their bitmaps
  * are clear already (trace.c's unused to-space). */
 void arena__heap_retain_pool(arena_t *a, size_t slot, size_t n);
-/* As arena__heap_retain, but the slots' start and end bits are left for heap.c to clear when
- * the slots are used again (ARENA__PAGE_UNSWEPT, .req.trace.lazy-sweep): the caller has cleared
- * their marks (trace.c's sweep). */
-void arena__heap_retain_unswept(arena_t *a, size_t slot, size_t n);
+
 /* File pages no slot shows any more, kept allocated for the trim (collect.c, after a move
  * displaced retained slots). On ENOMEM the caller punches them itself. */
 int arena__heap_park(arena_t *a, const size_t *fp, size_t n);
@@ -240,6 +237,34 @@ static inline __attribute__((always_inline)) size_t arena__heap_sweep_page(struc
         h->marks[w] = 0;
     }
     return freed;
+}
+
+/* As arena__heap_retain, but the slots' start and end bits are left for heap.c to clear when
+ * the slots are used again (ARENA__PAGE_UNSWEPT, .req.trace.lazy-sweep): the caller has cleared
+ * their marks (trace.c's sweep). Returns the objects the slots' start bits name. Always
+ * inlined, as arena__heap_sweep_page (the one-pass sweep is compiled with popcnt). */
+static inline __attribute__((always_inline)) size_t arena__heap_retain_unswept(struct arena__heap *h, size_t slot,
+                                                                               size_t n)
+{
+    const size_t words = n * h->words;
+    const uint64_t *starts = h->starts + slot * h->words;
+    size_t objects = 0, w = 0;
+    for (; w + 4 <= words; w += 4) /* the run's start words are contiguous: unrolled */
+        objects += (size_t)__builtin_popcountll(starts[w]) + (size_t)__builtin_popcountll(starts[w + 1]) +
+                   (size_t)__builtin_popcountll(starts[w + 2]) + (size_t)__builtin_popcountll(starts[w + 3]);
+    for (; w < words; w++)
+        objects += (size_t)__builtin_popcountll(starts[w]);
+    for (struct arena__page *pg = &h->pages[slot], *end = pg + n; pg != end; pg++) {
+        __atomic_store_n(&pg->kind, ARENA__PAGE_FREE, __ATOMIC_RELAXED);
+        pg->live = 0;
+        pg->pinned = 0;
+        pg->aux = 0;
+        pg->flags = ARENA__PAGE_RETAINED | ARENA__PAGE_UNSWEPT;
+    }
+    h->used_pages -= n;
+    h->retained_pages += n;
+    h->unswept += n;
+    return objects;
 }
 
 /* mesh.c (.req.mesh.what to .req.mesh.budget), called by arena_collect. Before the sweep: every meshed slot with a

@@ -502,26 +502,16 @@ struct release {
 #define SWEEP_INLINE static inline __attribute__((always_inline))
 
 /* Dead pages stay mapped and resident (retained, .req.heap.retain-pages): the next allocations and the
- * next collection's to-space reuse them; finish() trims the surplus. The run's start words
- * are contiguous: its objects are counted in one pass, and those that moved (counted as its
- * pages joined the run) are not dead. Its marks and forwarding words are clear already
- * (release_moved); the start and end bits are left for heap.c to clear when a slot is used
- * again (.req.trace.lazy-sweep). */
+ * next collection's to-space reuse them; finish() trims the surplus. The run's objects are
+ * counted as its slots are retained, in one pass over its page entries and start words, and
+ * those that moved (counted as its pages joined the run) are not dead. Its marks and
+ * forwarding words are clear already (release_moved); the start and end bits are left for
+ * heap.c to clear when a slot is used again (.req.trace.lazy-sweep). */
 SWEEP_INLINE void release_flush(arena_ss_t *ss, struct release *r)
 {
     if (r->n == 0)
         return;
-    struct arena__heap *h = ss->h;
-    size_t words = r->n * h->words;
-    const uint64_t *starts = h->starts + r->slot * h->words;
-    size_t objects = 0, w = 0;
-    for (; w + 4 <= words; w += 4) /* unrolled: a run is many pages of a few words each */
-        objects += (size_t)__builtin_popcountll(starts[w]) + (size_t)__builtin_popcountll(starts[w + 1]) +
-                   (size_t)__builtin_popcountll(starts[w + 2]) + (size_t)__builtin_popcountll(starts[w + 3]);
-    for (; w < words; w++)
-        objects += (size_t)__builtin_popcountll(starts[w]);
-    ss->st.objects_freed += objects - r->moved;
-    arena__heap_retain_unswept(ss->a, r->slot, r->n);
+    ss->st.objects_freed += arena__heap_retain_unswept(ss->h, r->slot, r->n) - r->moved;
     r->n = 0;
     r->moved = 0;
 }
@@ -596,15 +586,21 @@ SWEEP_INLINE void sweep_body(arena_ss_t *ss, size_t sparse_bytes)
         uint8_t kind = pg->kind;
         if ((f & (ARENA__PAGE_CONDEMNED | ARENA__PAGE_MESHED)) == ARENA__PAGE_CONDEMNED && pg->live == 0 &&
             kind == ARENA__PAGE_SMALL) {
-            /* The common case, a nursery page all dead or moved: extends the run. */
-            if (r.n != 0 && r.slot + r.n == s) {
-                r.n++;
-            } else {
-                release_flush(ss, &r);
-                r.slot = s;
-                r.n = 1;
-            }
+            /* The common case, a nursery page all dead or moved, and the like pages after it:
+             * one run. */
+            release_flush(ss, &r);
+            r.slot = s;
             release_moved(ss, &r, s, f);
+            for (s++; s < top; s++) {
+                pg = &h->pages[s];
+                f = pg->flags;
+                if ((f & (ARENA__PAGE_CONDEMNED | ARENA__PAGE_MESHED)) != ARENA__PAGE_CONDEMNED || pg->live != 0 ||
+                    pg->kind != ARENA__PAGE_SMALL)
+                    break;
+                release_moved(ss, &r, s, f);
+            }
+            r.n = s - r.slot;
+            s--; /* the page that ended the run is looked at next */
             continue;
         }
         size_t n = kind == ARENA__PAGE_LARGE_HEAD ? pg->aux : 1;
