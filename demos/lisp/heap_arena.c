@@ -1,5 +1,5 @@
 /*
- * heap_arena.c -- the interpreter's heap on the arena: arena_alloc for every object,
+ * heap_arena.c -- the interpreter's heap on the arena: arena_lab_alloc (arena_alloc inlined) for every object,
  * and a precise collection in one pass (.req.runtime.one-trace).
  *
  * The interpreter describes its objects once, as an arena object format (include/arena.h,
@@ -105,6 +105,12 @@ static int arena_init(size_t bytes, int generational)
         fprintf(stderr, "arena-lisp: arena_create: %s\n", arena_strerror(rc));
         return -1;
     }
+    rc = arena_lab_init(AH.a, &AH.lab);
+    if (rc) {
+        fprintf(stderr, "arena-lisp: arena_lab_init: %s\n", arena_strerror(rc));
+        arena_destroy(AH.a);
+        return -1;
+    }
     AH.initial = bytes;
     ah_set_threshold(0);
     if (generational && gen_init() != 0)
@@ -116,7 +122,7 @@ static void *arena_alloc_obj(size_t bytes)
 {
     if (AH.since + bytes > AH.threshold)
         return NULL;
-    void *p = arena_alloc(AH.a, bytes);
+    void *p = arena_lab_alloc(&AH.lab, bytes);
     if (p)
         AH.since += bytes;
     return p;

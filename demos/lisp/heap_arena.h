@@ -14,6 +14,7 @@
 
 struct arena_heap {
     arena_t *a;
+    arena_lab_t lab;     /* the interpreter's one thread allocates inline through it */
     size_t initial;      /* --heap: first threshold, and the nursery in generational mode */
     size_t threshold;    /* bytes to allocate before the next collection */
     size_t since;        /* bytes allocated since the last collection */
