@@ -198,12 +198,17 @@ if(CMAKE_SCRIPT_MODE_FILE)
     file(READ "${dir}/README.md" readme)
     string(REGEX MATCH "<!-- bench:begin -->.*<!-- bench:end -->" section "${readme}")
     foreach(want "| peer.gcbench / total_time |" "not the README's conditions" "Minor page fault here"
-                 "](docs/bench.svg)")
+                 "](docs/bench.svg)" "(a single repetition")
       string(FIND "${section}" "${want}" at)
       if(at LESS 0)
         message(FATAL_ERROR "the generated README section lacks '${want}':\n${section}")
       endif()
     endforeach()
+    # --quick is one run: the text must not call its figures medians.
+    string(FIND "${section}" "median" at)
+    if(NOT at LESS 0)
+      message(FATAL_ERROR "the --quick section speaks of medians:\n${section}")
+    endif()
     # Everything outside the markers is untouched.
     file(READ "${SOURCE_DIR}/README.md" original)
     string(REGEX REPLACE "<!-- bench:begin -->.*<!-- bench:end -->" "" a "${original}")
