@@ -1,7 +1,9 @@
 # The README's embed recipe, run as written (included by tests/CMakeLists.txt): the shell block
 # after the "embed-recipe" marker in README.md runs with `sh -e` in a copy of the source tree,
-# with HOME pointing at an empty directory (the recipe installs into "$HOME/.local") and
-# tests/consumer/consumer.c as the user's app.c. LD_LIBRARY_PATH is unset, as in a user's shell.
+# with HOME pointing at an empty directory (the recipe installs into "$HOME/.local" and builds
+# its app in "$HOME/arena-app"). LD_LIBRARY_PATH is unset, as in a user's shell. Afterwards the
+# source tree must hold nothing new but build-embed/ (ignored by git): a user following the
+# recipe in a clone is left with no untracked files.
 #
 # Run as a script (cmake -DSRC=<source dir> -DWORK=<scratch dir> -P readme.cmake) this file is
 # that test.
@@ -25,8 +27,6 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
   foreach(entry CMakeLists.txt README.md arena include cmake demos tests .ci)
     file(COPY ${SRC}/${entry} DESTINATION ${WORK}/src)
   endforeach()
-  file(COPY ${SRC}/tests/consumer/consumer.c DESTINATION ${WORK}/src)
-  file(RENAME ${WORK}/src/consumer.c ${WORK}/src/app.c)
   file(WRITE ${WORK}/recipe.sh "${recipe}")
 
   execute_process(COMMAND ${CMAKE_COMMAND} -E env --unset=LD_LIBRARY_PATH --unset=PKG_CONFIG_PATH
@@ -38,6 +38,11 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
   endif()
   if(NOT out MATCHES "consumer: arena [0-9]+\\.[0-9]+\\.[0-9]+ works")
     message(FATAL_ERROR "the recipe's ./app did not say it works")
+  endif()
+  file(GLOB left RELATIVE ${WORK}/src LIST_DIRECTORIES true ${WORK}/src/* ${WORK}/src/.*)
+  list(REMOVE_ITEM left CMakeLists.txt README.md arena include cmake demos tests .ci build-embed)
+  if(left)
+    message(FATAL_ERROR "the recipe left files in the source tree: ${left}")
   endif()
   file(REMOVE_RECURSE ${WORK})
   return()
