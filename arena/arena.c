@@ -141,6 +141,7 @@ int arena_create(arena_t **out, const arena_config_t *cfg_in)
         arena__heap_fini(a);
         goto fail_views;
     }
+    arena__trace_init(a);
     *out = a;
     return 0;
 

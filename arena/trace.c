@@ -25,6 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* First sizes of the grey stack and the to-space list (push_grow, tospace_page double them). */
+#define STACK_FIRST 1024
+#define TO_FIRST 64
+
 struct grey {
     char *obj;
     size_t size;
@@ -91,7 +95,7 @@ static bool tospace_page(arena_ss_t *ss)
 {
     arena_t *a = ss->a;
     if (ss->nto == ss->to_cap) {
-        size_t cap = ss->to_cap ? 2 * ss->to_cap : 64;
+        size_t cap = ss->to_cap ? 2 * ss->to_cap : TO_FIRST;
         struct tospace *t = realloc(ss->to, cap * sizeof *t);
         if (t == NULL)
             return false;
@@ -137,7 +141,7 @@ static char *tospace_room(arena_ss_t *ss, size_t size)
 /* push with a full stack. Returns 0 (arena_fix's result: a tail call). */
 static __attribute__((noinline)) int push_grow(arena_ss_t *ss, char *obj, size_t size)
 {
-    size_t cap = ss->cap ? 2 * ss->cap : 1024;
+    size_t cap = ss->cap ? 2 * ss->cap : STACK_FIRST;
     struct grey *g = realloc(ss->stack, cap * sizeof *g);
     if (g == NULL) {
         ss->overflow = true;
@@ -739,6 +743,19 @@ static bool grow_zeroed(uint64_t **map, size_t *have, size_t words)
     *map = m;
     *have = n;
     return true;
+}
+
+void arena__trace_init(arena_t *a)
+{
+    struct arena__trace *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return;
+    (void)grow_zeroed(&t->kept, &t->kept_words, 1);
+    if ((t->stack = malloc(STACK_FIRST * sizeof *t->stack)) != NULL)
+        t->stack_cap = STACK_FIRST;
+    if ((t->to = malloc(TO_FIRST * sizeof *t->to)) != NULL)
+        t->to_cap = TO_FIRST;
+    a->trace = t;
 }
 
 /* The tables that outlive a collection, large enough for the slots below old_top (a

@@ -18,8 +18,9 @@
  * a fixed number of operations per cycle, so with --threads 1 (and --ops) a seed gives
  * the same run, and the same "digest" of the survivors at the end.
  *
- * --baseline malloc runs the same pattern on malloc/free without collections (the
- * cycles still verify the survivors), for throughput and peak memory side by side.
+ * --baseline malloc runs the same pattern on malloc/free instead, without collections (the
+ * cycles still verify the survivors); its summary line is comparable with an arena run's
+ * (throughput, peak memory) when both are given the same options.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -625,6 +626,8 @@ static void parse(int argc, char **argv)
     }
     if (opt.threads < 1 || opt.threads > 256 || opt.cycle_ops == 0 || opt.keep == 0)
         usage_error("--threads must be 1..256, --cycle-ops and --keep positive");
+    if (opt.seconds && opt.ops)
+        usage_error("--seconds and --ops: give one of them (a run ends by time or by count)");
     if (!opt.seconds && !opt.ops)
         opt.seconds = 10;
     if (opt.ops && opt.ops / (uint64_t)opt.threads < opt.cycle_ops)

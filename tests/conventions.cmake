@@ -1,6 +1,6 @@
 # The command-line convention every arena-* program follows (README "Demos"), as one ctest per
 # program (included by tests/CMakeLists.txt): `--help` prints a usage text starting "usage: <name>"
-# on stdout, nothing on stderr, and exits 0; an unknown option prints a message on stderr,
+# on stdout, with the exit statuses, nothing on stderr, and exits 0; an unknown option prints a message on stderr,
 # nothing on stdout, and exits 64 (EX_USAGE). Exit 2 is reserved for "the VMA budget refused
 # the layout" and 1 for a failure, so neither may stand for a bad command line.
 #
@@ -21,6 +21,10 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
   endif()
   if(NOT err STREQUAL "")
     string(APPEND problems "  --help wrote to stderr: ${err}\n")
+  endif()
+  # The usage says what the exit statuses mean (the codes vary: 2 and 77 only where they apply).
+  if(NOT out MATCHES "[Ee]xit status")
+    string(APPEND problems "  --help does not list the exit statuses ('Exit status: ...')\n")
   endif()
   message("--- ${NAME} --help: status ${rc}\n${out}${err}")
 

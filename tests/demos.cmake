@@ -68,6 +68,15 @@ arena_demo_test(demo_compaction_bad_page arena-compaction 64 "--page-size: a pow
 arena_demo_test(demo_compaction_svg_unwritable arena-compaction 1 "cannot write the heap map"
   --heap 1M --svg /nonexistent-dir/compaction.svg)
 
+# arena-stress ends a run by time or by count: both at once is a bad command line, not --ops winning.
+arena_demo_test(demo_stress_seconds_and_ops arena-stress 64 "--seconds and --ops" --seconds 1 --ops 100)
+
+# arena-peer: the write barrier belongs to --gc arena's young collections; elsewhere it is refused.
+arena_demo_test(demo_peer_barrier_mark arena-peer 64 "--barrier applies to --gc arena only"
+  --quick --gc arena-mark --barrier pages)
+arena_demo_test(demo_peer_barrier_full_only arena-peer 64 "--barrier: --nursery 0"
+  --quick --nursery 0 --barrier cards)
+
 # arena-conservative: roots only in C locals, the stack scanned conservatively, every node verified.
 arena_demo_test(demo_conservative arena-conservative 0 "every reachable node verified" --quick)
 arena_demo_test(demo_conservative_all_survive arena-conservative 0 "every reachable node verified"

@@ -135,7 +135,7 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
     foreach(bad "--bogus" "--heap|12Q" "--heap|0" "--gc=nonsense" "--gc=semispace|--generational" "--gc-stress=x" "--barrier=bricks"
              "--barrier|pages" "--generational|--barrier" "--heap" "--gc" "--tracker"
              "--generational|--tracker=sigsegv" "--generational|--barrier=cards|--tracker=uffd"
-             "--generational|--barrier=pages|--tracker=bogus")
+             "--generational|--barrier=pages|--tracker=bogus" "--gc-stress|x" "--gc-stress")
       string(REPLACE "|" ";" args "${bad}")
       execute_process(COMMAND ${LISP} ${args} OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE got TIMEOUT 60)
       check("${bad}" 64 "${got}" "" "${out}" "^arena-lisp: .*see --help" "${err}")
@@ -147,6 +147,11 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
     foreach(ok "--tracker|sigsegv" "--tracker=auto")
       string(REPLACE "|" ";" args "${ok}")
       run("(+ 1 2)\n" stdin 0 "3\n" "^$" --generational --barrier=pages ${args})
+    endforeach()
+    # So does --gc-stress.
+    foreach(ok "--gc-stress|3" "--gc-stress=3")
+      string(REPLACE "|" ";" args "${ok}")
+      run("(+ 1 2)\n" stdin 0 "3\n" "^$" ${args})
     endforeach()
     execute_process(COMMAND ${LISP} ${WORK}/no-such-file.scm OUTPUT_VARIABLE out ERROR_VARIABLE err
                     RESULT_VARIABLE got TIMEOUT 60)

@@ -53,17 +53,20 @@ static int parse_size(const char *s, size_t *out)
 
 static void usage(FILE *f)
 {
-    fputs("usage: arena-bench [--only NAME] [--heap SIZE] [--quick] [--repeat N]\n"
+    fputs("usage: arena-bench [--only GROUP] [--heap SIZE] [--quick] [--repeat N]\n"
           "                   [--summary] [--svg FILE] [--json FILE] [--from FILE]\n"
-          "  rows: compact alloc release track fork runtime peer mesh (and machine: the minor-fault\n"
-          "  cost every row carries as fault_ns)\n"
+          "  GROUP: compact alloc release track fork runtime peer mesh (and machine: the minor-fault\n"
+          "  cost every row carries as fault_ns); --only GROUP measures that group's rows\n"
           "  SIZE accepts K, M, G suffixes (default 256M; --quick uses 16M)\n"
           "  --quick      small sizes for a smoke test: not the README's conditions\n"
           "  --repeat N   run every measurement N times and report medians\n"
           "  --summary    print a Markdown table (ratio, target, met or missed) instead of JSON\n"
           "  --svg FILE   write a chart of the ratios against their targets (log scale)\n"
           "  --json FILE  also write the JSON rows to FILE\n"
-          "  --from FILE  measure nothing: read the JSON rows of an earlier run\n", f);
+          "  --from FILE  measure nothing: read the JSON rows of an earlier run and print their\n"
+          "               table (as --summary does) unless --svg FILE asks for the chart alone\n"
+          "Exit status: 0 the rows were measured and printed (a row that cannot be measured is\n"
+          "a note, not a failure), 1 a file could not be read or written, 64 bad usage.\n", f);
 }
 
 /* The machine row: minor-fault cost, with kernel, CPUs and date as its note. */
@@ -168,6 +171,10 @@ int main(int argc, char **argv)
             return 64;
         }
     }
+    /* An earlier run's rows are read for a person: print their table unless only the
+     * chart was asked for (echoing the JSON back would repeat the file). */
+    if (from && !svg)
+        summary = true;
     FILE *copy = NULL;
     if (json && !(copy = fopen(json, "we"))) {
         fprintf(stderr, "arena-bench: cannot write %s\n", json);

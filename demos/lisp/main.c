@@ -370,6 +370,7 @@ static void usage(FILE *out)
           "  --gc-stress=N         collect every N allocations (finds rooting bugs)\n"
           "  --verbose-gc          one line per collection on stderr\n"
           "  --help                this text\n"
+          "An option's value follows an '=' or a space: --heap=16k or --heap 16k.\n"
           "Exit status: 0 success, 1 an error in the program or the session, 64 bad usage.\n",
           out);
 }
@@ -387,7 +388,7 @@ int main(int argc, char **argv)
     struct options o = {.gc = NULL, .heap = 1 << 20};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const char *heap = NULL, *barrier = NULL, *tracker = NULL;
+        const char *heap = NULL, *barrier = NULL, *tracker = NULL, *stress = NULL;
         if (!strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -413,14 +414,13 @@ int main(int argc, char **argv)
             tracker = a + 10;
         } else if (!strcmp(a, "--tracker") && i + 1 < argc) {
             tracker = argv[++i];
-        } else if (!strcmp(a, "--gc") || !strcmp(a, "--heap") || !strcmp(a, "--barrier") ||
-                   !strcmp(a, "--tracker")) {
-            usage_error("%s: missing value", a);
         } else if (!strncmp(a, "--gc-stress=", 12)) {
-            char *end;
-            L.stress = strtoull(a + 12, &end, 10);
-            if (end == a + 12 || *end)
-                usage_error("--gc-stress: not a count: '%s'", a + 12);
+            stress = a + 12;
+        } else if (!strcmp(a, "--gc-stress") && i + 1 < argc) {
+            stress = argv[++i];
+        } else if (!strcmp(a, "--gc") || !strcmp(a, "--heap") || !strcmp(a, "--barrier") ||
+                   !strcmp(a, "--tracker") || !strcmp(a, "--gc-stress")) {
+            usage_error("%s: missing value", a);
         } else if (a[0] == '-' && a[1]) {
             usage_error("unknown option '%s'", a);
         } else {
@@ -428,6 +428,12 @@ int main(int argc, char **argv)
             o.args = argv + i + 1;
             o.nargs = argc - i - 1;
             break;
+        }
+        if (stress) {
+            char *end;
+            L.stress = strtoull(stress, &end, 10);
+            if (end == stress || *end)
+                usage_error("--gc-stress: not a count: '%s'", stress);
         }
         if (heap && !(o.heap = parse_size(heap)))
             usage_error("--heap: not a size: '%s'", heap);

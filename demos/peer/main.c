@@ -88,7 +88,11 @@ static void usage(FILE *f)
           "  --gc malloc: glibc malloc, every dropped tree freed at once.\n"
           "  --log: one line per collection of --gc arena on stderr (kind, pause, CPU time,\n"
           "  bytes allocated since the last one, live and evacuated bytes, pages, nursery).\n"
-          "  --quick: small sizes (gcbench depths 14/12/4..12, binary-trees depth 10).\n",
+          "  --quick: small sizes (gcbench depths 14/12/4..12, binary-trees depth 10).\n"
+          "  --barrier, --nursery and --log are --gc arena's (--barrier needs a nursery:\n"
+          "  not --nursery 0); with another collector they are refused.\n"
+          "Exit status: 0 the benchmark ran, 1 an error (a collector failed), 64 bad usage,\n"
+          "77 --gc boehm in a build without Boehm GC.\n",
           f);
 }
 
@@ -117,7 +121,7 @@ int main(int argc, char **argv)
 {
     const char *program = "gcbench", *gc = "arena";
     int depth = 0;
-    bool quick = false, nursery_set = false;
+    bool quick = false, nursery_set = false, barrier_set = false;
     struct peer_params p = {.grow_percent = 100};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -142,6 +146,7 @@ int main(int argc, char **argv)
             p.nursery = strcmp(argv[++i], "0") ? p.nursery : 0;
         } else if (!strcmp(arg, "--barrier") && val && (!strcmp(val, "cards") || !strcmp(val, "pages"))) {
             p.track_pages = !strcmp(argv[++i], "pages");
+            barrier_set = true;
         } else if (!strcmp(arg, "--grow") && val && atoi(val) >= 10 && atoi(val) <= 10000) {
             p.grow_percent = (unsigned)atoi(argv[++i]);
         } else {
@@ -158,6 +163,17 @@ int main(int argc, char **argv)
     if (!run || (strcmp(program, "gcbench") && strcmp(program, "binary-trees"))) {
         fprintf(stderr, "arena-peer: unknown %s %s\n", run ? "program" : "collector", run ? program : gc);
         usage(stderr);
+        return 64;
+    }
+    /* Only --gc arena's young collections have a remembered set: an option that would
+     * change nothing is refused rather than silently ignored. */
+    const char *arena_only = barrier_set ? "--barrier" : nursery_set ? "--nursery" : p.log ? "--log" : NULL;
+    if (arena_only && strcmp(gc, "arena")) {
+        fprintf(stderr, "arena-peer: %s applies to --gc arena only, not --gc %s\n", arena_only, gc);
+        return 64;
+    }
+    if (barrier_set && nursery_set && !p.nursery) {
+        fputs("arena-peer: --barrier: --nursery 0 makes every collection full, with no barrier\n", stderr);
         return 64;
     }
     if (!strcmp(gc, "boehm") && !peer_have_boehm) {
