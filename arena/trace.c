@@ -476,8 +476,13 @@ static void condemn(arena_ss_t *ss, int mode)
     memset(ss->kept, 0, (ss->old_top + 63) / 64 * sizeof *ss->kept);
     for (size_t s = 0; s < ss->old_top; s++) {
         struct arena__page *pg = &h->pages[s];
-        uint16_t was = pg->flags, f = was & (uint16_t)~(ARENA__PAGE_CONDEMNED | ARENA__PAGE_EVAC);
         premarked |= pg->live != 0; /* arena_mark and arena_pin count what they mark */
+        if (pg->kind == ARENA__PAGE_SMALL && pg->pinned == 0 && pg->flags == 0) {
+            /* The common case, a page taken since the last collection (a nursery page). */
+            pg->flags = ARENA__PAGE_CONDEMNED | ARENA__PAGE_EVAC;
+            continue;
+        }
+        uint16_t was = pg->flags, f = was & (uint16_t)~(ARENA__PAGE_CONDEMNED | ARENA__PAGE_EVAC);
         if (pg->kind < ARENA__PAGE_SMALL || (young && (f & ARENA__PAGE_OLD))) {
             if (pg->kind >= ARENA__PAGE_SMALL)
                 ss->kept[s >> 6] |= (uint64_t)1 << (s & 63);
