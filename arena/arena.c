@@ -184,8 +184,11 @@ int arena_file_alloc(arena_t *a, size_t npages, size_t *first)
         return ARENA_ENULL;
     if (npages == 0)
         return ARENA_ESIZE;
+    int err = arena__callable(a);
+    if (err)
+        return err;
     pthread_mutex_lock(&a->lock);
-    int err = arena__backing_alloc(a->backing, npages, first);
+    err = arena__backing_alloc(a->backing, npages, first);
     pthread_mutex_unlock(&a->lock);
     return err;
 }
@@ -196,8 +199,11 @@ int arena_file_free(arena_t *a, size_t first, size_t npages)
         return ARENA_ENULL;
     if (npages == 0)
         return ARENA_ESIZE;
+    int err = arena__callable(a);
+    if (err)
+        return err;
     pthread_mutex_lock(&a->lock);
-    int err = arena__backing_free(a->backing, first, npages);
+    err = arena__backing_free(a->backing, first, npages);
     pthread_mutex_unlock(&a->lock);
     return err;
 }
@@ -226,6 +232,8 @@ int arena_stats(const arena_t *a, arena_stats_t *s)
         return ARENA_ENULL;
     arena_t *m = (arena_t *)a; /* the lock is not part of the logical state */
     memset(s, 0, sizeof *s);
+    if (arena__callable(a) == ARENA_ESTATE)
+        return ARENA_ESTATE; /* .req.trace.callback-calls: this thread holds the lock */
     pthread_mutex_lock(&m->lock);
     s->page_size = a->page_size;
     s->reserve = a->cfg.reserve;

@@ -55,8 +55,9 @@ static int mark(arena_t *a, const void *p, bool pin)
 {
     if (a == NULL || p == NULL)
         return ARENA_ENULL;
-    if (arena__broken(a))
-        return arena__broken(a);
+    int err = arena__callable(a); /* a mark from a callback would hide an unscanned object */
+    if (err)
+        return err;
     if (arena__heap_slot(a, p) == (size_t)-1)
         return ARENA_EFOREIGN;
     size_t slot;
@@ -1195,18 +1196,24 @@ static void finish(struct cycle *c)
     a->gc = c->gc;
 }
 
-/* The arena whose arena_trace_collect runs its callbacks on this thread: a collection
- * started from one of them would wait forever for the lock the trace holds. */
-static _Thread_local const arena_t *tracing;
+/* The arena whose arena_trace_collect runs its callbacks on this thread, so that
+ * arena__set_tracing(NULL) knows which arena's flag to clear. */
+static _Thread_local arena_t *tracing;
 
-void arena__set_tracing(const arena_t *a)
+void arena__set_tracing(arena_t *a)
 {
+    if (tracing != NULL)
+        atomic_store_explicit(&tracing->in_callbacks, false, memory_order_release);
     tracing = a;
+    if (a != NULL) {
+        a->callback_thread = pthread_self();
+        atomic_store_explicit(&a->in_callbacks, true, memory_order_release);
+    }
 }
 
 bool arena__tracing(const arena_t *a)
 {
-    return a != NULL && tracing == a;
+    return a != NULL && arena__callable(a) == ARENA_ESTATE;
 }
 
 int arena_collect(arena_t *a, arena_collect_stats_t *st)

@@ -59,6 +59,10 @@ struct arena {
     /* view.c: ARENA_EBROKEN once the kernel refused to undo a half-done change of the heap's
      * view: the heap's layout is no longer what the heap believes. */
     int undo_error;
+    /* collect.c (arena__set_tracing): set while arena_trace_collect runs its callbacks on
+     * callback_thread with the lock held (.req.trace.callback-calls). */
+    atomic_bool in_callbacks;
+    pthread_t callback_thread;
 };
 
 /* The error a failed re-backing left in a forked child, or 0. Public entry points check it
@@ -66,6 +70,19 @@ struct arena {
 static inline int arena__broken(const arena_t *a)
 {
     return a->fork_error ? a->fork_error : a->undo_error;
+}
+
+/* What a public call that takes the lock checks first: the error of a broken arena, or
+ * ARENA_ESTATE when it comes from a callback of this arena's arena_trace_collect, whose
+ * thread already holds the lock and would wait for itself forever
+ * (.req.trace.callback-calls). 0 when the call may go on. */
+static inline int arena__callable(const arena_t *a)
+{
+    int err = arena__broken(a);
+    if (err == 0 && atomic_load_explicit(&a->in_callbacks, memory_order_acquire) &&
+        pthread_equal(a->callback_thread, pthread_self()))
+        err = ARENA_ESTATE;
+    return err;
 }
 
 static inline void arena__set_broken(arena_t *a, int err)

@@ -845,10 +845,11 @@ int arena_trim(arena_t *a, size_t keep)
 {
     if (a == NULL)
         return ARENA_ENULL;
-    if (arena__broken(a))
-        return arena__broken(a);
+    int err = arena__callable(a);
+    if (err)
+        return err;
     pthread_mutex_lock(&a->lock);
-    int err = arena__heap_trim(a, keep / a->page_size, NULL);
+    err = arena__heap_trim(a, keep / a->page_size, NULL);
     a->heap->surplus_since = 0;
     pthread_mutex_unlock(&a->lock);
     return err;
@@ -1237,8 +1238,21 @@ static __attribute__((noinline)) void *alloc_slow_shuffled(arena_t *a, struct tc
     return s != NULL ? shuffled_alloc(a, s, size) : alloc_page(a, c, size);
 }
 
+/* From a callback of arena_trace_collect the lock is this thread's already: refused with
+ * EDEADLK instead of waiting forever (.req.trace.callback-calls). The fast paths never get
+ * here then either: the collection started a new epoch. */
+static bool refuse_in_callback(const arena_t *a)
+{
+    if (arena__callable(a) != ARENA_ESTATE)
+        return false;
+    errno = EDEADLK;
+    return true;
+}
+
 static void *alloc_slow(arena_t *a, struct tcache *c, size_t size)
 {
+    if (refuse_in_callback(a))
+        return NULL;
     if (a->cfg.shuffle)
         return alloc_slow_shuffled(a, c, size);
     return alloc_page(a, c, size);
@@ -1246,6 +1260,8 @@ static void *alloc_slow(arena_t *a, struct tcache *c, size_t size)
 
 static void *alloc_large(arena_t *a, size_t size)
 {
+    if (refuse_in_callback(a))
+        return NULL;
     struct arena__heap *h = a->heap;
     size_t n = (size + a->page_size - 1) >> a->page_shift, slot;
     bool dirty = false;
@@ -1394,6 +1410,8 @@ void *arena_lab_refill(arena_lab_t *lab, size_t size)
         errno = errno_of(arena__broken(a), EIO);
         return NULL;
     }
+    if (refuse_in_callback(a))
+        return NULL;
     size_t rounded = (size + ARENA__GRANULE - 1) & ~(size_t)(ARENA__GRANULE - 1);
     if (a->cfg.shuffle)
         return lab_refill_shuffled(lab, a, rounded);
@@ -1413,8 +1431,8 @@ void *arena_lab_refill(arena_lab_t *lab, size_t size)
 void arena_lab_retire(arena_lab_t *lab)
 {
     arena_t *a = lab == NULL ? NULL : lab->arena;
-    if (a == NULL || lab->cur == NULL)
-        return;
+    if (a == NULL || lab->cur == NULL || arena__callable(a) == ARENA_ESTATE)
+        return; /* from a trace callback: the lab stays as it is (.req.trace.callback-calls) */
     pthread_mutex_lock(&a->lock);
     lab_drop(lab, a, atomic_load_explicit(&a->heap->epoch, memory_order_relaxed));
     pthread_mutex_unlock(&a->lock);

@@ -47,8 +47,9 @@ int arena_pin_range(arena_t *a, const void *lo, const void *hi, arena_root_fn *f
         return ARENA_ENULL;
     if ((const char *)hi < (const char *)lo)
         return ARENA_ERANGE;
-    if (arena__broken(a))
-        return arena__broken(a);
+    int err = arena__callable(a);
+    if (err)
+        return err;
     if (lo != NULL)
         scan(a, lo, hi, fn, ctx);
     return 0;

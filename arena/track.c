@@ -846,7 +846,7 @@ static int check_view(const arena_view_t *v)
         return ARENA_ENULL;
     if (arena__view_closed(v))
         return ARENA_ECLOSED;
-    return arena__broken(arena__view_arena(v));
+    return arena__callable(arena__view_arena(v));
 }
 
 int arena_track_start(arena_view_t *v, int what) /* .req.track.api */
@@ -937,7 +937,7 @@ int arena_track_prepare_io(arena_t *a, void *addr, size_t len)
         return ARENA_ENULL;
     if (len == 0)
         return 0;
-    int err = arena__broken(a);
+    int err = arena__callable(a);
     if (err != 0)
         return err;
     char *lo = addr, *hi = (char *)addr + len;

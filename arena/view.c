@@ -1382,8 +1382,9 @@ static int check_view(const arena_view_t *v, bool may_be_heap)
         return ARENA_ENULL;
     if (v->closed)
         return ARENA_ECLOSED;
-    if (arena__broken(v->arena))
-        return arena__broken(v->arena);
+    int err = arena__callable(v->arena);
+    if (err)
+        return err;
     if (v->broken)
         return ARENA_EBROKEN;
     if (v->is_heap && !may_be_heap)
@@ -1408,9 +1409,10 @@ int arena_view_open(arena_t *a, int layout, size_t nslots, int prot, int flags, 
     if (!a || !out)
         return ARENA_ENULL;
     *out = NULL;
-    if (arena__broken(a))
-        return arena__broken(a);
-    int err = prot_valid(prot);
+    int err = arena__callable(a);
+    if (err)
+        return err;
+    err = prot_valid(prot);
     if (err)
         return err;
     if (layout < ARENA_VIEW_EMPTY || layout > ARENA_VIEW_MIRROR || (flags & ~ARENA_VIEW_PRIVATE))

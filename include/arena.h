@@ -87,7 +87,7 @@ typedef struct arena_view arena_view_t; /* opaque: a virtual range showing file 
     X(ARENA_EHEAP, -1012, "the heap's own view cannot be remapped or closed by hand")                 \
     X(ARENA_ECONFIG, -1013, "a configuration field has an invalid value")                             \
     X(ARENA_ESTATE, -1014, "the call is not valid in the current state")                              \
-    X(ARENA_EPROT, -1015, "an invalid protection (write and execute together)")                       \
+    X(ARENA_EPROT, -1015, "an invalid protection (unknown bits, write with execute, or untrackable)") \
     X(ARENA_ENOCOLLECT, -1016, "arena_collect could not start (no memory for its tables): nothing "   \
                                "was collected, nothing moved, the marks stay for a retry")            \
     X(ARENA_EFORWARDED, -1017, "the address was forwarded already (arena_forward_check)")         \
@@ -241,7 +241,8 @@ ARENA_API size_t arena_page_size(const arena_t *a);
  * never straddles a page boundary; larger ones get their own run of pages.
  * Returns NULL with errno (positive, as errno always is) = EINVAL (a NULL arena, size 0
  * or beyond the reservation), ENOMEM (reservation, memory or VMA budget exhausted) or
- * ENOSPC (backing file full); arena_strerror(errno) describes it. */
+ * ENOSPC (backing file full), EDEADLK (from a callback of arena_trace_collect, whose
+ * thread holds the lock a new page needs); arena_strerror(errno) describes it. */
 ARENA_API void *arena_alloc(arena_t *a, size_t size);
 
 /* The start of the live object containing p (p may be an interior pointer), or NULL
@@ -553,7 +554,10 @@ static inline int arena_fix_inline(arena_ss_t *ss, void **ref)
  * allocated, no object is lost).
  * Thread rules: stop-the-world like arena_collect, and the callbacks run on the calling
  * thread with the arena's lock held: they may call arena_fix, arena_object,
- * arena_object_size and arena_contains, and no other arena function (no allocation). */
+ * arena_object_size and arena_contains, and no other arena function. A call that would
+ * take the lock (allocation that needs a page, trim, stats, file pages, views, tracking,
+ * collections) or mark or pin returns ARENA_ESTATE from there (arena_alloc: NULL with
+ * errno EDEADLK) instead of waiting forever. */
 ARENA_API int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode,
                                   arena_collect_stats_t *st);
 

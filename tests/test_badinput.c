@@ -403,3 +403,90 @@ Test(badinput, one_error_table)
     cr_expect_str_eq(arena_strerror(-ENOTTY), "system error");
     cr_expect_str_eq(arena_strerror(-1999), "unknown arena error");
 }
+
+/* ------------------------------------------------- calls from a trace callback ---- */
+
+/* Every call that takes the arena's lock, made from a callback of arena_trace_collect (whose
+ * thread holds it), is refused instead of waiting forever; so are marks and pins, which would
+ * hide an unscanned object (.req.trace.callback-calls). */
+static struct {
+    void *obj, *alloc_small, *alloc_large, *lab_obj;
+    int alloc_errno, large_errno, lab_errno;
+    int trim, stats, file_alloc, file_free, view_open, view_protect, track_start, mark, pin,
+        pin_range;
+    size_t file_first;
+    arena_view_t *mirror;
+    arena_lab_t lab;
+} cb;
+
+static void cb_scan(arena_ss_t *ss, void *p, size_t size, void *closure)
+{
+    (void)ss, (void)p, (void)size, (void)closure;
+}
+
+static void cb_roots(arena_ss_t *ss, void *closure)
+{
+    (void)closure;
+    cr_assert_geq(arena_fix(ss, &cb.obj), 0); /* allowed: the object survives */
+    errno = 0;
+    cb.alloc_small = arena_alloc(a, 32);
+    cb.alloc_errno = errno;
+    errno = 0;
+    cb.alloc_large = arena_alloc(a, 3 * arena_page_size(a));
+    cb.large_errno = errno;
+    errno = 0;
+    cb.lab_obj = arena_lab_alloc(&cb.lab, 48);
+    cb.lab_errno = errno;
+    arena_lab_retire(&cb.lab); /* does nothing here; must not hang */
+    arena_stats_t st;
+    cb.trim = arena_trim(a, 0);
+    cb.stats = arena_stats(a, &st);
+    size_t first = 0;
+    cb.file_alloc = arena_file_alloc(a, 1, &first);
+    cb.file_free = arena_file_free(a, cb.file_first, 1);
+    arena_view_t *v = NULL;
+    cb.view_open = arena_view_open(a, ARENA_VIEW_EMPTY, 4, ARENA_PROT_READ, 0, &v);
+    cb.view_protect = arena_view_protect(cb.mirror, 0, 1, ARENA_PROT_READ);
+    cb.track_start = arena_track_start(cb.mirror, ARENA_TRACK_WRITES);
+    cb.mark = arena_mark(a, cb.obj);
+    cb.pin = arena_pin(a, cb.obj);
+    void *range[1] = {cb.obj};
+    cb.pin_range = arena_pin_range(a, range, range + 1, NULL, NULL);
+}
+
+Test(badinput, locking_calls_from_a_trace_callback, .timeout = 30)
+{
+    memset(&cb, 0, sizeof cb);
+    cr_assert_eq(arena_lab_init(a, &cb.lab), 0);
+    cr_assert_not_null(arena_lab_alloc(&cb.lab, 48)); /* the lab holds a page */
+    cb.obj = arena_alloc(a, 64);
+    cr_assert_not_null(cb.obj);
+    memset(cb.obj, 0x5a, 64);
+    cr_assert_eq(arena_file_alloc(a, 1, &cb.file_first), 0);
+    cr_assert_eq(arena_view_open(a, ARENA_VIEW_MIRROR, 0, ARENA_PROT_READ | ARENA_PROT_WRITE, 0, &cb.mirror), 0);
+    arena_format_t f = {cb_scan, cb_roots, NULL};
+    cr_assert_eq(arena_trace_collect(a, &f, ARENA_TRACE_FULL, NULL), 0);
+    cr_expect_null(cb.alloc_small);
+    cr_expect_eq(cb.alloc_errno, EDEADLK);
+    cr_expect_null(cb.alloc_large);
+    cr_expect_eq(cb.large_errno, EDEADLK);
+    cr_expect_null(cb.lab_obj);
+    cr_expect_eq(cb.lab_errno, EDEADLK);
+    int codes[] = {cb.trim, cb.stats, cb.file_alloc, cb.file_free, cb.view_open, cb.view_protect,
+                   cb.track_start, cb.mark, cb.pin, cb.pin_range};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        cr_expect_eq(codes[i], ARENA_ESTATE, "call %zu from the callback returned %d", i, codes[i]);
+    /* The object survived unmarked by the refused calls, and everything works again after. */
+    unsigned char *o = cb.obj;
+    for (int i = 0; i < 64; i++)
+        cr_assert_eq(o[i], 0x5a);
+    cr_assert_not_null(arena_alloc(a, 32));
+    cr_assert_not_null(arena_lab_alloc(&cb.lab, 48));
+    arena_lab_retire(&cb.lab);
+    arena_stats_t st;
+    cr_assert_eq(arena_stats(a, &st), 0);
+    cr_assert_eq(arena_trim(a, 0), 0);
+    cr_assert_eq(arena_mark(a, cb.obj), 0);
+    cr_assert_eq(arena_file_free(a, cb.file_first, 1), 0);
+    cr_assert_eq(arena_view_close(cb.mirror), 0);
+}
