@@ -24,6 +24,8 @@
 #define RETAIN_SOFT_MIN ((size_t)16 << 20)
 #define RETAIN_HARD_MIN ((size_t)64 << 20)
 #define RETAIN_DELAY_MS 250u
+/* The to-space reserve's floor (.req.trace.to-space-reserve): a first chunk of to-space. */
+#define RESERVE_MIN 16u
 
 /* The calling thread's current page per arena (.req.heap.lock-free-bump). Keyed by the arena's id, which is
  * never reused, and the heap epoch, which every collection bumps: a cache whose arena
@@ -865,6 +867,54 @@ static void set_object_bits(struct arena__heap *h, const arena_t *a, const char 
     arena__bit_set(h->starts, first);
 }
 
+void arena__heap_set_reserve(arena_t *a, size_t to_pages)
+{
+    /* The survivors of the next collection may outgrow this one's: half again as much. Never
+     * above what the retention keeps without delay, so the purge does not fight it. */
+    size_t want = to_pages + to_pages / 2, soft = arena__heap_retain_soft(a);
+    want = want < RESERVE_MIN ? RESERVE_MIN : want;
+    a->heap->reserve_pages = want < soft ? want : soft;
+}
+
+/* Slots [slot, slot+n), just taken as POOL, become a retained run (sorted into the list). */
+static void reserve_add(arena_t *a, size_t slot, size_t n)
+{
+    struct arena__heap *h = a->heap;
+    if (runs_append(&h->kept, &h->nkept, &h->kept_cap, slot, n) != 0) {
+        /* No room in the list: the slots stay retained and the next rebuild lists them. */
+        arena__heap_retain_pool(a, slot, n);
+        return;
+    }
+    size_t i = h->nkept - 1;
+    for (; i > 0 && h->kept[i - 1].slot > slot; i--)
+        h->kept[i] = h->kept[i - 1];
+    h->kept[i] = (struct arena__hole){slot, n};
+    arena__heap_retain_pool(a, slot, n);
+}
+
+/* .req.trace.to-space-reserve: while the retained pages are at or below the reserve, the pool
+ * takes fresh (or parked) slots, populated by the mutator, and as many more as the reserve
+ * lacks, which it retains; the retained pages above the reserve are used first. When no fresh
+ * slot can be had (the file's cap, the mapping budget) the reserve is eaten as before. */
+static int take_pool(arena_t *a, size_t want, size_t *slot, size_t *got, bool *dirty)
+{
+    struct arena__heap *h = a->heap;
+    size_t reserve = h->reserve_pages;
+    if (h->retained_pages > reserve) {
+        size_t spare = h->retained_pages - reserve;
+        return take_slots(a, want < spare ? want : spare, false, true, ARENA__PAGE_POOL, slot, got, dirty);
+    }
+    size_t lack = reserve - h->retained_pages;
+    if (take_slots(a, want + lack, false, false, ARENA__PAGE_POOL, slot, got, dirty) == 0) {
+        if (*got > want) {
+            reserve_add(a, *slot + want, *got - want);
+            *got = want;
+        }
+        return 0;
+    }
+    return take_slots(a, want, false, true, ARENA__PAGE_POOL, slot, got, dirty);
+}
+
 /* A chunk of fresh slots for the pool: its size follows the heap (an eighth of it,
  * within bounds), so growth costs few system calls without hoarding (.req.heap.chunks-no-hoarding). */
 static int pool_refill(arena_t *a)
@@ -875,9 +925,9 @@ static int pool_refill(arena_t *a)
     size_t slot, got;
     bool dirty = false;
     (void)arena__heap_purge_due(a, arena__os_now_ns(), true); /* retained pages no one wanted */
-    int err = take_slots(a, want, false, true, ARENA__PAGE_POOL, &slot, &got, &dirty);
+    int err = take_pool(a, want, &slot, &got, &dirty);
     if (err != 0 && want > 1)
-        err = take_slots(a, 1, false, true, ARENA__PAGE_POOL, &slot, &got, &dirty);
+        err = take_pool(a, 1, &slot, &got, &dirty);
     if (err != 0)
         return err;
     h->pool_slot = slot;

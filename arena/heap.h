@@ -98,6 +98,8 @@ struct arena__heap {
     struct arena__hole *kept;    /* runs of RETAINED slots, low to high (.req.heap.retain-pages) */
     size_t nkept, kept_cap;
     size_t retained_pages;       /* RETAINED slots */
+    size_t reserve_pages;        /* retained slots the mutator leaves (and tops up) for the next
+                                    collection's to-space (.req.trace.to-space-reserve) */
     size_t unswept;              /* UNSWEPT slots (all of them RETAINED) */
     uint32_t *parked;            /* file pages allocated and resident but shown by no slot
                                     (displaced by a move in a collection): retained too */
@@ -194,6 +196,9 @@ void arena__heap_recycle_add(arena_t *a, size_t slot);
  * fork included): the objects put into their gaps are young in old pages. *old gets the
  * start words each page had when listed (words per page, in list order). */
 size_t arena__heap_recycle_claimed(const arena_t *a, const uint32_t **slots, const uint64_t **old);
+/* .req.trace.to-space-reserve: after a one-pass collection that used to_pages to-space pages,
+ * the retained pages the allocator keeps resident and mapped for the next one's to-space. */
+void arena__heap_set_reserve(arena_t *a, size_t to_pages);
 /* Recompute top, the holes and the retained runs after a collection. */
 int arena__heap_rebuild_free(arena_t *a);
 /* The first set bit in [bit, limit), or (size_t)-1. */

@@ -706,6 +706,7 @@ static void finish(arena_ss_t *ss, int mode)
      * allocator releases what stays unused past the delay. */
     size_t released = 0;
     note_error(ss, arena__heap_trim(a, arena__heap_retain_hard(a), &released));
+    arena__heap_set_reserve(a, ss->nto); /* .req.trace.to-space-reserve */
     ss->st.pages_released += released;
     ss->st.pages_retained = h->retained_pages + h->nparked;
     (void)arena__heap_purge_due(a, arena__os_now_ns(), false);

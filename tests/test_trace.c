@@ -1086,3 +1086,68 @@ Test(trace, collection_from_a_callback_is_refused, .timeout = 20)
     cr_assert_geq(arena_collect(reentered, NULL), 0);
     arena_destroy(reentered);
 }
+
+/* .req.trace.to-space-reserve: roots are an array of object addresses; objects hold no field. */
+static void **reserve_roots;
+static size_t reserve_nroots;
+static void roots_array(arena_ss_t *ss, void *closure)
+{
+    (void)closure;
+    for (size_t i = 0; i < reserve_nroots; i++)
+        cr_assert_eq(arena_fix(ss, &reserve_roots[i]), 0);
+}
+
+/* Every other object of npages pages of 64-byte objects becomes a root (half-full pages:
+ * evacuated), the rest garbage; stamps the survivors with their index. */
+static void reserve_round(arena_t *a, size_t npages)
+{
+    size_t per = 4096 / 64;
+    for (size_t i = 0; i < npages * per; i++) {
+        char *o = arena_alloc(a, 64);
+        cr_assert_not_null(o);
+        if (i % 2 == 0) {
+            reserve_roots[i / 2] = o;
+            memcpy(o, &i, sizeof i);
+        }
+    }
+    reserve_nroots = npages * per / 2;
+}
+
+/* After a collection that evacuated, the mutator's allocation uses up every page retained
+ * beyond the reserve, but not the reserve: the next young collection, whose survivors are as
+ * many, takes its to-space from it, with no fresh file page inside the pause. */
+Test(trace, young_tospace_comes_from_the_reserve)
+{
+    const size_t npages = 64;
+    arena_t *a = make(4096, 0);
+    reserve_roots = calloc(npages * 64, sizeof *reserve_roots);
+    cr_assert_not_null(reserve_roots);
+    arena_format_t f = {scan_none, roots_array, NULL};
+    arena_collect_stats_t st;
+    reserve_round(a, npages);
+    cr_assert_eq(arena_trace_collect(a, &f, ARENA_TRACE_FULL, &st), 0);
+    cr_assert_gt(st.bytes_evacuated, npages * 4096 / 4, "the half-full pages were evacuated");
+    /* Garbage: more than every page the collection retained. */
+    arena_stats_t s;
+    cr_assert_eq(arena_stats(a, &s), 0);
+    for (size_t i = 0; i < 2 * s.retained_bytes / 64 + 4096; i++)
+        cr_assert_not_null(arena_alloc(a, 64));
+    /* A round of young objects, half of them surviving, then the young collection. */
+    /* The old survivors are dropped: the round below replaces the roots. */
+    reserve_round(a, npages);
+    arena_stats_t before, after;
+    cr_assert_eq(arena_stats(a, &before), 0);
+    cr_assert_eq(arena_trace_collect(a, &f, ARENA_TRACE_YOUNG, &st), 0);
+    cr_assert_eq(arena_stats(a, &after), 0);
+    cr_assert_gt(st.bytes_evacuated, npages * 4096 / 4, "the young survivors were evacuated");
+    cr_assert_leq(after.file_bytes, before.file_bytes,
+                  "the young collection took fresh file pages: %zu -> %zu bytes", before.file_bytes,
+                  after.file_bytes);
+    for (size_t i = 0; i < reserve_nroots; i++) {
+        size_t v;
+        memcpy(&v, reserve_roots[i], sizeof v);
+        cr_assert_eq(v, 2 * i, "survivor %zu lost", i);
+    }
+    free(reserve_roots);
+    arena_destroy(a);
+}
