@@ -2,7 +2,7 @@
  * arena-bench -- measures what remapping file pages buys against the obvious baseline,
  * both in the same run: one JSON object per line on stdout (see bench.h).
  *
- *   arena-bench [--only NAME] [--heap SIZE] [--quick] [--repeat N]
+ *   arena-bench [--only GROUP] [--heap SIZE] [--quick] [--repeat N]
  *               [--summary] [--svg FILE] [--json FILE] [--from FILE]
  *
  * Rows: machine, compact, alloc, release, track, fork, runtime, peer, mesh. Each row says

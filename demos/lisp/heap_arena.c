@@ -21,10 +21,11 @@
 
 struct arena_heap AH;
 
-static _Noreturn void fatal(const char *what, int err)
+/* The heap refused what the interpreter cannot do without: a failure (exit status 1). */
+_Noreturn void ah_fatal(const char *what, int err)
 {
     fprintf(stderr, "arena-lisp: %s: %s\n", what, arena_strerror(err));
-    exit(3);
+    exit(1);
 }
 
 /* A root or a field names no live object: a rooting mistake or a missed barrier. */
@@ -66,7 +67,7 @@ void ah_trace(const arena_format_t *fmt, int mode)
     arena_collect_stats_t st;
     int rc = arena_trace_collect(AH.a, fmt, mode, &st);
     if (rc < 0) /* > 0: completed, met a kernel error on the way */
-        fatal("arena_trace_collect", rc);
+        ah_fatal("arena_trace_collect", rc);
     AH.live = mode == ARENA_TRACE_FULL ? st.bytes_live : AH.live + st.bytes_live;
     AH.pages_released += st.pages_released;
     AH.objects_evacuated += st.objects_evacuated;

@@ -27,6 +27,7 @@ struct arena_heap {
 extern struct arena_heap AH;
 
 _Noreturn __attribute__((noinline, cold)) void ah_fix_failed(val v, int rc);
+_Noreturn void ah_fatal(const char *what, int err);
 
 /* One value field: only heap pointers are references; fixnums, characters and constants
  * are left alone. Written back only when the object moved (no write, no dirty page).

@@ -63,11 +63,6 @@ static struct {
     size_t nursery;       /* bytes allocated between young collections */
 } G;
 
-static _Noreturn void fatal(const char *what, int err)
-{
-    fprintf(stderr, "arena-lisp: %s: %s\n", what, arena_strerror(err));
-    exit(3);
-}
 
 static void *grow(void *p, size_t *cap, size_t elt)
 {
@@ -75,7 +70,7 @@ static void *grow(void *p, size_t *cap, size_t elt)
     p = realloc(p, *cap * elt);
     if (!p) {
         fprintf(stderr, "arena-lisp: out of memory (generational tables)\n");
-        exit(3);
+        exit(1);
     }
     return p;
 }
@@ -151,7 +146,7 @@ static void peek_dirty(void)
         size_t n = 0;
         int rc = arena_track_peek(G.hv, G.dirty, G.dirtycap, &n);
         if (rc)
-            fatal("arena_track_peek", rc);
+            ah_fatal("arena_track_peek", rc);
         G.ndirty = n;
         if (n <= G.dirtycap)
             break;
@@ -216,7 +211,7 @@ static void take_dirty(void)
         size_t room = G.dirtycap - G.ndirty;
         int rc = arena_track_take(G.hv, G.dirty + G.ndirty, room, &n);
         if (rc)
-            fatal("arena_track_take", rc);
+            ah_fatal("arena_track_take", rc);
         G.ndirty += n;
         if (n < room)
             break;

@@ -371,7 +371,8 @@ static void usage(FILE *out)
           "  --verbose-gc          one line per collection on stderr\n"
           "  --help                this text\n"
           "An option's value follows an '=' or a space: --heap=16k or --heap 16k.\n"
-          "Exit status: 0 success, 1 an error in the program or the session, 64 bad usage.\n",
+          "Exit status: 0 success, 1 an error in the program or the session, or the heap\n"
+          "refused the interpreter (printed on stderr), 64 bad usage.\n",
           out);
 }
 
