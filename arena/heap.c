@@ -803,6 +803,7 @@ int arena__heap_trim(arena_t *a, size_t keep, size_t *released)
         err = unpark(a, n);
     }
     /* The highest runs first: the top of the heap shrinks, and so do its mappings. */
+    bool shrunk = false;
     for (size_t i = h->nkept; i-- > 0 && retained_total(h) > keep;) {
         size_t excess = retained_total(h) - keep;
         size_t m = h->kept[i].n < excess ? h->kept[i].n : excess;
@@ -813,10 +814,13 @@ int arena__heap_trim(arena_t *a, size_t keep, size_t *released)
         if (e == ARENA_EVMA || (e != 0 && h->pages[slot].flags & ARENA__PAGE_RETAINED))
             continue;
         h->kept[i].n -= m;
+        shrunk = true;
     }
     if (released != NULL)
         *released = before - retained_total(h);
-    if (before != retained_total(h)) {
+    /* A run whose punch failed was unmapped and its file pages parked: the retained total
+     * is the same, but the runs changed, and an emptied run must not stay listed. */
+    if (shrunk || before != retained_total(h)) {
         int e = arena__heap_rebuild_free(a);
         if (err == 0)
             err = e;

@@ -544,8 +544,10 @@ static inline int arena_fix_inline(arena_ss_t *ss, void **ref)
  * copies; pages_in_place the condemned pages kept. Mirror views and tracking follow:
  * a copy lands on a page the tracker reports as touched, and a mirror shows the heap's
  * new layout. arena_forward() knows nothing of this collection's moves (every
- * reference the format reaches was already fixed): afterwards it answers as if
- * nothing had moved.
+ * reference the format reaches was already fixed): afterwards it answers as if no
+ * collection had forwarded anything: an address inside a live object is returned as
+ * it is, and the old address of a moved (or dead) object gives NULL, as an address
+ * that holds no object. arena_forward_check answers 0 for every address then.
  * Errors: ARENA_ENULL (a, fmt, fmt->scan or fmt->roots NULL), ARENA_ECONFIG (mode),
  * ARENA_ENOCOLLECT when the collection's tables cannot be allocated (nothing was
  * collected, no callback was called), ARENA_ESTATE when called from one of this arena's

@@ -492,3 +492,39 @@ Test(retain, parked_pages_reused_by_allocation)
                   s.file_bytes, stats(a).file_bytes);
     arena_destroy(a);
 }
+
+/* A punch refused inside arena_trim: the run was unmapped and its file pages parked, so the
+ * retained total did not change, yet the run list did. Allocation afterwards (arena_alloc and
+ * a lab) must get mapped, distinct pages, never an emptied run's slot. */
+static void trim_with_failed_punch(bool lab_path)
+{
+    arena_t *a = NULL;
+    arena_config_t cfg;
+    arena_config_init(&cfg);
+    cfg.reserve = (size_t)256 << 20;
+    cr_assert_eq(arena_create(&a, &cfg), 0);
+    for (int i = 0; i < 20000; i++)
+        cr_assert_not_null(arena_alloc(a, 100));
+    cr_assert_geq(arena_collect(a, NULL), 0);
+    arena__fault_arm(ARENA_SYS_FALLOCATE, 1, ENOSPC);
+    int rc = arena_trim(a, 0);
+    arena__fault_disarm_all();
+    cr_assert_eq(rc, ARENA_ENOSPC, "the refused punch is reported");
+    arena_lab_t lab;
+    cr_assert_eq(arena_lab_init(a, &lab), 0);
+    enum { N = 40000 };
+    static unsigned char *objs[N];
+    for (int i = 0; i < N; i++) {
+        objs[i] = lab_path ? arena_lab_alloc(&lab, 100) : arena_alloc(a, 100);
+        cr_assert_not_null(objs[i]);
+        cr_assert_eq(arena_object(a, objs[i] + 50), objs[i]);
+        memset(objs[i], i & 0xff, 100);
+    }
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(objs[i][99], i & 0xff, "object %d was overwritten", i);
+    arena_lab_retire(&lab);
+    arena_destroy(a);
+}
+
+Test(retain, trim_with_failed_punch_then_alloc) { trim_with_failed_punch(false); }
+Test(retain, trim_with_failed_punch_then_lab_alloc) { trim_with_failed_punch(true); }

@@ -50,7 +50,8 @@ static struct {
     size_t old_bytes, major_trigger;
     void **dirty;         /* the remembered set: dirty cards (CARD_BYTES) or pages */
     size_t ndirty, dirtycap;
-    obj **dirty_obj;      /* cards: the large object whose field dirtied dirty[i] */
+    obj **dirty_obj;      /* cards: the large object whose field dirtied dirty[i] (a card
+                           * may be listed twice, once per large object on it) */
     size_t dirty_objcap;
     obj **remembered;     /* cards: the old objects marked MARK_REMEMBERED */
     size_t nremembered, rememberedcap;
@@ -168,10 +169,14 @@ void lisp_remember(val o, const val *slot)
         G.remembered[G.nremembered++] = p;
         return;
     }
+    /* A card can hold fields of two large objects (each is larger than a card, so a third
+     * cannot fit): the one that covers its first byte and the one that starts inside it.
+     * Each is listed once, by its own bit of the card byte. */
     size_t card = ((uintptr_t)slot - L.card_base) >> L.card_shift;
-    if (L.card[card])
+    unsigned char which = (uintptr_t)p > L.card_base + (card << L.card_shift) ? 2 : 1;
+    if (L.card[card] & which)
         return;
-    L.card[card] = 1;
+    L.card[card] |= which;
     if (G.ndirty == G.dirtycap)
         G.dirty = grow(G.dirty, &G.dirtycap, sizeof *G.dirty);
     if (G.ndirty == G.dirty_objcap)

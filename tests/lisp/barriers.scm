@@ -31,6 +31,23 @@
 (let ((v (make-vector 32 0))) (gc) (fill-young! v) (settle) (show "every element of 32" (all-young? v)))
 (let ((v (make-vector 200 0))) (gc) (fill-young! v) (settle) (show "every element of 200" (all-young? v)))
 (let ((l (list 1 2 3))) (gc) (let ((r (reverse! (cons (young 'rev) l)))) (settle) (show "reverse!" r)))
+;; Large old objects side by side: a card holds the last fields of one and the first of the
+;; next, and a store into each must be remembered (one card, two objects).
+(let ((vs (vector (make-vector 32 0) (make-vector 32 0) (make-vector 32 0))))
+  (gc) (gc)
+  (vector-set! (vector-ref vs 0) 31 (young 'a-last))
+  (vector-set! (vector-ref vs 1) 0 (young 'b-first))
+  (vector-set! (vector-ref vs 1) 31 (young 'b-last))
+  (vector-set! (vector-ref vs 2) 0 (young 'c-first))
+  (settle)
+  (show "neighbours on a card" (list (vector-ref (vector-ref vs 0) 31) (vector-ref (vector-ref vs 1) 0)
+                                     (vector-ref (vector-ref vs 1) 31) (vector-ref (vector-ref vs 2) 0))))
+(let ((vs (make-vector 64 0)))
+  (do ((i 0 (+ i 1))) ((= i 64)) (vector-set! vs i (make-vector (vector-ref #(32 33 40 47 63 64 65 100) (modulo i 8)) 0)))
+  (gc) (gc)
+  (do ((i 0 (+ i 1))) ((= i 64)) (fill-young! (vector-ref vs i)))
+  (settle)
+  (show "64 neighbours filled" (let loop ((i 0)) (cond ((= i 64) #t) ((eq? (all-young? (vector-ref vs i)) #t) (loop (+ i 1))) (else i)))))
 
 (define g 0)
 (gc) (set! g (young 'global-set)) (settle) (show "set! global" g)
