@@ -896,6 +896,14 @@ static void reserve_add(arena_t *a, size_t slot, size_t n)
     arena__heap_retain_pool(a, slot, n);
 }
 
+void arena__heap_retire_pool_listed(arena_t *a)
+{
+    struct arena__heap *h = a->heap;
+    if (h->pool_n != 0)
+        reserve_add(a, h->pool_slot, h->pool_n);
+    h->pool_n = 0;
+}
+
 /* .req.trace.to-space-reserve: while the retained pages are at or below the reserve, the pool
  * takes fresh (or parked) slots, populated by the mutator, and as many more as the reserve
  * lacks, which it retains; the retained pages above the reserve are used first. When no fresh

@@ -186,6 +186,9 @@ int arena__heap_unmap_stale(arena_t *a, size_t limit);
 void arena__heap_drop_pool(arena_t *a);
 /* The same without sweeping the UNSWEPT slots (trace.c: they stay unswept, .req.trace.lazy-sweep). */
 void arena__heap_retire_pool(arena_t *a);
+/* As arena__heap_retire_pool, and the slots join the retained runs at once: the one-pass
+ * collection that follows takes its first to-space from them (.req.trace.to-space-reserve). */
+void arena__heap_retire_pool_listed(arena_t *a);
 /* .req.heap.recycle-pinned: arena_collect lists the pinned pages whose gaps the allocator may
  * fill until the next collection: begin (the list is emptied and stamped with the heap's
  * epoch), then add each pinned small page (the sparse ones are kept). No memory for the list

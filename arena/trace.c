@@ -820,7 +820,9 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     ss.st.pages_before = h->used_pages;
     /* Every thread's current page is retired: the next allocation refills (.req.heap.lock-free-bump). */
     atomic_fetch_add(&h->epoch, 1);
-    arena__heap_retire_pool(a); /* unswept slots stay so (.req.trace.lazy-sweep) */
+    /* Unswept slots stay so (.req.trace.lazy-sweep); the pool's unused pages are resident:
+     * to-space (.req.trace.to-space-reserve). */
+    arena__heap_retire_pool_listed(a);
     /* At the file's cap the collector's reserve is the only to-space (.req.collect.full-file-no-jam): without it a
      * heap whose every page keeps a survivor could never evacuate one, and stayed full. */
     h->collecting = true;
