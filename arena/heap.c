@@ -1328,7 +1328,11 @@ static void *alloc_large(arena_t *a, size_t size)
     size_t n = (size + a->page_size - 1) >> a->page_shift, slot;
     bool dirty = false;
     pthread_mutex_lock(&a->lock);
-    int err = arena__heap_take(a, n, ARENA__PAGE_LARGE_HEAD, true, &slot, &dirty);
+    /* Fresh slots rather than the to-space reserve's (.req.trace.to-space-reserve), when they can be had. */
+    bool spare = h->retained_pages >= h->reserve_pages + n;
+    int err = arena__heap_take(a, n, ARENA__PAGE_LARGE_HEAD, spare, &slot, &dirty);
+    if (err != 0 && !spare)
+        err = arena__heap_take(a, n, ARENA__PAGE_LARGE_HEAD, true, &slot, &dirty);
     if (err == 0) {
         h->pages[slot].aux = (uint32_t)n;
         for (size_t i = 1; i < n; i++) {
