@@ -122,6 +122,12 @@ if(ARENA_BUILD_DEMOS AND TARGET arena-lisp)
   lisp_test(lisp_barriers_semispace barriers "--gc=semispace --heap 16k" DIR ${dir})
   lisp_test(lisp_barriers_generational_cards barriers "--gc=arena --generational --barrier=cards --heap 16k" DIR ${dir})
   lisp_test(lisp_barriers_generational_pages barriers "--gc=arena --generational --barrier=pages --heap 16k" DIR ${dir})
+  # Random stores into old vectors on both sides of the cards' 256-byte limit, three seeds:
+  # every collector prints the semispace's checksums (cards lost stores into the second
+  # large object on a card before it had a bit of its own).
+  lisp_test(lisp_mutate_semispace mutate "--gc=semispace --heap 16k" DIR ${dir})
+  lisp_test(lisp_mutate_generational_cards mutate "--gc=arena --generational --barrier=cards --heap 16k" DIR ${dir})
+  lisp_test(lisp_mutate_generational_pages mutate "--gc=arena --generational --barrier=pages --heap 64k" DIR ${dir})
   # A young collection visits only the root stack entries that may have changed since the
   # previous one: after an error thrown from deep recursion (the stack cut back by the
   # handler), and frames resumed while unwinding. A cut that does not lower the mark aborts.
