@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #define CHUNK_MIN 16u
 #define CHUNK_MAX 1024u
@@ -296,8 +295,6 @@ static bool runs_take(struct arena__hole *runs, size_t *nruns, size_t n, bool ex
     return false;
 }
 
-/* n unmapped free slots (exactly n when exact, else between 1 and n in *got): first fit
- * in the holes below top, else at the top. */
 /* The collector writes the mark and forwarding tables only inside a pause, where the first
  * write to a table page would fault: when slots for small objects are taken above the last
  * ones covered (mostly in the mutator's refills), the table pages that cover them are
@@ -310,7 +307,7 @@ static void tables_cover(struct arena__heap *h, size_t slot, size_t n)
         return;
     if (slot < h->tables_top)
         slot = h->tables_top;
-    size_t table_page = (size_t)sysconf(_SC_PAGESIZE), per_slot = h->words * sizeof(uint64_t);
+    size_t table_page = arena__os_page(), per_slot = h->words * sizeof(uint64_t);
     size_t from = slot * per_slot / table_page * table_page;
     size_t to = ((slot + n) * per_slot + table_page - 1) / table_page * table_page;
     if (to > h->table_bytes[3])
@@ -320,6 +317,8 @@ static void tables_cover(struct arena__heap *h, size_t slot, size_t n)
     h->tables_top = to / per_slot;
 }
 
+/* n unmapped free slots (exactly n when exact, else between 1 and n in *got): first fit
+ * in the holes below top, else at the top. */
 static int find_slots(struct arena__heap *h, size_t n, bool exact, size_t *slot, size_t *got)
 {
     if (runs_take(h->holes, &h->nholes, n, exact, slot, got))
