@@ -856,6 +856,10 @@ int arena_trim(arena_t *a, size_t keep)
     pthread_mutex_lock(&a->lock);
     err = arena__heap_trim(a, keep / a->page_size, NULL);
     a->heap->surplus_since = 0;
+    /* Memory given back on request stays given back: the next allocation does not take a
+     * reserve above what the caller kept; the next one-pass collection sets it again. */
+    if (a->heap->reserve_pages > keep / a->page_size)
+        a->heap->reserve_pages = keep / a->page_size;
     pthread_mutex_unlock(&a->lock);
     return err;
 }
@@ -903,6 +907,15 @@ void arena__heap_retire_pool_listed(arena_t *a)
     h->pool_n = 0;
 }
 
+/* The reserve as it may be now: never above the retention's soft amount, which falls when a
+ * later collection (arena_collect too) finds less alive, so the delayed purge never
+ * releases what the pool would take back fresh (.req.trace.to-space-reserve). */
+static size_t reserve_now(const arena_t *a)
+{
+    size_t soft = arena__heap_retain_soft(a);
+    return a->heap->reserve_pages < soft ? a->heap->reserve_pages : soft;
+}
+
 /* .req.trace.to-space-reserve: while the retained pages are at or below the reserve, the pool
  * takes fresh (or parked) slots, populated by the mutator, and as many more as the reserve
  * lacks, which it retains; the retained pages above the reserve are used first. When no fresh
@@ -910,7 +923,7 @@ void arena__heap_retire_pool_listed(arena_t *a)
 static int take_pool(arena_t *a, size_t want, size_t *slot, size_t *got, bool *dirty)
 {
     struct arena__heap *h = a->heap;
-    size_t reserve = h->reserve_pages;
+    size_t reserve = reserve_now(a);
     if (h->retained_pages > reserve) {
         size_t spare = h->retained_pages - reserve;
         return take_slots(a, want < spare ? want : spare, false, true, ARENA__PAGE_POOL, slot, got, dirty);
@@ -1328,7 +1341,7 @@ static void *alloc_large(arena_t *a, size_t size)
     bool dirty = false;
     pthread_mutex_lock(&a->lock);
     /* Fresh slots rather than the to-space reserve's (.req.trace.to-space-reserve), when they can be had. */
-    bool spare = h->retained_pages >= h->reserve_pages + n;
+    bool spare = h->retained_pages >= reserve_now(a) + n;
     int err = arena__heap_take(a, n, ARENA__PAGE_LARGE_HEAD, spare, &slot, &dirty);
     if (err != 0 && !spare)
         err = arena__heap_take(a, n, ARENA__PAGE_LARGE_HEAD, true, &slot, &dirty);

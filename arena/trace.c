@@ -702,6 +702,8 @@ static void finish(arena_ss_t *ss, int mode)
     arena_t *a = ss->a;
     struct arena__heap *h = ss->h;
     note_error(ss, arena__heap_rebuild_free(a));
+    /* This collection's live bytes first: the retention limits and the reserve follow them. */
+    h->live_bytes = mode == ARENA_TRACE_YOUNG ? h->live_bytes + ss->st.bytes_live : ss->st.bytes_live;
     /* .req.heap.retain-pages, as arena_collect: past the hard limit the surplus goes now; below it, the
      * allocator releases what stays unused past the delay. */
     size_t released = 0;
@@ -712,7 +714,6 @@ static void finish(arena_ss_t *ss, int mode)
     (void)arena__heap_purge_due(a, arena__os_now_ns(), false);
     ss->st.pages_after = h->used_pages;
     ss->st.vmas_after = arena__budget_used(&a->budget);
-    h->live_bytes = mode == ARENA_TRACE_YOUNG ? h->live_bytes + ss->st.bytes_live : ss->st.bytes_live;
     __atomic_store_n(&h->allocated_bytes, h->live_bytes, __ATOMIC_RELAXED);
     a->collections++;
     a->bytes_copied += ss->st.bytes_evacuated;

@@ -1116,9 +1116,8 @@ static void reserve_round(arena_t *a, size_t npages)
 /* After a collection that evacuated, the mutator's allocation uses up every page retained
  * beyond the reserve, but not the reserve: the next young collection, whose survivors are as
  * many, takes its to-space from it, with no fresh file page inside the pause. */
-Test(trace, young_tospace_comes_from_the_reserve)
+static void young_tospace_from_reserve(size_t npages)
 {
-    const size_t npages = 64;
     arena_t *a = make(4096, 0);
     reserve_roots = calloc(npages * 64, sizeof *reserve_roots);
     cr_assert_not_null(reserve_roots);
@@ -1140,6 +1139,9 @@ Test(trace, young_tospace_comes_from_the_reserve)
     cr_assert_eq(arena_trace_collect(a, &f, ARENA_TRACE_YOUNG, &st), 0);
     cr_assert_eq(arena_stats(a, &after), 0);
     cr_assert_gt(st.bytes_evacuated, npages * 4096 / 4, "the young survivors were evacuated");
+    cr_assert_geq(before.retained_bytes, st.bytes_evacuated,
+                  "the reserve left for the young collection (%zu bytes) is short of its survivors (%zu)",
+                  before.retained_bytes, (size_t)st.bytes_evacuated);
     cr_assert_leq(after.file_bytes, before.file_bytes,
                   "the young collection took fresh file pages: %zu -> %zu bytes", before.file_bytes,
                   after.file_bytes);
@@ -1151,3 +1153,10 @@ Test(trace, young_tospace_comes_from_the_reserve)
     free(reserve_roots);
     arena_destroy(a);
 }
+
+Test(trace, young_tospace_comes_from_the_reserve) { young_tospace_from_reserve(64); }
+
+/* Survivors beyond the retention's smallest soft amount: the reserve follows this collection's
+ * live bytes, not the previous one's (the first collection's reserve was capped at the soft
+ * amount of an empty heap, and the young collection took fresh pages in its pause). */
+Test(trace, young_tospace_reserve_follows_the_live_bytes) { young_tospace_from_reserve(12288); }
