@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "fixtures.h"
@@ -1160,3 +1161,42 @@ Test(trace, young_tospace_comes_from_the_reserve) { young_tospace_from_reserve(6
  * live bytes, not the previous one's (the first collection's reserve was capped at the soft
  * amount of an empty heap, and the young collection took fresh pages in its pause). */
 Test(trace, young_tospace_reserve_follows_the_live_bytes) { young_tospace_from_reserve(12288); }
+
+/* The reserve never outlives the retention's soft amount: after one-pass collections that
+ * copied much, an arena_collect that finds little alive lowers the soft amount, and the
+ * pool must not take back fresh, round after round, what the delayed purge releases. */
+Test(trace, reserve_follows_a_falling_soft_amount)
+{
+    arena_t *a = TEST_ARENA(.page_size = 4096, .reserve = (size_t)1 << 30, .retain_delay_ms = 1);
+    const size_t n = 80000;
+    reserve_roots = calloc(n, sizeof *reserve_roots);
+    cr_assert_not_null(reserve_roots);
+    arena_format_t f = {scan_none, roots_array, NULL};
+    for (int round = 0; round < 2; round++) {
+        reserve_nroots = 0;
+        for (size_t i = 0; i < n; i++) {
+            void *p = arena_alloc(a, 1000);
+            cr_assert_not_null(p);
+            if (i % 2 == 0)
+                reserve_roots[reserve_nroots++] = p;
+        }
+        cr_assert_eq(arena_trace_collect(a, &f, ARENA_TRACE_FULL, NULL), 0);
+    }
+    reserve_nroots = 100;
+    for (size_t i = 0; i < reserve_nroots; i++)
+        cr_assert_eq(arena_mark(a, reserve_roots[i]), 0);
+    cr_assert_geq(arena_collect(a, NULL), 0);
+    arena_stats_t s;
+    for (int r = 0; r < 24; r++) {
+        usleep(3000); /* past retain_delay_ms: the next refill purges the surplus */
+        for (int i = 0; i < 3000; i++)
+            cr_assert_not_null(arena_alloc(a, 1000));
+    }
+    cr_assert_eq(arena_stats(a, &s), 0);
+    /* The default soft amount with 1 MiB alive is its floor, 16 MiB; a pool chunk of slack. */
+    cr_assert_leq(s.retained_bytes, (size_t)18 << 20,
+                  "%zu bytes stay retained with %zu alive: the reserve outlived the soft amount",
+                  s.retained_bytes, s.live_bytes);
+    free(reserve_roots);
+    arena_destroy(a);
+}
