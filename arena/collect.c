@@ -224,7 +224,7 @@ static void defer_free(struct cycle *c, size_t fp)
         size_t cap = c->dead_cap ? c->dead_cap * 2 : 1024;
         size_t *d = realloc(c->dead_fp, cap * sizeof *d);
         if (d == NULL) {
-            arena__backing_free(c->a->backing, fp, 1);
+            (void)arena__heap_free_file(c->a, fp, 1);
             return;
         }
         c->dead_fp = d;
@@ -247,7 +247,7 @@ static void park_deferred(struct cycle *c)
         size_t j = i + 1;
         while (j < c->ndead && c->dead_fp[j] == c->dead_fp[i] + (j - i))
             j++;
-        note_error(c, arena__backing_free(c->a->backing, c->dead_fp[i], j - i));
+        note_error(c, arena__heap_free_file(c->a, c->dead_fp[i], j - i));
         c->st.pages_released += j - i;
         i = j;
     }
@@ -701,7 +701,7 @@ static int fresh_pages(struct cycle *c, size_t n, size_t *fp)
     struct arena__backing *b = c->a->backing;
     if (c->copy_fp_n < n) {
         if (c->copy_fp_n != 0)
-            arena__backing_free(b, c->copy_fp, c->copy_fp_n);
+            (void)arena__heap_free_file(c->a, c->copy_fp, c->copy_fp_n);
         c->copy_fp_n = 0;
         size_t want = c->slide_left < 256 ? c->slide_left : 256, first;
         want = want < n ? n : want;
@@ -723,7 +723,7 @@ static int fresh_pages(struct cycle *c, size_t n, size_t *fp)
 static void fresh_pages_done(struct cycle *c)
 {
     if (c->copy_fp_n != 0)
-        arena__backing_free(c->a->backing, c->copy_fp, c->copy_fp_n);
+        (void)arena__heap_free_file(c->a, c->copy_fp, c->copy_fp_n);
     c->copy_fp_n = 0;
 }
 
@@ -742,7 +742,7 @@ static int move_copy(struct cycle *c, size_t dst, size_t src, size_t n)
     if (err == 0) {
         err = arena__view_set_run(a->heap_view, dst, fp, fresh_n, ARENA_MOVE_MMAP_FIXED);
         if (err != 0)
-            arena__backing_free(a->backing, fp, fresh_n);
+            (void)arena__heap_free_file(a, fp, fresh_n);
     }
     if (err != 0) {
         free(old);
@@ -819,7 +819,7 @@ static bool batch_open(struct cycle *c, size_t src, size_t n)
         return false;
     char *p = arena__map_window(a->backing, b->fp, b->win);
     if (p == NULL) {
-        arena__backing_free(a->backing, b->fp, b->win);
+        (void)arena__heap_free_file(a, b->fp, b->win);
         return false;
     }
     b->scratch = p;
@@ -867,11 +867,11 @@ static bool batch_flush(struct cycle *c)
     if (err != 0) {
         if (kernel_error(err))
             note_error(c, err);
-        arena__backing_free(a->backing, b->fp, b->win);
+        (void)arena__heap_free_file(a, b->fp, b->win);
         return false;
     }
     if (b->k < b->win)
-        note_error(c, arena__backing_free(a->backing, b->fp + b->k, b->win - b->k));
+        note_error(c, arena__heap_free_file(a, b->fp + b->k, b->win - b->k));
     size_t fp = b->fp;
     for (size_t i = 0; i < b->nu; i++) {
         struct batch_unit *u = &b->u[i];

@@ -760,6 +760,21 @@ static int unpark(arena_t *a, size_t n)
 
 /* Unmap retained slots [slot, slot+n) in every view, then punch their file pages (.req.heap.release-order
  * order). A page whose punch failed is parked. */
+int arena__heap_free_file(arena_t *a, size_t fp, size_t n)
+{
+    int err = arena__backing_free(a->backing, fp, n);
+    if (err == 0)
+        return 0;
+    size_t list[64];
+    for (size_t k = 0; k < n; k += 64) {
+        size_t m = n - k < 64 ? n - k : 64;
+        for (size_t q = 0; q < m; q++)
+            list[q] = fp + k + q;
+        (void)arena__heap_park(a, list, m); /* else leaked to the file until destroy */
+    }
+    return err;
+}
+
 static int release_kept(arena_t *a, size_t slot, size_t n)
 {
     struct arena__heap *h = a->heap;
@@ -772,18 +787,9 @@ static int release_kept(arena_t *a, size_t slot, size_t n)
         size_t fp = h->pages[slot + i].file_page, j = i + 1;
         while (j < n && h->pages[slot + j].file_page == fp + (j - i))
             j++;
-        int e = arena__backing_free(a->backing, fp, j - i);
-        if (e != 0) {
-            size_t list[64];
-            for (size_t k = i; k < j; k += 64) {
-                size_t m = j - k < 64 ? j - k : 64;
-                for (size_t q = 0; q < m; q++)
-                    list[q] = fp + (k - i) + q;
-                (void)arena__heap_park(a, list, m); /* else leaked to the file until destroy */
-            }
-            if (err == 0)
-                err = e;
-        }
+        int e = arena__heap_free_file(a, fp, j - i);
+        if (e != 0 && err == 0)
+            err = e;
         i = j;
     }
     for (size_t i = 0; i < n; i++)

@@ -162,6 +162,10 @@ void arena__heap_retain_pool(arena_t *a, size_t slot, size_t n);
 /* File pages no slot shows any more, kept allocated for the trim (collect.c, after a move
  * displaced retained slots). On ENOMEM the caller punches them itself. */
 int arena__heap_park(arena_t *a, const size_t *fp, size_t n);
+/* Give back n file pages from fp; where the punch is refused they are parked (reused by the
+ * next fresh slots, released by a later trim) instead of staying allocated to nothing.
+ * Returns the punch's error, 0 else. */
+int arena__heap_free_file(arena_t *a, size_t fp, size_t n);
 /* Release retained pages (parked file pages first, then RETAINED slots from the top down)
  * until at most keep_pages stay retained; *released gets the count. a->lock held. */
 int arena__heap_trim(arena_t *a, size_t keep_pages, size_t *released);
