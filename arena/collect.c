@@ -1211,19 +1211,13 @@ void arena__set_tracing(arena_t *a)
     }
 }
 
-bool arena__tracing(const arena_t *a)
-{
-    return a != NULL && arena__callable(a) == ARENA_ESTATE;
-}
-
 int arena_collect(arena_t *a, arena_collect_stats_t *st)
 {
     if (a == NULL)
         return ARENA_ENULL;
-    if (arena__broken(a))
-        return arena__broken(a);
-    if (arena__tracing(a))
-        return ARENA_ESTATE; /* from a callback of arena_trace_collect, which holds the lock */
+    int err = arena__callable(a); /* ARENA_ESTATE from a callback of arena_trace_collect */
+    if (err)
+        return err;
     uint64_t t0 = arena__os_now_ns();
     pthread_mutex_lock(&a->lock);
     struct arena__heap *h = a->heap;

@@ -17,10 +17,8 @@ void arena__gc_fini(arena_t *a);
 void arena__trace_init(arena_t *a);
 /* Free the one-pass collector's tables (trace.c; arena_destroy). */
 void arena__trace_fini(arena_t *a);
-/* trace.c names the arena whose callbacks it runs on the calling thread (NULL after);
- * arena__tracing: whether a is that arena (core.h's arena__callable refuses the locking
- * calls then). */
+/* trace.c names the arena whose callbacks it runs on the calling thread (NULL after); core.h's
+ * arena__callable then refuses the locking calls from that thread. */
 void arena__set_tracing(arena_t *a);
-bool arena__tracing(const arena_t *a);
 
 #endif /* ARENA_COLLECT_H */

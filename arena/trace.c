@@ -799,10 +799,9 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
         return ARENA_ENULL;
     if (mode != ARENA_TRACE_FULL && mode != ARENA_TRACE_YOUNG)
         return ARENA_ECONFIG;
-    if (arena__broken(a))
-        return arena__broken(a);
-    if (arena__tracing(a))
-        return ARENA_ESTATE;
+    int err = arena__callable(a); /* ARENA_ESTATE from one of its own callbacks */
+    if (err)
+        return err;
     pthread_mutex_lock(&a->lock);
     uint64_t t0 = arena__os_now_ns();
     struct arena__heap *h = a->heap;
@@ -845,7 +844,7 @@ int arena_trace_collect(arena_t *a, const arena_format_t *fmt, int mode, arena_c
     (void)arena__heap_restore_reserve(a); /* best effort, as arena_collect */
     tables_return(&ss);
     ss.st.pause_ns = arena__os_now_ns() - t0;
-    int err = ss.err;
+    err = ss.err;
     pthread_mutex_unlock(&a->lock);
     if (st != NULL)
         *st = ss.st;
